@@ -1,0 +1,87 @@
+#include "broker/broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <future>
+#include <thread>
+
+#include "broker/client_connection.hpp"
+#include "broker/retained_store.hpp"
+#include "broker/session_registry.hpp"
+#include "broker/worker.hpp"
+
+namespace mqttd {
+
+Broker::Broker(BrokerSettings settings)
+    : settings_(std::move(settings)),
+      sessions_(std::make_unique<SessionRegistry>()),
+      retained_(std::make_unique<RetainedStore>()) {
+  unsigned n = settings_.workers ? settings_.workers : std::max(1u, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
+  for (auto& w : workers_) w->set_worker_count(n);
+}
+
+Broker::~Broker() { stop(std::chrono::milliseconds(0)); }
+
+void Broker::start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& w : workers_) w->start();
+  spdlog::info("event=broker_started workers={} max_packet_size={} max_connections={}", workers_.size(),
+               settings_.max_packet_size_bytes, settings_.max_connections);
+}
+
+void Broker::stop(std::chrono::milliseconds grace) {
+  if (!started_) return;
+  started_ = false;
+  std::vector<std::future<void>> done;
+  for (auto& w : workers_) {
+    auto promise = std::make_shared<std::promise<void>>();
+    done.push_back(promise->get_future());
+    boost::asio::post(w->io(), [worker = w.get(), promise] {
+      worker->shutdown_connections();
+      promise->set_value();
+    });
+  }
+  for (auto& f : done) f.wait_for(grace + std::chrono::milliseconds(100));
+  // Give the transports a moment to write the DISCONNECT packets.
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (connections_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (auto& w : workers_) w->join();
+  spdlog::info("event=broker_stopped");
+}
+
+std::size_t Broker::worker_count() const { return workers_.size(); }
+
+boost::asio::io_context& Broker::io_context(std::size_t worker) { return workers_[worker]->io(); }
+
+std::size_t Broker::next_worker() { return next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size(); }
+
+bool Broker::admit_connection() {
+  if (connections_.fetch_add(1, std::memory_order_relaxed) >= settings_.max_connections) {
+    connections_.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+std::unique_ptr<ClientConnection> Broker::open_connection(std::size_t worker, Transport& transport) {
+  return std::make_unique<ClientConnection>(*workers_[worker], transport, next_connection_id());
+}
+
+BrokerStats Broker::stats() const {
+  BrokerStats s;
+  s.connections = connections_.load(std::memory_order_relaxed);
+  s.sessions = sessions_->size();
+  s.retained_messages = retained_->size();
+  for (const auto& w : workers_) {
+    s.messages_received += w->messages_received;
+    s.messages_sent += w->messages_sent;
+    s.messages_dropped += w->messages_dropped;
+  }
+  return s;
+}
+
+}  // namespace mqttd

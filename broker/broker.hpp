@@ -1,0 +1,77 @@
+// The broker as the daemon sees it: a fixed pool of workers, each with its own event loop.
+// Listeners hand each accepted connection to one worker for its whole life.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/settings.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mqttd {
+
+class ClientConnection;
+class Transport;
+class Worker;
+class SessionRegistry;
+class RetainedStore;
+
+struct BrokerStats {
+  std::uint64_t connections = 0;
+  std::uint64_t sessions = 0;
+  std::uint64_t retained_messages = 0;
+  std::uint64_t messages_received = 0;
+  std::uint64_t messages_sent = 0;
+  std::uint64_t messages_dropped = 0;
+};
+
+class Broker {
+ public:
+  explicit Broker(BrokerSettings settings);
+  ~Broker();
+  Broker(const Broker&) = delete;
+  Broker& operator=(const Broker&) = delete;
+
+  // Starts the worker threads. The caller's thread is free to run other event loops.
+  void start();
+  // Sends v5 clients DISCONNECT 0x8B (Server shutting down), closes every connection, flushes
+  // what can be flushed within `grace`, and joins the workers.
+  void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(2000));
+
+  std::size_t worker_count() const;
+  boost::asio::io_context& io_context(std::size_t worker);
+  // The worker that should take the next connection (round robin).
+  std::size_t next_worker();
+  // Counts a new connection against max_connections; false if the limit is reached.
+  bool admit_connection();
+  // Creates the protocol engine for a transport on `worker`'s thread. Call from that thread.
+  std::unique_ptr<ClientConnection> open_connection(std::size_t worker, Transport& transport);
+
+  const BrokerSettings& settings() const { return settings_; }
+  BrokerStats stats() const;
+
+  // --- for the workers ---
+  Worker& worker(std::size_t i) { return *workers_[i]; }
+  SessionRegistry& sessions() { return *sessions_; }
+  RetainedStore& retained() { return *retained_; }
+  void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  std::uint64_t next_connection_id() { return connection_ids_.fetch_add(1, std::memory_order_relaxed); }
+
+ private:
+  BrokerSettings settings_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<SessionRegistry> sessions_;
+  std::unique_ptr<RetainedStore> retained_;
+  std::atomic<std::uint64_t> connections_{0};
+  std::atomic<std::uint64_t> connection_ids_{1};
+  std::atomic<std::size_t> next_worker_{0};
+  bool started_ = false;
+};
+
+}  // namespace mqttd

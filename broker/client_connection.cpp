@@ -1,0 +1,848 @@
+#include "broker/client_connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "broker/broker.hpp"
+#include "broker/codec/encode.hpp"
+#include "broker/codec/utf8.hpp"
+#include "broker/codec/wire.hpp"
+#include "broker/retained_store.hpp"
+#include "broker/transport.hpp"
+#include "broker/worker.hpp"
+
+namespace mqttd {
+
+using codec::PacketType;
+using codec::ProtocolVersion;
+using codec::Reason;
+
+namespace {
+
+constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;
+
+std::string assign_client_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "mqttd-";
+  std::uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) id += kHex[(a >> (i * 4)) & 0xF];
+  for (int i = 0; i < 8; ++i) id += kHex[(b >> (i * 4)) & 0xF];
+  return id;
+}
+
+codec::Buffer& encode_scratch() {
+  thread_local codec::Buffer buffer;
+  buffer.clear();
+  return buffer;
+}
+
+bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
+
+}  // namespace
+
+ClientConnection::ClientConnection(Worker& worker, Transport& transport, std::uint64_t id)
+    : worker_(worker), transport_(transport), id_(id), opened_at_(worker.now()), last_receive_(worker.now()) {
+  worker_.add_connection(this);
+}
+
+ClientConnection::~ClientConnection() { finish_close(); }
+
+const std::string& ClientConnection::client_id() const { return session_ ? session_->client_id : pending_client_id_; }
+
+// ---------------------------------------------------------------- input
+
+std::span<std::byte> ClientConnection::read_buffer() {
+  if (partial_size_ == 0) {
+    reading_shared_buffer_ = true;
+    return worker_.shared_read_buffer();
+  }
+  reading_shared_buffer_ = false;
+  std::size_t want = std::max<std::size_t>(needed_ > partial_size_ ? needed_ - partial_size_ : 0, 16 * 1024);
+  if (partial_.size() < partial_size_ + want) partial_.resize(partial_size_ + want);
+  return {partial_.data() + partial_size_, partial_.size() - partial_size_};
+}
+
+void ClientConnection::commit_read(std::size_t n) {
+  last_receive_ = worker_.now();
+  if (reading_shared_buffer_) {
+    codec::Bytes data(worker_.shared_read_buffer().data(), n);
+    process(data);
+    save_partial(data);
+    return;
+  }
+  partial_size_ += n;
+  codec::Bytes data(partial_.data(), partial_size_);
+  process(data);
+  save_partial(data);
+}
+
+void ClientConnection::on_bytes(codec::Bytes input) {
+  last_receive_ = worker_.now();
+  if (partial_size_ == 0) {
+    process(input);
+    save_partial(input);
+    return;
+  }
+  if (partial_.size() < partial_size_ + input.size()) partial_.resize(partial_size_ + input.size());
+  std::memcpy(partial_.data() + partial_size_, input.data(), input.size());
+  partial_size_ += input.size();
+  codec::Bytes data(partial_.data(), partial_size_);
+  process(data);
+  save_partial(data);
+}
+
+// Keeps the unprocessed tail `rest` (which may already lie inside partial_) for the next read.
+void ClientConnection::save_partial(codec::Bytes rest) {
+  if (rest.empty()) {
+    partial_size_ = 0;
+    // An idle connection holds no read buffer.
+    if (!partial_.empty()) std::vector<std::byte>().swap(partial_);
+    return;
+  }
+  if (partial_.empty() || rest.data() < partial_.data() || rest.data() >= partial_.data() + partial_.size()) {
+    partial_.assign(rest.begin(), rest.end());
+  } else if (rest.data() != partial_.data()) {
+    std::memmove(partial_.data(), rest.data(), rest.size());
+  }
+  partial_size_ = rest.size();
+}
+
+void ClientConnection::process(codec::Bytes& data) {
+  in_process_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{in_process_};
+  while (!data.empty() && state_ != State::Closing && state_ != State::Attaching) {
+    codec::FixedHeader h;
+    auto status = codec::parse_fixed_header(data, h);
+    if (status == codec::FrameStatus::Malformed) {
+      protocol_violation(Reason::MalformedPacket, "malformed fixed header");
+      return;
+    }
+    if (state_ == State::AwaitingConnect && std::to_integer<unsigned>(data[0]) >> 4 != 1) {
+      log_close("first packet is not CONNECT");
+      close();
+      return;
+    }
+    if (status == codec::FrameStatus::NeedMore) return;
+    std::size_t total = h.header_size + std::size_t{h.remaining_length};
+    if (total > worker_.broker().settings().max_packet_size_bytes) {
+      protocol_violation(Reason::PacketTooLarge, "packet exceeds the maximum packet size");
+      return;
+    }
+    if (data.size() < total) {
+      needed_ = total;
+      return;
+    }
+    needed_ = 0;
+    handle_packet(h, data.subspan(h.header_size, h.remaining_length));
+    data = data.subspan(total);
+  }
+}
+
+bool ClientConnection::reading_paused() const { return state_ == State::Attaching || output_full(); }
+
+void ClientConnection::handle_packet(const codec::FixedHeader& h, codec::Bytes body) {
+  if (state_ == State::AwaitingConnect) {
+    handle_connect(h, body);
+    return;
+  }
+  switch (h.type) {
+    case PacketType::Connect:
+      protocol_violation(Reason::ProtocolError, "second CONNECT");
+      return;
+    case PacketType::Publish:
+      handle_publish(h, body);
+      return;
+    case PacketType::Puback:
+    case PacketType::Pubrec:
+    case PacketType::Pubrel:
+    case PacketType::Pubcomp:
+      handle_ack(h, body);
+      return;
+    case PacketType::Subscribe:
+      handle_subscribe(h, body);
+      return;
+    case PacketType::Unsubscribe:
+      handle_unsubscribe(h, body);
+      return;
+    case PacketType::Pingreq:
+      if (auto st = codec::decode_empty(h, body); !st.ok()) return protocol_violation(st.reason, st.detail);
+      write_packet([](codec::Buffer& b) { codec::encode_pingresp(b); });
+      return;
+    case PacketType::Disconnect:
+      handle_disconnect(h, body);
+      return;
+    case PacketType::Auth:
+      handle_auth(h, body);
+      return;
+    default:
+      protocol_violation(Reason::ProtocolError, "packet type not sent by clients");
+      return;
+  }
+}
+
+// ---------------------------------------------------------------- CONNECT
+
+void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Connect c;
+  auto st = codec::decode_connect(h, body, c, worker_.scratch());
+  version_ = c.version;
+  if (st.reason == Reason::UnsupportedProtocolVersion) {
+    // Answer in the 3.1.1 format, which every version's client can read (MQTT 5 section 3.1.2.2).
+    std::byte* out = output_.append(4);
+    out[0] = std::byte{0x20};
+    out[1] = std::byte{0x02};
+    out[2] = std::byte{0x00};
+    out[3] = std::byte{0x01};
+    log_close(st.detail);
+    close();
+    return;
+  }
+  if (!st.ok()) return refuse_connect(st.reason, st.detail);
+
+  const auto& settings = worker_.broker().settings();
+  bool v5 = is_v5(version_);
+  std::string client_id(c.client_id);
+  bool assigned = false;
+  if (client_id.empty()) {
+    if (!v5 && !c.clean_start)
+      return refuse_connect(Reason::ClientIdentifierNotValid, "empty client id needs a clean session");
+    client_id = assign_client_id();
+    assigned = true;
+  }
+  if (c.properties.authentication_method)
+    return refuse_connect(Reason::BadAuthenticationMethod, "no enhanced authentication method is configured");
+
+  keep_alive_ = c.keep_alive;
+  bool keep_alive_changed = false;
+  if (v5 && settings.max_keep_alive_seconds && (keep_alive_ == 0 || keep_alive_ > *settings.max_keep_alive_seconds)) {
+    keep_alive_ = *settings.max_keep_alive_seconds;
+    keep_alive_changed = true;
+  }
+  clean_start_ = c.clean_start;
+  bool expiry_changed = false;
+  if (v5) {
+    session_expiry_ = c.properties.session_expiry_interval.value_or(0);
+    client_receive_maximum_ = c.properties.receive_maximum.value_or(65535);
+    client_maximum_packet_size_ = c.properties.maximum_packet_size.value_or(codec::kMaxVarint + 5);
+    request_problem_information_ = c.properties.request_problem_information.value_or(1) == 1;
+  } else {
+    session_expiry_ = c.clean_start ? 0 : kNeverExpires;
+  }
+  if (settings.max_session_expiry_seconds && session_expiry_ > *settings.max_session_expiry_seconds) {
+    session_expiry_ = *settings.max_session_expiry_seconds;
+    expiry_changed = v5;
+  }
+  session_expiry_was_zero_ = session_expiry_ == 0;
+  if (settings.max_receive_maximum)
+    client_receive_maximum_ = std::min(client_receive_maximum_, *settings.max_receive_maximum);
+
+  if (c.will) {
+    // The will's forwarded properties are encoded once now; Will Delay and Message Expiry are
+    // applied by the broker, not forwarded as they are.
+    codec::Properties fwd;
+    const auto& wp = c.will_properties;
+    fwd.payload_format_indicator = wp.payload_format_indicator;
+    fwd.content_type = wp.content_type;
+    fwd.response_topic = wp.response_topic;
+    fwd.correlation_data = wp.correlation_data;
+    fwd.user_properties = wp.user_properties;
+    codec::Buffer& props = encode_scratch();
+    props.resize(codec::properties_size(fwd));
+    codec::encode_property_contents(fwd, props.data());
+    MessageFields f;
+    f.topic = c.will_topic;
+    f.payload = c.will_payload;
+    f.forward_properties = props;
+    f.qos = c.will_qos;
+    f.retain = c.will_retain;
+    std::optional<std::uint32_t> expiry = wp.message_expiry_interval;
+    if (settings.max_message_expiry_seconds)
+      expiry = std::min(expiry.value_or(*settings.max_message_expiry_seconds), *settings.max_message_expiry_seconds);
+    if (expiry) f.expires_at = worker_.now() + std::chrono::seconds(*expiry);
+    will_ = Message::create(f);
+    will_delay_ = wp.will_delay_interval.value_or(0);
+  }
+
+  pending_client_id_ = client_id;
+  state_ = State::Attaching;
+  // Kept for the CONNACK, which attach() sends once the session is here.
+  connack_assigned_ = assigned;
+  connack_keep_alive_changed_ = keep_alive_changed;
+  connack_expiry_changed_ = expiry_changed;
+  worker_.connect(*this, client_id, c.clean_start);
+}
+
+void ClientConnection::attach(SessionPtr session, bool session_present) {
+  if (state_ != State::Attaching) {
+    // The client left while the session was on its way; leave it offline.
+    session_ = std::move(session);
+    session_->connection = this;
+    return;
+  }
+  session_ = std::move(session);
+  session_->connection = this;
+  session_->online.store(true, std::memory_order_relaxed);
+  session_->expiry_interval = session_expiry_;
+  session_->pending_will = MessageRef();  // back within the will delay: no will
+  state_ = State::Connected;
+
+  const auto& settings = worker_.broker().settings();
+  codec::Connack ack;
+  ack.session_present = session_present;
+  ack.reason = Reason::Success;
+  if (is_v5(version_)) {
+    if (connack_assigned_) ack.properties.assigned_client_identifier = session_->client_id;
+    if (connack_keep_alive_changed_) ack.properties.server_keep_alive = keep_alive_;
+    if (connack_expiry_changed_) ack.properties.session_expiry_interval = session_expiry_;
+    ack.properties.receive_maximum = settings.receive_maximum;
+    ack.properties.maximum_packet_size = settings.max_packet_size_bytes;
+    ack.properties.topic_alias_maximum = settings.topic_alias_maximum;
+  }
+  write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+  spdlog::debug("event=connected client_id={} peer={} protocol={} session_present={} keep_alive={}",
+                session_->client_id, transport_.peer(), is_v5(version_) ? 5 : 4, session_present, keep_alive_);
+  resend_session_state();
+  if (!in_process_ && partial_size_ > 0) {
+    // Packets that arrived behind the CONNECT waited for the session; handle them now.
+    codec::Bytes data(partial_.data(), partial_size_);
+    process(data);
+    save_partial(data);
+  }
+  transport_.resume_reading();
+}
+
+void ClientConnection::refuse_connect(Reason reason, std::string_view why) {
+  log_close(why);
+  if (is_v5(version_)) {
+    codec::Connack ack;
+    ack.reason = reason;
+    if (!why.empty()) ack.properties.reason_string = why;
+    write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+  } else if (reason != Reason::MalformedPacket && reason != Reason::ProtocolError) {
+    codec::Connack ack;
+    ack.reason = static_cast<Reason>(codec::to_311_connack(reason));
+    write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+  }
+  close();
+}
+
+// ---------------------------------------------------------------- PUBLISH and acknowledgements
+
+void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Publish p;
+  auto& scratch = worker_.scratch();
+  if (auto st = codec::decode_publish(h, body, version_, p, scratch); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  const auto& settings = worker_.broker().settings();
+  std::string_view topic = p.topic;
+  if (auto alias = p.properties.topic_alias) {
+    if (*alias == 0 || *alias > settings.topic_alias_maximum)
+      return protocol_violation(Reason::TopicAliasInvalid, "topic alias out of range");
+    if (topic_aliases_.size() < settings.topic_alias_maximum) topic_aliases_.resize(settings.topic_alias_maximum);
+    std::string& slot = topic_aliases_[*alias - 1];
+    if (topic.empty()) {
+      if (slot.empty()) return protocol_violation(Reason::ProtocolError, "unknown topic alias");
+      topic = slot;
+    } else {
+      slot.assign(topic);
+    }
+  }
+  if (!codec::valid_topic_name(topic)) return protocol_violation(Reason::TopicNameInvalid, "invalid topic name");
+  if (!p.properties.subscription_identifiers.empty())
+    return protocol_violation(Reason::ProtocolError, "subscription identifier in PUBLISH");
+
+  auto acknowledge = [&](Reason reason) {
+    if (p.qos == 0) return;
+    codec::Ack ack;
+    ack.type = p.qos == 1 ? PacketType::Puback : PacketType::Pubrec;
+    ack.packet_id = p.packet_id;
+    ack.reason = reason;
+    write_packet([&](codec::Buffer& b) { codec::encode_ack(ack, version_, b); });
+  };
+  if (p.properties.payload_format_indicator.value_or(0) == 1 && !codec::valid_utf8(codec::as_string(p.payload))) {
+    if (p.qos == 0) return protocol_violation(Reason::PayloadFormatInvalid, "payload is not UTF-8");
+    return acknowledge(Reason::PayloadFormatInvalid);
+  }
+  if (p.qos == 2) {
+    if (session_->inbound_qos2.contains(p.packet_id)) return acknowledge(Reason::Success);  // a resend: once only
+    if (session_->inbound_qos2.size() >= settings.receive_maximum)
+      return protocol_violation(Reason::ReceiveMaximumExceeded, "too many unreleased QoS 2 messages");
+  }
+
+  // Forward the publisher's properties except the ones recomputed per receiver.
+  codec::Bytes forward = p.raw_properties;
+  bool strip = p.properties.topic_alias || p.properties.message_expiry_interval;
+  codec::Buffer* stripped = nullptr;
+  if (strip) {
+    stripped = &encode_scratch();
+    codec::for_each_raw_property(p.raw_properties, [&](codec::PropertyId id, codec::Bytes raw) {
+      if (id == codec::PropertyId::TopicAlias || id == codec::PropertyId::MessageExpiryInterval) return;
+      stripped->insert(stripped->end(), raw.begin(), raw.end());
+    });
+    forward = *stripped;
+  }
+  MessageFields f;
+  f.topic = topic;
+  f.payload = p.payload;
+  f.forward_properties = forward;
+  f.qos = p.qos;
+  f.retain = p.retain;
+  f.origin = session_.get();
+  std::optional<std::uint32_t> expiry = p.properties.message_expiry_interval;
+  if (settings.max_message_expiry_seconds)
+    expiry = std::min(expiry.value_or(*settings.max_message_expiry_seconds), *settings.max_message_expiry_seconds);
+  if (expiry) f.expires_at = worker_.now() + std::chrono::seconds(*expiry);
+  MessageRef msg = Message::create(f);
+  ++worker_.messages_received;
+  std::size_t receivers = worker_.publish(msg);
+  if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
+  acknowledge(receivers == 0 ? Reason::NoMatchingSubscribers : Reason::Success);
+}
+
+void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Ack a;
+  if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  auto& inflight = session_->inflight;
+  auto find = [&](InflightMessage::State state) {
+    return std::find_if(inflight.begin(), inflight.end(),
+                        [&](const InflightMessage& m) { return m.packet_id == a.packet_id && m.state == state; });
+  };
+  switch (a.type) {
+    case PacketType::Puback: {
+      auto it = find(InflightMessage::State::AwaitingPuback);
+      if (it == inflight.end()) return;  // a late or duplicate acknowledgement
+      inflight.erase(it);
+      session_->release_packet_id(a.packet_id);
+      pump_queue();
+      return;
+    }
+    case PacketType::Pubrec: {
+      auto it = find(InflightMessage::State::AwaitingPubrec);
+      codec::Ack rel;
+      rel.type = PacketType::Pubrel;
+      rel.packet_id = a.packet_id;
+      if (it == inflight.end()) {
+        rel.reason = Reason::PacketIdentifierNotFound;
+      } else if (static_cast<unsigned>(a.reason) >= 0x80) {
+        inflight.erase(it);
+        session_->release_packet_id(a.packet_id);
+        pump_queue();
+        return;
+      } else {
+        it->state = InflightMessage::State::AwaitingPubcomp;
+        it->delivery.message = MessageRef();  // delivered; only the identifier remains
+      }
+      write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
+      return;
+    }
+    case PacketType::Pubrel: {
+      codec::Ack comp;
+      comp.type = PacketType::Pubcomp;
+      comp.packet_id = a.packet_id;
+      if (session_->inbound_qos2.erase(a.packet_id) == 0) comp.reason = Reason::PacketIdentifierNotFound;
+      write_packet([&](codec::Buffer& b) { codec::encode_ack(comp, version_, b); });
+      return;
+    }
+    case PacketType::Pubcomp: {
+      auto it = find(InflightMessage::State::AwaitingPubcomp);
+      if (it == inflight.end()) return;
+      inflight.erase(it);
+      session_->release_packet_id(a.packet_id);
+      pump_queue();
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+// ---------------------------------------------------------------- SUBSCRIBE / UNSUBSCRIBE
+
+void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Subscribe s;
+  if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  bool v5 = is_v5(version_);
+  std::uint32_t identifier =
+      s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
+
+  struct RetainedRequest {
+    std::string filter;
+    SubscriptionOptions options;
+  };
+  std::vector<Reason> reasons;
+  std::vector<IndexChange> changes;
+  std::vector<RetainedRequest> retained;
+  for (const auto& t : s.topics) {
+    codec::SharedFilter shared;
+    bool is_shared = codec::is_shared_filter(t.filter);
+    bool valid = is_shared ? codec::parse_shared_filter(t.filter, shared) : codec::valid_topic_filter(t.filter);
+    if (!valid) {
+      reasons.push_back(v5 ? Reason::TopicFilterInvalid : Reason::UnspecifiedError);
+      continue;
+    }
+    if (is_shared && t.no_local) return protocol_violation(Reason::ProtocolError, "No Local on a shared subscription");
+    SubscriptionOptions opts;
+    opts.qos = t.qos;
+    opts.no_local = t.no_local;
+    opts.retain_as_published = t.retain_as_published;
+    opts.retain_handling = t.retain_handling;
+    opts.identifier = identifier;
+    auto [it, inserted] = session_->subscriptions.try_emplace(std::string(t.filter));
+    it->second.options = opts;
+    IndexChange ch;
+    ch.add = true;
+    ch.options = opts;
+    if (is_shared) {
+      if (!it->second.shared_filter) it->second.shared_filter = std::make_shared<const std::string>(t.filter);
+      ch.filter = shared.filter;
+      ch.share_name = shared.group;
+      ch.share_filter = it->second.shared_filter;
+    } else {
+      ch.filter = t.filter;
+      if (t.retain_handling == 0 || (t.retain_handling == 1 && inserted))
+        retained.push_back(RetainedRequest{std::string(t.filter), opts});
+    }
+    changes.push_back(std::move(ch));
+    reasons.push_back(static_cast<Reason>(t.qos));
+  }
+  std::uint16_t packet_id = s.packet_id;
+  std::uint64_t connection = id_;
+  SessionPtr session = session_;
+  auto done = [connection, session, packet_id, reasons = std::move(reasons),
+               retained = std::move(retained)](Worker& w) {
+    ClientConnection* c = w.find_connection(connection);
+    if (!c || c->session_ != session || !c->connected()) return;
+    codec::Suback ack;
+    ack.packet_id = packet_id;
+    ack.reasons = reasons;
+    c->write_packet([&](codec::Buffer& b) { codec::encode_suback(ack, c->version_, b); });
+    std::vector<MessageRef> messages;
+    for (const auto& r : retained) {
+      messages.clear();
+      w.broker().retained().match(r.filter, w.now(), messages);
+      for (auto& m : messages) {
+        Delivery d;
+        d.qos = std::min(m->qos(), r.options.qos);
+        d.retain = true;
+        d.subscription_ids.add(r.options.identifier);
+        d.message = std::move(m);
+        c->send(std::move(d));
+      }
+    }
+  };
+  worker_.change_subscriptions(session_, std::move(changes), std::move(done));
+}
+
+void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Unsubscribe u;
+  if (auto st = codec::decode_unsubscribe(h, body, version_, u, worker_.scratch()); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  std::vector<Reason> reasons;
+  std::vector<IndexChange> changes;
+  for (auto filter : u.filters) {
+    auto it = session_->subscriptions.find(filter);
+    if (it == session_->subscriptions.end()) {
+      reasons.push_back(Reason::NoSubscriptionExisted);
+      continue;
+    }
+    session_->subscriptions.erase(it);
+    IndexChange ch;
+    ch.add = false;
+    codec::SharedFilter shared;
+    if (codec::parse_shared_filter(filter, shared)) {
+      ch.filter = shared.filter;
+      ch.share_name = shared.group;
+    } else {
+      ch.filter = filter;
+    }
+    changes.push_back(std::move(ch));
+    reasons.push_back(Reason::Success);
+  }
+  std::uint16_t packet_id = u.packet_id;
+  std::uint64_t connection = id_;
+  SessionPtr session = session_;
+  auto done = [connection, session, packet_id, reasons = std::move(reasons)](Worker& w) {
+    ClientConnection* c = w.find_connection(connection);
+    if (!c || c->session_ != session || !c->connected()) return;
+    codec::Unsuback ack;
+    ack.packet_id = packet_id;
+    ack.reasons = reasons;
+    c->write_packet([&](codec::Buffer& b) { codec::encode_unsuback(ack, c->version_, b); });
+  };
+  if (changes.empty()) {
+    done(worker_);
+  } else {
+    worker_.change_subscriptions(session_, std::move(changes), std::move(done));
+  }
+}
+
+// ---------------------------------------------------------------- DISCONNECT / AUTH
+
+void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Disconnect d;
+  if (auto st = codec::decode_disconnect(h, body, version_, d, worker_.scratch()); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  if (auto expiry = d.properties.session_expiry_interval) {
+    if (session_expiry_was_zero_ && *expiry != 0)
+      return protocol_violation(Reason::ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT");
+    const auto& settings = worker_.broker().settings();
+    session_expiry_ =
+        settings.max_session_expiry_seconds ? std::min(*expiry, *settings.max_session_expiry_seconds) : *expiry;
+    session_->expiry_interval = session_expiry_;
+  }
+  if (d.reason != Reason::DisconnectWithWill) will_discarded_ = true;
+  log_close("client sent DISCONNECT");
+  close();
+}
+
+void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes body) {
+  codec::Auth a;
+  if (auto st = codec::decode_auth(h, body, version_, a, worker_.scratch()); !st.ok())
+    return protocol_violation(st.reason, st.detail);
+  protocol_violation(Reason::ProtocolError, "AUTH without enhanced authentication");
+}
+
+// ---------------------------------------------------------------- output
+
+template <typename Fn>
+void ClientConnection::write_packet(Fn&& encode) {
+  codec::Buffer& b = encode_scratch();
+  encode(b);
+  std::memcpy(output_.append(b.size()), b.data(), b.size());
+  request_flush();
+}
+
+void ClientConnection::request_flush() { worker_.schedule_flush(this); }
+
+void ClientConnection::flush_output() { transport_.flush(); }
+
+bool ClientConnection::output_full() const {
+  return output_.pending_bytes() >= worker_.broker().settings().max_pending_output_bytes;
+}
+
+std::uint16_t ClientConnection::send_window() const {
+  return is_v5(version_) ? client_receive_maximum_ : worker_.broker().settings().v311_inflight_window;
+}
+
+void ClientConnection::send(Delivery&& d) {
+  if (d.qos == 0) {
+    if (output_full()) {
+      ++worker_.messages_dropped;
+      return;
+    }
+    if (write_publish(d, 0, false)) request_flush();
+    return;
+  }
+  if (!session_->queue.empty() || session_->inflight.size() >= send_window() || output_full()) {
+    enqueue(std::move(d));
+    return;
+  }
+  send_inflight(std::move(d));
+}
+
+void ClientConnection::enqueue(Delivery&& d) {
+  const auto& settings = worker_.broker().settings();
+  auto& queue = session_->queue;
+  if (queue.size() >= settings.subscriber_queue_length) {
+    ++worker_.messages_dropped;
+    ++session_->dropped_messages;
+    if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
+    queue.pop_front();
+  }
+  queue.push_back(std::move(d));
+}
+
+bool ClientConnection::send_inflight(Delivery&& d) {
+  std::uint16_t packet_id = session_->allocate_packet_id();
+  if (packet_id == 0) {
+    session_->queue.push_front(std::move(d));
+    return false;
+  }
+  if (!write_publish(d, packet_id, false)) {
+    // Too large for this client: dropped as if delivered (MQTT 5 section 3.1.2.25).
+    session_->release_packet_id(packet_id);
+    return true;
+  }
+  InflightMessage m;
+  m.packet_id = packet_id;
+  m.state = d.qos == 1 ? InflightMessage::State::AwaitingPuback : InflightMessage::State::AwaitingPubrec;
+  m.delivery = std::move(d);
+  session_->inflight.push_back(std::move(m));
+  request_flush();
+  return true;
+}
+
+bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
+  const Message& m = *d.message;
+  bool v5 = is_v5(version_);
+  std::size_t props = 0;
+  std::uint32_t expiry = 0;
+  if (v5) {
+    props = m.forward_properties().size();
+    if (m.expires()) {
+      expiry = m.remaining_expiry_seconds(worker_.now());
+      props += 5;
+    }
+    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) props += 1 + codec::varint_size(d.subscription_ids[i]);
+  }
+  std::string_view topic = m.topic();
+  std::size_t remaining = 2 + topic.size() + (d.qos ? 2 : 0) + m.payload().size() +
+                          (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
+  std::size_t total = codec::packet_size(remaining);
+  if (total > client_maximum_packet_size_ || remaining > codec::kMaxVarint) {
+    ++worker_.messages_dropped;
+    return false;
+  }
+  codec::Writer w(output_.append(total - m.payload().size()));
+  w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0)));
+  w.varint(static_cast<std::uint32_t>(remaining));
+  w.string(topic);
+  if (d.qos) w.u16(packet_id);
+  if (v5) {
+    w.varint(static_cast<std::uint32_t>(props));
+    w.raw(m.forward_properties());
+    if (m.expires()) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::MessageExpiryInterval));
+      w.u32(expiry);
+    }
+    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::SubscriptionIdentifier));
+      w.varint(d.subscription_ids[i]);
+    }
+  }
+  output_.append_payload(d.message, m.payload());
+  ++worker_.messages_sent;
+  return true;
+}
+
+void ClientConnection::resend_session_state() {
+  for (auto& m : session_->inflight) {
+    if (m.state == InflightMessage::State::AwaitingPubcomp) {
+      codec::Ack rel;
+      rel.type = PacketType::Pubrel;
+      rel.packet_id = m.packet_id;
+      write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
+    } else {
+      write_publish(m.delivery, m.packet_id, true);
+    }
+  }
+  request_flush();
+  pump_queue();
+}
+
+void ClientConnection::pump_queue() {
+  if (!session_ || state_ != State::Connected) return;
+  auto& queue = session_->queue;
+  while (!queue.empty() && session_->inflight.size() < send_window() && !output_full()) {
+    Delivery d = std::move(queue.front());
+    queue.pop_front();
+    if (d.message->expired(worker_.now())) continue;
+    if (!send_inflight(std::move(d))) break;
+  }
+}
+
+void ClientConnection::on_output_drained() { pump_queue(); }
+
+// ---------------------------------------------------------------- closing
+
+void ClientConnection::protocol_violation(Reason reason, std::string_view why) {
+  if (state_ == State::Closing) return;
+  log_close(why);
+  if (state_ == State::Connected && is_v5(version_)) {
+    codec::Disconnect d;
+    d.reason = reason;
+    if (!why.empty()) d.properties.reason_string = why;
+    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+  }
+  close();
+}
+
+void ClientConnection::disconnect(Reason reason, std::string_view why) {
+  if (state_ == State::Closing) return;
+  if (state_ == State::Connected && is_v5(version_)) {
+    codec::Disconnect d;
+    d.reason = reason;
+    if (!why.empty() && request_problem_information_) d.properties.reason_string = why;
+    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+  }
+  spdlog::info("event=disconnect client_id={} peer={} reason=\"{}\"", client_id(), transport_.peer(),
+               codec::reason_name(reason));
+  close();
+}
+
+void ClientConnection::taken_over(bool session_ends) {
+  spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
+  if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish(will_);
+  will_discarded_ = true;
+  if (state_ == State::Connected && is_v5(version_)) {
+    codec::Disconnect d;
+    d.reason = Reason::SessionTakenOver;
+    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+  }
+  if (session_) {
+    session_->connection = nullptr;
+    session_->online.store(false, std::memory_order_relaxed);
+    session_.reset();
+  }
+  close();
+}
+
+void ClientConnection::superseded() {
+  log_close("a newer connection with the same client id took the session");
+  close();
+}
+
+void ClientConnection::close() {
+  if (state_ == State::Closing) return;
+  state_ = State::Closing;
+  transport_.close();
+}
+
+void ClientConnection::on_transport_closed() { finish_close(); }
+
+void ClientConnection::finish_close() {
+  if (finished_) return;
+  finished_ = true;
+  state_ = State::Closing;
+  worker_.remove_connection(this);
+  worker_.broker().connection_closed();
+  if (!session_) return;
+  if (session_->connection != this) return;
+  if (will_ && !will_discarded_) {
+    if (will_delay_ == 0 || session_expiry_ == 0) {
+      worker_.publish(will_);
+    } else {
+      session_->pending_will = will_;
+      session_->will_due = worker_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_));
+    }
+  }
+  worker_.session_disconnected(session_);
+  session_.reset();
+}
+
+void ClientConnection::tick(Clock::time_point now) {
+  if (state_ == State::AwaitingConnect && now - opened_at_ > worker_.broker().settings().connect_timeout) {
+    log_close("no CONNECT in time");
+    close();
+    return;
+  }
+  if (state_ == State::Connected && keep_alive_ != 0 &&
+      now - last_receive_ > std::chrono::milliseconds(keep_alive_ * 1500)) {
+    disconnect(Reason::KeepAliveTimeout, "keep alive timeout");
+  }
+}
+
+void ClientConnection::log_close(std::string_view why) {
+  spdlog::info("event=close client_id={} peer={} reason=\"{}\"", client_id(), transport_.peer(), why);
+}
+
+}  // namespace mqttd

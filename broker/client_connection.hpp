@@ -1,0 +1,135 @@
+// The MQTT protocol engine of one network connection: bytes in, packets decoded and acted
+// upon, bytes out into an OutputQueue. It does no I/O itself; its Transport does.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "broker/codec/decode.hpp"
+#include "broker/output_queue.hpp"
+#include "broker/session.hpp"
+
+namespace mqttd {
+
+class Transport;
+class Worker;
+
+class ClientConnection {
+ public:
+  ClientConnection(Worker& worker, Transport& transport, std::uint64_t id);
+  ~ClientConnection();
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  std::uint64_t id() const { return id_; }
+  const std::string& client_id() const;
+
+  // --- input, from the transport ---
+  // Where the transport should read next: the worker's shared buffer while no partial packet is
+  // pending (so an idle connection holds no read buffer), else the tail of this connection's
+  // own buffer for the rest of the packet.
+  std::span<std::byte> read_buffer();
+  // `n` bytes were read into the span returned by read_buffer().
+  void commit_read(std::size_t n);
+  // Bytes from a transport that frames its own reads (WebSocket, TLS).
+  void on_bytes(codec::Bytes data);
+  // The network connection is gone (closed by either side).
+  void on_transport_closed();
+  // Everything queued has been written: the session may send what it holds back.
+  void on_output_drained();
+  // True while input must not be read: the client is not reading its own acknowledgements, or
+  // its session is still being taken over from another worker.
+  bool reading_paused() const;
+
+  OutputQueue& output() { return output_; }
+  // Asks the transport to write what is queued.
+  void flush_output();
+
+  // --- called by the worker ---
+  void send(Delivery&& delivery);
+  void tick(Clock::time_point now);
+  // Server-initiated disconnect: a v5 DISCONNECT with `reason`, then close.
+  void disconnect(codec::Reason reason, std::string_view why = {});
+  // Another connection took this session. The will is published now if `session_ends` or the
+  // will has no delay, else dropped (the client is back before the delay).
+  void taken_over(bool session_ends);
+  // The handover of the session lost a race against a newer CONNECT with the same client id.
+  void superseded();
+  void attach(SessionPtr session, bool session_present);
+  const SessionPtr& session() const { return session_; }
+  bool connected() const { return state_ == State::Connected; }
+  bool flush_scheduled = false;  // in the worker's list of connections to flush
+
+ private:
+  enum class State : std::uint8_t { AwaitingConnect, Attaching, Connected, Closing };
+
+  void process(codec::Bytes& data);
+  void save_partial(codec::Bytes rest);
+  void handle_packet(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_connect(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_publish(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_ack(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_subscribe(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_disconnect(const codec::FixedHeader& h, codec::Bytes body);
+  void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
+
+  void refuse_connect(codec::Reason reason, std::string_view why);
+  void protocol_violation(codec::Reason reason, std::string_view why);
+  void close();
+  void finish_close();
+  void handle_will_on_close();
+  // False if no packet identifier was free (the delivery is queued again).
+  bool send_inflight(Delivery&& delivery);
+  // False if the message exceeds the client's Maximum Packet Size (nothing is written).
+  bool write_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
+  void resend_session_state();
+  void pump_queue();
+  void enqueue(Delivery&& delivery);
+  bool output_full() const;
+  std::uint16_t send_window() const;
+  void request_flush();
+  void log_close(std::string_view why);
+
+  template <typename Fn>
+  void write_packet(Fn&& encode);
+
+  Worker& worker_;
+  Transport& transport_;
+  const std::uint64_t id_;
+  State state_ = State::AwaitingConnect;
+  codec::ProtocolVersion version_ = codec::ProtocolVersion::v5;
+  SessionPtr session_;
+  std::string pending_client_id_;  // until the session is attached
+
+  Clock::time_point opened_at_;
+  Clock::time_point last_receive_;
+  std::uint16_t keep_alive_ = 0;
+  std::uint16_t client_receive_maximum_ = 65535;
+  std::uint32_t client_maximum_packet_size_ = codec::kMaxVarint + 5;
+  std::uint32_t session_expiry_ = 0;
+  bool session_expiry_was_zero_ = true;
+  bool clean_start_ = true;
+  bool request_problem_information_ = true;
+  bool will_discarded_ = false;
+  bool finished_ = false;
+  bool in_process_ = false;
+  bool connack_assigned_ = false;
+  bool connack_keep_alive_changed_ = false;
+  bool connack_expiry_changed_ = false;
+  MessageRef will_;
+  std::uint32_t will_delay_ = 0;
+  std::vector<std::string> topic_aliases_;
+
+  std::vector<std::byte> partial_;  // an incomplete packet, only while one is pending
+  std::size_t partial_size_ = 0;
+  std::size_t needed_ = 0;  // size of the packet being assembled, once known
+  bool reading_shared_buffer_ = false;
+
+  OutputQueue output_;
+};
+
+}  // namespace mqttd

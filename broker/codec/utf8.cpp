@@ -1,0 +1,74 @@
+#include "broker/codec/utf8.hpp"
+
+#include <cstdint>
+
+namespace mqttd::codec {
+
+bool valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned c = *p;
+    if (c < 0x80) {
+      if (c == 0) return false;
+      ++p;
+      continue;
+    }
+    int extra;
+    std::uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      unsigned cc = p[i];
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += extra + 1;
+  }
+  return true;
+}
+
+bool valid_topic_name(std::string_view topic) {
+  return !topic.empty() && topic.find_first_of("+#") == std::string_view::npos;
+}
+
+bool valid_topic_filter(std::string_view filter) {
+  if (filter.empty()) return false;
+  std::size_t level_start = 0;
+  for (std::size_t i = 0; i <= filter.size(); ++i) {
+    if (i < filter.size() && filter[i] != '/') continue;
+    std::string_view level = filter.substr(level_start, i - level_start);
+    if (level.size() > 1 && level.find_first_of("+#") != std::string_view::npos) return false;
+    if (level == "#" && i != filter.size()) return false;
+    level_start = i + 1;
+  }
+  return true;
+}
+
+bool is_shared_filter(std::string_view s) { return s.starts_with("$share/"); }
+
+bool parse_shared_filter(std::string_view s, SharedFilter& out) {
+  if (!is_shared_filter(s)) return false;
+  std::string_view rest = s.substr(7);
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return false;
+  out.group = rest.substr(0, slash);
+  out.filter = rest.substr(slash + 1);
+  if (out.group.find_first_of("+#") != std::string_view::npos) return false;
+  return valid_topic_filter(out.filter);
+}
+
+}  // namespace mqttd::codec

@@ -1,0 +1,48 @@
+// The bytes waiting to be written to one client: its own control packets and PUBLISH headers in
+// one growing buffer, and large payloads by reference to the shared message, so that one
+// scatter-gather write sends everything pending without copying those payloads.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <vector>
+
+#include "broker/message.hpp"
+
+namespace mqttd {
+
+class OutputQueue {
+ public:
+  // Payloads up to this size are copied next to their header: an extra iovec costs more than
+  // the copy.
+  static constexpr std::size_t kInlinePayloadLimit = 512;
+
+  // Reserves n bytes at the end of the queue and returns where to write them.
+  std::byte* append(std::size_t n);
+  void append_payload(const MessageRef& msg, Bytes payload);
+
+  bool empty() const { return pending_ == 0; }
+  std::size_t pending_bytes() const { return pending_; }
+
+  // Fills up to `max` iovecs with the front of the queue; returns how many were filled.
+  std::size_t gather(iovec* iov, std::size_t max) const;
+  // Drops the first n bytes, which have been written.
+  void consume(std::size_t n);
+  void clear();
+
+ private:
+  void compact();
+  struct Segment {
+    MessageRef message;  // set: bytes are in the message; empty: bytes are in own_
+    const std::byte* external = nullptr;
+    std::size_t offset = 0;  // into own_ when message is empty
+    std::size_t length = 0;
+  };
+  std::vector<std::byte> own_;
+  std::vector<Segment> segments_;
+  std::size_t head_ = 0;       // first unsent segment
+  std::size_t head_sent_ = 0;  // bytes of it already sent
+  std::size_t pending_ = 0;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,37 @@
+// Broker-wide limits, named after the Broker resource's spec.advanced.clients fields.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace mqttd {
+
+enum class QueueStrategy { None, DropOldest };
+
+struct BrokerSettings {
+  // Worker threads, each with its own event loop; 0 means one per core.
+  unsigned workers = 0;
+  // Caps on what clients request. Unset means the client's value stands.
+  std::optional<std::uint32_t> max_session_expiry_seconds;
+  std::optional<std::uint32_t> max_message_expiry_seconds;
+  std::uint32_t max_packet_size_bytes = 16 * 1024 * 1024;
+  std::optional<std::uint16_t> max_receive_maximum;
+  std::optional<std::uint16_t> max_keep_alive_seconds;
+  // Messages waiting per session (QoS 1/2 while offline or while the send window is full). With
+  // strategy None, a full queue refuses new messages; with DropOldest it drops its oldest.
+  std::uint64_t subscriber_queue_length = 100'000;
+  QueueStrategy subscriber_queue_strategy = QueueStrategy::None;
+  std::uint32_t max_connections = 100'000;
+
+  // What the broker itself grants.
+  std::uint16_t receive_maximum = 1024;       // QoS 2 messages a client may have unreleased
+  std::uint16_t topic_alias_maximum = 64;     // inbound topic aliases per connection
+  std::uint16_t v311_inflight_window = 1024;  // MQTT 3.1.1 has no Receive Maximum
+  std::chrono::seconds connect_timeout{10};   // time allowed between accept and CONNECT
+  // Bytes pending to one client beyond which QoS 0 messages to it are dropped and QoS 1/2
+  // messages wait in its session queue.
+  std::size_t max_pending_output_bytes = 4 * 1024 * 1024;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,21 @@
+// What the protocol engine needs from the byte stream under it (TCP, TLS, WebSocket). The
+// transport lives on the connection's worker thread and owns the ClientConnection.
+#pragma once
+
+#include <string>
+
+namespace mqttd {
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // Write what the connection's OutputQueue holds, now or when the socket allows.
+  virtual void flush() = 0;
+  // Write what is queued, then close the connection.
+  virtual void close() = 0;
+  // Resume reading after the connection paused it (see ClientConnection::reading_paused).
+  virtual void resume_reading() = 0;
+  virtual const std::string& peer() const = 0;
+};
+
+}  // namespace mqttd

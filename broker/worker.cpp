@@ -1,0 +1,456 @@
+#include "broker/worker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+#include "broker/broker.hpp"
+#include "broker/client_connection.hpp"
+#include "broker/codec/utf8.hpp"
+#include "broker/retained_store.hpp"
+#include "broker/session_registry.hpp"
+#include "broker/transport.hpp"
+
+namespace mqttd {
+
+namespace {
+constexpr std::size_t kReadBufferSize = 64 * 1024;
+constexpr auto kTickInterval = std::chrono::milliseconds(250);
+}  // namespace
+
+Worker::Worker(Broker& broker, unsigned index)
+    : broker_(broker), index_(index), io_(1), ticker_(io_), now_(Clock::now()), read_buffer_(kReadBufferSize) {}
+
+Worker::~Worker() { join(); }
+
+void Worker::set_worker_count(std::size_t n) { outbox_.resize(n); }
+
+void Worker::start() {
+  schedule_tick();
+  thread_ = std::thread([this] {
+    auto guard = boost::asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    io_.stop();
+    thread_.join();
+  }
+}
+
+// ---------------------------------------------------------------- connections
+
+void Worker::add_connection(ClientConnection* c) { connections_.emplace(c->id(), c); }
+
+void Worker::remove_connection(ClientConnection* c) {
+  connections_.erase(c->id());
+  if (c->flush_scheduled) std::erase(to_flush_, c);
+}
+
+ClientConnection* Worker::find_connection(std::uint64_t id) {
+  auto it = connections_.find(id);
+  return it == connections_.end() ? nullptr : it->second;
+}
+
+void Worker::schedule_flush(ClientConnection* c) {
+  if (c && !c->flush_scheduled) {
+    c->flush_scheduled = true;
+    to_flush_.push_back(c);
+  }
+  if (!flush_posted_) {
+    flush_posted_ = true;
+    boost::asio::post(io_, [this] { flush(); });
+  }
+}
+
+// Runs once per turn of the event loop in which something was queued: cross-worker deliveries
+// go out in one batch per target, and each connection with output gets one write.
+void Worker::flush() {
+  flush_posted_ = false;
+  for (std::size_t w = 0; w < outbox_.size(); ++w) {
+    auto& batch = outbox_[w];
+    if (batch.empty()) continue;
+    Worker& target = broker_.worker(w);
+    bool wake;
+    {
+      std::lock_guard lock(target.inbox_mutex_);
+      if (target.inbox_deliveries_.empty()) {
+        target.inbox_deliveries_.swap(batch);
+      } else {
+        for (auto& d : batch) target.inbox_deliveries_.push_back(std::move(d));
+      }
+      wake = !target.inbox_wake_posted_;
+      target.inbox_wake_posted_ = true;
+    }
+    batch.clear();
+    if (wake) boost::asio::post(target.io_, [&target] { target.drain_inbox(); });
+  }
+  // Flushing can schedule more flushes (a drained connection pulls from its session queue), so
+  // iterate over the current batch only.
+  std::vector<ClientConnection*> batch;
+  batch.swap(to_flush_);
+  for (auto* c : batch) c->flush_scheduled = false;
+  // Transports close asynchronously, so no connection of the batch is destroyed in this loop.
+  for (auto* c : batch) c->flush_output();
+}
+
+void Worker::shutdown_connections() {
+  std::vector<ClientConnection*> all;
+  for (auto& [id, c] : connections_) all.push_back(c);
+  for (auto* c : all) c->disconnect(codec::Reason::ServerShuttingDown, "server shutting down");
+}
+
+// ---------------------------------------------------------------- cross-thread
+
+void Worker::post(std::function<void(Worker&)> task) {
+  bool wake;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_tasks_.push_back(std::move(task));
+    wake = !inbox_wake_posted_;
+    inbox_wake_posted_ = true;
+  }
+  if (wake) boost::asio::post(io_, [this] { drain_inbox(); });
+}
+
+void Worker::drain_inbox() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    drained_tasks_.swap(inbox_tasks_);
+    drained_deliveries_.swap(inbox_deliveries_);
+    inbox_wake_posted_ = false;
+  }
+  for (auto& task : drained_tasks_) task(*this);
+  drained_tasks_.clear();
+  for (auto& rd : drained_deliveries_) deliver(rd.session, std::move(rd.delivery));
+  drained_deliveries_.clear();
+}
+
+// ---------------------------------------------------------------- ticks
+
+void Worker::schedule_tick() {
+  ticker_.expires_after(kTickInterval);
+  ticker_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void Worker::tick() {
+  now_ = Clock::now();
+  std::vector<ClientConnection*> all;
+  all.reserve(connections_.size());
+  for (auto& [id, c] : connections_) all.push_back(c);
+  for (auto* c : all) c->tick(now_);
+
+  std::vector<SessionPtr> expired;
+  for (auto& [raw, s] : offline_) {
+    if (s->pending_will && now_ >= s->will_due) {
+      MessageRef will = std::move(s->pending_will);
+      s->pending_will = MessageRef();
+      publish(will);
+    }
+    if (s->expiry_interval != 0xFFFFFFFF && now_ >= s->disconnected_at + std::chrono::seconds(s->expiry_interval))
+      expired.push_back(s);
+  }
+  for (auto& s : expired) {
+    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) end_session(s);
+  }
+}
+
+// ---------------------------------------------------------------- sessions
+
+void Worker::connect(ClientConnection& c, const std::string& client_id, bool clean_start) {
+  auto claim = broker_.sessions().claim(client_id, index_);
+  if (!claim.existed) {
+    c.attach(claim.session, false);
+    return;
+  }
+  handover(claim.session, claim.generation, index_, c.id(), clean_start);
+}
+
+// Runs on the session's owner (chasing it if it moved): detaches the old connection, then
+// passes ownership to worker `to`.
+void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start) {
+  unsigned owner = s->owner.load(std::memory_order_acquire);
+  if (owner != index_) {
+    broker_.worker(owner).post([=](Worker& w) { w.handover(s, generation, to, connection, clean_start); });
+    return;
+  }
+  if (s->generation.load(std::memory_order_acquire) != generation) {
+    // A newer CONNECT for the same client id claimed the session; it will take it from here.
+    broker_.worker(to).post([connection](Worker& w) {
+      if (auto* c = w.find_connection(connection)) c->superseded();
+    });
+    return;
+  }
+  if (s->connection) s->connection->taken_over(clean_start);
+  offline_.erase(s.get());
+  if (to == index_) {
+    attach(std::move(s), generation, connection, clean_start);
+    return;
+  }
+  s->owner.store(to, std::memory_order_release);
+  broker_.worker(to).post([=](Worker& w) { w.attach(s, generation, connection, clean_start); });
+}
+
+void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool clean_start) {
+  ClientConnection* c = find_connection(connection);
+  bool current = s->generation.load(std::memory_order_acquire) == generation;
+  if (!current) {
+    if (c) c->superseded();
+    // A newer claimant's handover will find the session here (it is owned here now).
+    if (!s->connection) {
+      s->disconnected_at = now_;
+      offline_.emplace(s.get(), s);
+    }
+    return;
+  }
+  if (clean_start) clear_session(s);
+  if (!c) {
+    // The client left while its session was on the way: it stays here, offline.
+    session_disconnected(s);
+    return;
+  }
+  c->attach(std::move(s), !clean_start);
+}
+
+void Worker::session_disconnected(const SessionPtr& s) {
+  s->connection = nullptr;
+  s->online.store(false, std::memory_order_relaxed);
+  s->disconnected_at = now_;
+  if (s->expiry_interval == 0) {
+    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) {
+      end_session(s);
+      return;
+    }
+  }
+  offline_.emplace(s.get(), s);
+  // Unacknowledged shared-subscription messages go to another member of the group now rather
+  // than wait for this one to come back.
+  std::deque<InflightMessage> keep;
+  for (auto& m : s->inflight) {
+    if (m.delivery.shared_filter && m.state != InflightMessage::State::AwaitingPubcomp) {
+      s->release_packet_id(m.packet_id);
+      redistribute(s.get(), std::move(m.delivery));
+    } else {
+      keep.push_back(std::move(m));
+    }
+  }
+  s->inflight.swap(keep);
+  std::deque<Delivery> queued;
+  for (auto& d : s->queue) {
+    if (d.shared_filter) {
+      redistribute(s.get(), std::move(d));
+    } else {
+      queued.push_back(std::move(d));
+    }
+  }
+  s->queue.swap(queued);
+}
+
+// The session is over: its will goes out, its subscriptions leave every replica, and messages
+// held for shared subscriptions go to other members.
+void Worker::end_session(const SessionPtr& s) {
+  offline_.erase(s.get());
+  s->ended = true;
+  if (s->pending_will) {
+    MessageRef will = std::move(s->pending_will);
+    s->pending_will = MessageRef();
+    publish(will);
+  }
+  clear_session(s);
+}
+
+void Worker::clear_session(const SessionPtr& s) {
+  if (!s->subscriptions.empty()) {
+    std::vector<IndexChange> changes;
+    for (auto& [filter, sub] : s->subscriptions) {
+      IndexChange ch;
+      ch.add = false;
+      codec::SharedFilter shared;
+      if (codec::parse_shared_filter(filter, shared)) {
+        ch.filter = shared.filter;
+        ch.share_name = shared.group;
+      } else {
+        ch.filter = filter;
+      }
+      changes.push_back(std::move(ch));
+    }
+    s->subscriptions.clear();
+    change_subscriptions(s, std::move(changes), nullptr);
+  }
+  for (auto& m : s->inflight)
+    if (m.delivery.shared_filter) redistribute(s.get(), std::move(m.delivery));
+  for (auto& d : s->queue)
+    if (d.shared_filter) redistribute(s.get(), std::move(d));
+  s->inflight.clear();
+  s->queue.clear();
+  s->inbound_qos2.clear();
+  s->release_all_packet_ids();
+  s->pending_will = MessageRef();
+}
+
+void Worker::apply(const SessionPtr& s, const std::vector<IndexChange>& changes) {
+  for (const auto& ch : changes) {
+    if (ch.add) {
+      index_tree_.add(s, ch.filter, ch.options, ch.share_name, ch.share_filter ? *ch.share_filter : std::string_view{});
+    } else {
+      index_tree_.remove(s.get(), ch.filter, ch.share_name);
+    }
+  }
+}
+
+void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> changes,
+                                  std::function<void(Worker&)> done) {
+  apply(s, changes);
+  std::size_t others = broker_.worker_count() - 1;
+  if (others == 0) {
+    if (done) done(*this);
+    return;
+  }
+  // Every replica applies the change before `done` runs, so that once the client has its
+  // SUBACK, a message published on any worker finds the subscription.
+  struct Barrier {
+    std::atomic<std::size_t> remaining;
+    std::vector<IndexChange> changes;
+    std::function<void(Worker&)> done;
+  };
+  auto barrier = std::make_shared<Barrier>();
+  barrier->remaining = others;
+  barrier->changes = std::move(changes);
+  barrier->done = std::move(done);
+  for (std::size_t w = 0; w < broker_.worker_count(); ++w) {
+    if (w == index_) continue;
+    broker_.worker(w).post([s, barrier](Worker& worker) {
+      worker.apply(s, barrier->changes);
+      if (barrier->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && barrier->done) {
+        auto run_on_owner = [s, barrier](Worker& any) {
+          unsigned owner = s->owner.load(std::memory_order_acquire);
+          auto fn = barrier->done;
+          if (owner == any.index()) {
+            fn(any);
+          } else {
+            any.broker().worker(owner).post(std::move(fn));
+          }
+        };
+        run_on_owner(worker);
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------- routing
+
+std::size_t Worker::publish(const MessageRef& msg) {
+  if (msg->retain()) broker_.retained().set(msg);
+  matches_.clear();
+  const Session* origin = static_cast<const Session*>(msg->origin());
+  index_tree_.match(
+      msg->topic(),
+      [&](const Subscriber& sub) {
+        if (sub.options.no_local && sub.session.get() == origin) return;
+        matches_.push_back(Match{&sub, nullptr});
+      },
+      [&](SharedGroup& group) {
+        if (const Subscriber* member = choose_member(group, nullptr)) matches_.push_back(Match{member, &group});
+      });
+  if (matches_.empty()) return 0;
+  // One delivery per session for its plain subscriptions: the highest QoS granted, and every
+  // subscription identifier (MQTT 5 section 3.3.4). Shared-group deliveries stay separate.
+  if (matches_.size() > 1) {
+    std::sort(matches_.begin(), matches_.end(), [](const Match& a, const Match& b) {
+      if (a.subscriber->session.get() != b.subscriber->session.get())
+        return a.subscriber->session.get() < b.subscriber->session.get();
+      return a.group < b.group;
+    });
+  }
+  std::size_t delivered = 0;
+  for (std::size_t i = 0; i < matches_.size();) {
+    const Match& first = matches_[i];
+    Delivery d;
+    d.message = msg;
+    d.qos = 0;
+    std::size_t j = i;
+    do {
+      const auto& opts = matches_[j].subscriber->options;
+      d.qos = std::max<std::uint8_t>(d.qos, std::min(msg->qos(), opts.qos));
+      d.retain = d.retain || (opts.retain_as_published && msg->retain());
+      d.subscription_ids.add(opts.identifier);
+      ++j;
+    } while (!first.group && j < matches_.size() && !matches_[j].group &&
+             matches_[j].subscriber->session == first.subscriber->session);
+    if (first.group) d.shared_filter = std::make_shared<const std::string>(first.group->share_filter);
+    deliver(first.subscriber->session, std::move(d));
+    ++delivered;
+    i = j;
+  }
+  return delivered;
+}
+
+const Subscriber* Worker::choose_member(SharedGroup& g, const Session* exclude) {
+  std::size_t n = g.members.size();
+  const Subscriber* fallback = nullptr;
+  for (std::size_t k = 0; k < n; ++k) {
+    const Subscriber& m = g.members[(g.next + k) % n];
+    if (m.session.get() == exclude) continue;
+    if (m.session->online.load(std::memory_order_relaxed)) {
+      g.next = (g.next + k + 1) % n;
+      return &m;
+    }
+    if (!fallback) fallback = &m;
+  }
+  if (fallback) g.next = (g.next + 1) % n;
+  return fallback;
+}
+
+void Worker::redistribute(const Session* leaving, Delivery&& d) {
+  codec::SharedFilter shared;
+  if (!d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return;
+  SharedGroup* group = index_tree_.find_group(shared.filter, shared.group);
+  if (!group) return;
+  const Subscriber* member = choose_member(*group, leaving);
+  if (!member) return;
+  d.qos = std::min(d.message->qos(), member->options.qos);
+  d.subscription_ids = SubscriptionIds();
+  d.subscription_ids.add(member->options.identifier);
+  deliver(member->session, std::move(d));
+}
+
+void Worker::deliver(const SessionPtr& s, Delivery&& d) {
+  unsigned owner = s->owner.load(std::memory_order_acquire);
+  if (owner == index_) {
+    deliver_here(s, std::move(d));
+    return;
+  }
+  outbox_[owner].push_back(RemoteDelivery{s, std::move(d)});
+  schedule_flush(nullptr);
+}
+
+void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
+  if (s->ended) {
+    if (d.shared_filter) redistribute(s.get(), std::move(d));
+    return;
+  }
+  if (d.message->expired(now_)) return;
+  if (s->connection && s->connection->connected()) {
+    s->connection->send(std::move(d));
+    return;
+  }
+  // Offline: QoS 0 is not kept (MQTT 5 section 3.1.2.4 allows either; AIO drops it).
+  if (d.qos == 0) return;
+  const auto& settings = broker_.settings();
+  if (s->queue.size() >= settings.subscriber_queue_length) {
+    ++messages_dropped;
+    ++s->dropped_messages;
+    if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
+    s->queue.pop_front();
+  }
+  s->queue.push_back(std::move(d));
+}
+
+}  // namespace mqttd

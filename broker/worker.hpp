@@ -1,0 +1,126 @@
+// One worker thread: its event loop, its replica of the subscription index, the connections it
+// owns, and the queue through which other workers hand it deliveries and tasks. Internal to
+// broker/; listeners see only Broker.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/codec/decode.hpp"
+#include "broker/session.hpp"
+#include "broker/subscription_index.hpp"
+
+namespace mqttd {
+
+class Broker;
+class ClientConnection;
+
+// A change to the subscription index, applied on every worker.
+struct IndexChange {
+  bool add = true;
+  std::string filter;      // without the "$share/<name>/" prefix
+  std::string share_name;  // empty for plain subscriptions
+  std::shared_ptr<const std::string> share_filter;
+  SubscriptionOptions options;
+};
+
+class Worker {
+ public:
+  Worker(Broker& broker, unsigned index);
+  ~Worker();
+
+  // Called once by the broker when every worker exists.
+  void set_worker_count(std::size_t n);
+  void start();
+  void join();
+  boost::asio::io_context& io() { return io_; }
+  unsigned index() const { return index_; }
+  Broker& broker() { return broker_; }
+  Clock::time_point now() const { return now_; }
+  codec::DecodeScratch& scratch() { return scratch_; }
+  std::span<std::byte> shared_read_buffer() { return read_buffer_; }
+
+  // --- connections (worker thread only) ---
+  void add_connection(ClientConnection* c);
+  void remove_connection(ClientConnection* c);
+  ClientConnection* find_connection(std::uint64_t id);
+  void schedule_flush(ClientConnection* c);
+  void shutdown_connections();
+  std::size_t connection_count() const { return connections_.size(); }
+
+  // --- sessions ---
+  // Claims the session for a CONNECT on this worker and takes it over from wherever it is.
+  void connect(ClientConnection& c, const std::string& client_id, bool clean_start);
+  // The connection of `s` closed; the session stays (offline) or ends.
+  void session_disconnected(const SessionPtr& s);
+  // Applies changes to every replica, then runs `done` on the session's owner worker.
+  void change_subscriptions(const SessionPtr& s, std::vector<IndexChange> changes, std::function<void(Worker&)> done);
+  void end_session(const SessionPtr& s);
+  void clear_session(const SessionPtr& s);
+
+  // --- routing (worker thread only) ---
+  // Stores a retained message and delivers to every matching subscription. Returns the number
+  // of sessions it was delivered to.
+  std::size_t publish(const MessageRef& msg);
+  void deliver(const SessionPtr& s, Delivery&& d);
+  // Sends a shared-subscription message to another member of its group than `leaving`.
+  void redistribute(const Session* leaving, Delivery&& d);
+
+  // --- cross-thread (any thread) ---
+  void post(std::function<void(Worker&)> task);
+
+  std::uint64_t messages_received = 0;  // written by this worker, read for stats
+  std::uint64_t messages_sent = 0;
+  std::uint64_t messages_dropped = 0;
+
+ private:
+  struct RemoteDelivery {
+    SessionPtr session;
+    Delivery delivery;
+  };
+  struct Match {
+    const Subscriber* subscriber;
+    const SharedGroup* group;
+  };
+
+  void deliver_here(const SessionPtr& s, Delivery&& d);
+  void handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start);
+  void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool clean_start);
+  void apply(const SessionPtr& s, const std::vector<IndexChange>& changes);
+  const Subscriber* choose_member(SharedGroup& g, const Session* exclude);
+  void drain_inbox();
+  void flush();
+  void tick();
+  void schedule_tick();
+
+  Broker& broker_;
+  const unsigned index_;
+  boost::asio::io_context io_;
+  boost::asio::steady_timer ticker_;
+  std::thread thread_;
+  Clock::time_point now_;
+
+  SubscriptionIndex index_tree_;
+  std::unordered_map<std::uint64_t, ClientConnection*> connections_;
+  std::unordered_map<Session*, SessionPtr> offline_;  // sessions owned here with no connection
+  std::vector<ClientConnection*> to_flush_;
+  bool flush_posted_ = false;
+  std::vector<std::vector<RemoteDelivery>> outbox_;  // per target worker
+  std::vector<Match> matches_;                       // scratch for publish()
+  codec::DecodeScratch scratch_;
+  std::vector<std::byte> read_buffer_;
+
+  std::mutex inbox_mutex_;
+  std::vector<RemoteDelivery> inbox_deliveries_;
+  std::vector<std::function<void(Worker&)>> inbox_tasks_;
+  bool inbox_wake_posted_ = false;
+  std::vector<RemoteDelivery> drained_deliveries_;
+  std::vector<std::function<void(Worker&)>> drained_tasks_;
+};
+
+}  // namespace mqttd

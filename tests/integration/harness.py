@@ -1,0 +1,216 @@
+"""Shared helpers for the integration tests: start the real daemon on a free loopback port, and
+drive it with real clients (paho-mqtt, mosquitto_pub/sub, raw sockets)."""
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+BINARY = os.environ.get("MQTTD_BINARY") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "daemon", "mqttd")
+TIMEOUT = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """The mqttd binary on a free port, stopped (SIGTERM) and checked at exit."""
+
+    def __init__(self, config_yaml=None, workers=2, extra_args=()):
+        self.port = free_port()
+        self.tmp = tempfile.mkdtemp(prefix="mqttd-test-")
+        args = [BINARY, "--listen", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "debug"]
+        if config_yaml is not None:
+            path = os.path.join(self.tmp, "broker.yaml")
+            with open(path, "w") as f:
+                f.write(config_yaml)
+            args += ["--config", path]
+        args += list(extra_args)
+        self.log_path = os.path.join(self.tmp, "mqttd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError("mqttd did not start:\n" + self.logs())
+
+    def logs(self):
+        self.log.flush()
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("mqttd did not stop on SIGTERM:\n" + self.logs())
+        self.log.close()
+        code = self.proc.returncode
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return code
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        code = self.stop()
+        if exc[0] is None and code != 0:
+            raise AssertionError(f"mqttd exited with {code}")
+
+
+class Client:
+    """A paho-mqtt client that records what it receives, with waiting helpers."""
+
+    def __init__(self, port, client_id="", version=5, clean_start=True, session_expiry=None,
+                 receive_maximum=None, maximum_packet_size=None, keepalive=60, will=None,
+                 user_properties=None, connect=True):
+        self.port = port
+        self.version = version
+        protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
+        kwargs = {"client_id": client_id, "protocol": protocol}
+        if version != 5:
+            kwargs["clean_session"] = clean_start
+        self.client = mqtt.Client(**kwargs)
+        self.messages = queue.Queue()
+        self.connacks = queue.Queue()
+        self.disconnects = queue.Queue()
+        self.subacks = queue.Queue()
+        self.pubacks = queue.Queue()
+        self.client.on_message = lambda c, u, m: self.messages.put(m)
+        self.client.on_subscribe = lambda c, u, mid, granted, *rest: self.subacks.put((mid, granted))
+        self.client.on_publish = lambda c, u, mid: self.pubacks.put(mid)
+        if version == 5:
+            self.client.on_connect = lambda c, u, flags, rc, props=None: self.connacks.put((flags, rc, props))
+            self.client.on_disconnect = lambda c, u, rc, props=None: self.disconnects.put(rc)
+        else:
+            self.client.on_connect = lambda c, u, flags, rc: self.connacks.put((flags, rc, None))
+            self.client.on_disconnect = lambda c, u, rc: self.disconnects.put(rc)
+        if will:
+            self.client.will_set(**will)
+        self.connect_properties = None
+        if version == 5:
+            props = Properties(PacketTypes.CONNECT)
+            if session_expiry is not None:
+                props.SessionExpiryInterval = session_expiry
+            if receive_maximum is not None:
+                props.ReceiveMaximum = receive_maximum
+            if maximum_packet_size is not None:
+                props.MaximumPacketSize = maximum_packet_size
+            if user_properties:
+                props.UserProperty = user_properties
+            self.connect_properties = props
+        self.clean_start = clean_start
+        self.keepalive = keepalive
+        self.connack = None
+        if connect:
+            self.connect()
+
+    def connect(self):
+        if self.version == 5:
+            self.client.connect("127.0.0.1", self.port, keepalive=self.keepalive, clean_start=self.clean_start,
+                                properties=self.connect_properties)
+        else:
+            self.client.connect("127.0.0.1", self.port, keepalive=self.keepalive)
+        self.client.loop_start()
+        self.connack = self.connacks.get(timeout=TIMEOUT)
+        return self.connack
+
+    def subscribe(self, topic, qos=0, no_local=False, retain_as_published=False, retain_handling=0,
+                  subscription_id=None):
+        if self.version == 5:
+            props = None
+            if subscription_id is not None:
+                props = Properties(PacketTypes.SUBSCRIBE)
+                props.SubscriptionIdentifier = subscription_id
+            options = SubscribeOptions(qos=qos, noLocal=no_local, retainAsPublished=retain_as_published,
+                                       retainHandling=retain_handling)
+            self.client.subscribe(topic, options=options, properties=props)
+        else:
+            self.client.subscribe(topic, qos)
+        return self.subacks.get(timeout=TIMEOUT)[1]
+
+    def publish(self, topic, payload, qos=0, retain=False, properties=None, wait=True):
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if wait and qos > 0:
+            info.wait_for_publish(timeout=TIMEOUT)
+            assert info.is_published(), "no acknowledgement for " + topic
+        return info
+
+    def expect(self, timeout=TIMEOUT):
+        return self.messages.get(timeout=timeout)
+
+    def expect_nothing(self, wait=0.5):
+        try:
+            m = self.messages.get(timeout=wait)
+        except queue.Empty:
+            return
+        raise AssertionError(f"unexpected message on {m.topic}: {m.payload!r}")
+
+    def disconnect(self, properties=None):
+        self.client.disconnect(properties=properties) if self.version == 5 else self.client.disconnect()
+        self.client.loop_stop()
+
+    def drop(self):
+        """Closes the socket without DISCONNECT, as a crashed client would."""
+        self.client.loop_stop()
+        self.client.socket().close()
+
+
+def run_tool(args, timeout=TIMEOUT, check=True):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+def raw_connect_v5(client_id=b"raw"):
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + len(client_id).to_bytes(2, "big") + client_id
+    return b"\x10" + bytes([len(body)]) + body
+
+
+def raw_connect_v311(client_id=b"raw"):
+    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id
+    return b"\x10" + bytes([len(body)]) + body
+
+
+def read_until_closed(sock, timeout=TIMEOUT):
+    """Everything the broker sends until it closes the connection."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,137 @@
+// Topic matching: the subscription index and the retained store, including the '$' rules and
+// shared subscriptions.
+#include <catch2/catch.hpp>
+#include <set>
+#include <string>
+
+#include "broker/retained_store.hpp"
+#include "broker/session.hpp"
+#include "broker/subscription_index.hpp"
+
+using namespace mqttd;
+
+namespace {
+
+std::set<std::string> matching(SubscriptionIndex& index, std::string_view topic) {
+  std::set<std::string> out;
+  index.match(
+      topic, [&](const Subscriber& s) { out.insert(s.session->client_id); },
+      [&](SharedGroup& g) { out.insert("group:" + g.name); });
+  return out;
+}
+
+bool matches(std::string_view filter, std::string_view topic) {
+  SubscriptionIndex index;
+  auto s = std::make_shared<Session>("s", 0);
+  index.add(s, filter, {});
+  return !matching(index, topic).empty();
+}
+
+MessageRef message(std::string_view topic, std::string_view payload = "x") {
+  MessageFields f;
+  f.topic = topic;
+  f.payload = {reinterpret_cast<const std::byte*>(payload.data()), payload.size()};
+  return Message::create(f);
+}
+
+}  // namespace
+
+TEST_CASE("filter matching follows MQTT section 4.7", "[topics]") {
+  CHECK(matches("a/b", "a/b"));
+  CHECK_FALSE(matches("a/b", "a/c"));
+  CHECK(matches("a/+", "a/b"));
+  CHECK_FALSE(matches("a/+", "a/b/c"));
+  CHECK(matches("a/+", "a/"));
+  CHECK(matches("a/#", "a"));
+  CHECK(matches("a/#", "a/b/c"));
+  CHECK(matches("#", "a/b"));
+  CHECK(matches("+/+", "/a"));
+  CHECK(matches("/+", "/a"));
+  CHECK_FALSE(matches("+", "/a"));
+  CHECK(matches("+/b/#", "x/b"));
+  CHECK(matches("a//b", "a//b"));
+  CHECK_FALSE(matches("A/b", "a/b"));  // case-sensitive
+}
+
+TEST_CASE("'$' topics are not matched by a leading wildcard", "[topics]") {
+  CHECK_FALSE(matches("#", "$SYS/uptime"));
+  CHECK_FALSE(matches("+/uptime", "$SYS/uptime"));
+  CHECK(matches("$SYS/#", "$SYS/uptime"));
+  CHECK(matches("$SYS/+", "$SYS/uptime"));
+  CHECK(matches("a/#", "a/$b"));  // only the first level is special
+}
+
+TEST_CASE("subscriptions are added, replaced and removed", "[topics]") {
+  SubscriptionIndex index;
+  auto a = std::make_shared<Session>("a", 0);
+  auto b = std::make_shared<Session>("b", 0);
+  index.add(a, "x/+", {});
+  index.add(a, "x/+", SubscriptionOptions{1});  // replaces, does not duplicate
+  index.add(b, "x/#", {});
+  CHECK(index.subscription_count() == 2);
+  CHECK(matching(index, "x/y") == std::set<std::string>{"a", "b"});
+  CHECK(index.remove(a.get(), "x/+"));
+  CHECK_FALSE(index.remove(a.get(), "x/+"));
+  CHECK(matching(index, "x/y") == std::set<std::string>{"b"});
+  CHECK(index.remove(b.get(), "x/#"));
+  CHECK(index.subscription_count() == 0);
+  CHECK(matching(index, "x/y").empty());
+}
+
+TEST_CASE("shared subscription groups are matched once per group", "[topics]") {
+  SubscriptionIndex index;
+  auto a = std::make_shared<Session>("a", 0);
+  auto b = std::make_shared<Session>("b", 0);
+  index.add(a, "t/+", {}, "g1", "$share/g1/t/+");
+  index.add(b, "t/+", {}, "g1", "$share/g1/t/+");
+  index.add(b, "t/#", {}, "g2", "$share/g2/t/#");
+  CHECK(matching(index, "t/x") == std::set<std::string>{"group:g1", "group:g2"});
+  SharedGroup* g = index.find_group("t/+", "g1");
+  REQUIRE(g);
+  CHECK(g->members.size() == 2);
+  CHECK(g->share_filter == "$share/g1/t/+");
+  CHECK(index.remove(a.get(), "t/+", "g1"));
+  CHECK(index.remove(b.get(), "t/+", "g1"));
+  CHECK(index.find_group("t/+", "g1") == nullptr);
+  CHECK(matching(index, "t/x") == std::set<std::string>{"group:g2"});
+}
+
+TEST_CASE("retained store matches filters and clears on empty payload", "[topics]") {
+  RetainedStore store;
+  store.set(message("a/b"));
+  store.set(message("a/c/d"));
+  store.set(message("$SYS/x"));
+  store.set(message("a"));
+  auto topics = [&](std::string_view filter) {
+    std::vector<MessageRef> out;
+    store.match(filter, Clock::now(), out);
+    std::set<std::string> names;
+    for (auto& m : out) names.insert(std::string(m->topic()));
+    return names;
+  };
+  CHECK(topics("a/+") == std::set<std::string>{"a/b"});
+  CHECK(topics("a/#") == std::set<std::string>{"a", "a/b", "a/c/d"});
+  CHECK(topics("#") == std::set<std::string>{"a", "a/b", "a/c/d"});
+  CHECK(topics("$SYS/#") == std::set<std::string>{"$SYS/x"});
+  CHECK(topics("+/+/d") == std::set<std::string>{"a/c/d"});
+  CHECK(store.size() == 4);
+  store.set(message("a/b", ""));
+  CHECK(topics("a/+").empty());
+  CHECK(store.size() == 3);
+}
+
+TEST_CASE("retained messages expire", "[topics]") {
+  RetainedStore store;
+  MessageFields f;
+  f.topic = "e";
+  std::string payload = "p";
+  f.payload = {reinterpret_cast<const std::byte*>(payload.data()), 1};
+  f.expires_at = Clock::now() + std::chrono::seconds(5);
+  store.set(Message::create(f));
+  std::vector<MessageRef> out;
+  store.match("e", Clock::now(), out);
+  CHECK(out.size() == 1);
+  out.clear();
+  store.match("e", Clock::now() + std::chrono::seconds(6), out);
+  CHECK(out.empty());
+}
