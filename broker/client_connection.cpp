@@ -754,26 +754,27 @@ void ClientConnection::on_output_drained() { pump_queue(); }
 
 // ---------------------------------------------------------------- closing
 
+// Every server DISCONNECT carries a Reason String: it is allowed whatever Request Problem
+// Information says (MQTT 5 section 3.1.2.11.7 exempts DISCONNECT), it tells the client why, and
+// some clients (paho-mqtt 1.6) read the reason code only when properties follow it.
+void ClientConnection::write_disconnect(Reason reason, std::string_view why) {
+  if (state_ != State::Connected || !is_v5(version_)) return;
+  codec::Disconnect d;
+  d.reason = reason;
+  d.properties.reason_string = why.empty() ? codec::reason_name(reason) : why;
+  write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+}
+
 void ClientConnection::protocol_violation(Reason reason, std::string_view why) {
   if (state_ == State::Closing) return;
   log_close(why);
-  if (state_ == State::Connected && is_v5(version_)) {
-    codec::Disconnect d;
-    d.reason = reason;
-    if (!why.empty()) d.properties.reason_string = why;
-    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
-  }
+  write_disconnect(reason, why);
   close();
 }
 
 void ClientConnection::disconnect(Reason reason, std::string_view why) {
   if (state_ == State::Closing) return;
-  if (state_ == State::Connected && is_v5(version_)) {
-    codec::Disconnect d;
-    d.reason = reason;
-    if (!why.empty() && request_problem_information_) d.properties.reason_string = why;
-    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
-  }
+  write_disconnect(reason, why);
   spdlog::info("event=disconnect client_id={} peer={} reason=\"{}\"", client_id(), transport_.peer(),
                codec::reason_name(reason));
   close();
@@ -783,11 +784,7 @@ void ClientConnection::taken_over(bool session_ends) {
   spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
   if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish(will_);
   will_discarded_ = true;
-  if (state_ == State::Connected && is_v5(version_)) {
-    codec::Disconnect d;
-    d.reason = Reason::SessionTakenOver;
-    write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
-  }
+  write_disconnect(Reason::SessionTakenOver, "another connection took over this client id");
   if (session_) {
     session_->connection = nullptr;
     session_->online.store(false, std::memory_order_relaxed);

@@ -78,6 +78,7 @@ class ClientConnection {
   void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
 
   void refuse_connect(codec::Reason reason, std::string_view why);
+  void write_disconnect(codec::Reason reason, std::string_view why);
   void protocol_violation(codec::Reason reason, std::string_view why);
   void close();
   void finish_close();

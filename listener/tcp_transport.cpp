@@ -28,7 +28,12 @@ TcpTransport::TcpTransport(Broker& broker, std::size_t worker, boost::asio::ip::
 
 TcpTransport::~TcpTransport() = default;
 
-void TcpTransport::start() { wait_readable(); }
+void TcpTransport::start() {
+  // The transport lives until the connection closes, also while no operation is pending (for
+  // example while reading is paused during a session handover).
+  self_ = shared_from_this();
+  wait_readable();
+}
 
 void TcpTransport::wait_readable() {
   if (read_waiting_ || closing_ || connection_->reading_paused()) return;
@@ -123,6 +128,7 @@ void TcpTransport::resume_reading() {
 void TcpTransport::finish_close() {
   if (closed_) return;
   closed_ = true;
+  auto keep_until_return = std::move(self_);
   boost::system::error_code ec;
   socket_.shutdown(boost::asio::socket_base::shutdown_both, ec);
   socket_.close(ec);

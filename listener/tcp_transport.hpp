@@ -37,6 +37,7 @@ class TcpTransport : public Transport, public std::enable_shared_from_this<TcpTr
   Broker& broker_;
   boost::asio::ip::tcp::socket socket_;
   std::unique_ptr<ClientConnection> connection_;
+  std::shared_ptr<TcpTransport> self_;  // set from start() until the connection is closed
   std::string peer_;
   bool read_waiting_ = false;
   bool write_waiting_ = false;

@@ -214,3 +214,136 @@ def read_until_closed(sock, timeout=TIMEOUT):
 
 def main():
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------- raw MQTT over a socket
+# For behaviour that client libraries hide (not acknowledging, topic aliases, malformed input).
+
+def varint(n):
+    out = b""
+    while True:
+        b = n % 128
+        n //= 128
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def mqtt_string(s):
+    if isinstance(s, str):
+        s = s.encode()
+    return len(s).to_bytes(2, "big") + s
+
+
+def packet(first_byte, body):
+    return bytes([first_byte]) + varint(len(body)) + body
+
+
+def props(*items):
+    """items: (id, bytes) pairs already encoded; returns the length-prefixed block."""
+    block = b"".join(bytes([pid]) + value for pid, value in items)
+    return varint(len(block)) + block
+
+
+class RawClient:
+    def __init__(self, port, version=5):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.version = version
+        self.buffer = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def connect(self, client_id, keepalive=60, clean=True, properties=b"", expect=0):
+        flags = 0x02 if clean else 0
+        if self.version == 5:
+            body = mqtt_string("MQTT") + bytes([5, flags]) + keepalive.to_bytes(2, "big") + (properties or b"\x00")
+        else:
+            body = mqtt_string("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big")
+        body += mqtt_string(client_id)
+        self.send(packet(0x10, body))
+        kind, _, body = self.read_packet()
+        assert kind == 2, f"expected CONNACK, got type {kind}"
+        assert body[1] == expect, f"CONNACK reason {body[1]:#x}"
+        return body
+
+    def subscribe(self, topic, qos=0, packet_id=1, properties=b""):
+        body = packet_id.to_bytes(2, "big")
+        if self.version == 5:
+            body += properties or b"\x00"
+        body += mqtt_string(topic) + bytes([qos])
+        self.send(packet(0x82, body))
+        kind, _, body = self.read_packet()
+        assert kind == 9, f"expected SUBACK, got type {kind}"
+        return body
+
+    def publish(self, topic, payload, qos=0, packet_id=0, properties=b"", retain=False):
+        body = mqtt_string(topic)
+        if qos:
+            body += packet_id.to_bytes(2, "big")
+        if self.version == 5:
+            body += properties or b"\x00"
+        body += payload if isinstance(payload, bytes) else payload.encode()
+        self.send(packet(0x30 | (qos << 1) | (1 if retain else 0), body))
+
+    def ack(self, kind, packet_id):
+        self.send(packet((kind << 4) | (2 if kind == 6 else 0), packet_id.to_bytes(2, "big")))
+
+    def read_packet(self, timeout=TIMEOUT):
+        """(type, flags, body); raises EOFError when the broker closed the connection."""
+        self.sock.settimeout(timeout)
+        while True:
+            if len(self.buffer) >= 2:
+                length, shift, i = 0, 0, 1
+                while i < len(self.buffer):
+                    b = self.buffer[i]
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                    i += 1
+                    if not b & 0x80:
+                        if len(self.buffer) >= i + length:
+                            first = self.buffer[0]
+                            body = self.buffer[i:i + length]
+                            self.buffer = self.buffer[i + length:]
+                            return first >> 4, first & 0x0F, body
+                        break
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed by the broker")
+            self.buffer += chunk
+
+    def read_publish(self, timeout=TIMEOUT):
+        kind, flags, body = self.read_packet(timeout)
+        assert kind == 3, f"expected PUBLISH, got type {kind}"
+        qos = (flags >> 1) & 3
+        tlen = int.from_bytes(body[:2], "big")
+        topic = body[2:2 + tlen].decode()
+        pos = 2 + tlen
+        packet_id = 0
+        if qos:
+            packet_id = int.from_bytes(body[pos:pos + 2], "big")
+            pos += 2
+        if self.version == 5:
+            plen, shift = 0, 0
+            while True:
+                b = body[pos]
+                pos += 1
+                plen |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            pos += plen
+        return {"topic": topic, "qos": qos, "dup": bool(flags & 8), "retain": bool(flags & 1),
+                "packet_id": packet_id, "payload": body[pos:]}
+
+    def expect_closed(self, timeout=TIMEOUT):
+        """Reads until the broker closes; returns the packets it sent first."""
+        packets = []
+        try:
+            while True:
+                packets.append(self.read_packet(timeout))
+        except (EOFError, ConnectionResetError):
+            return packets
+
+    def close(self):
+        self.sock.close()
