@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "broker/lazy_deque.hpp"
 #include "broker/message.hpp"
 #include "broker/subscription_index.hpp"
 
@@ -82,8 +83,8 @@ class Session {
 
   // --- owner-only state ---
   std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
-  std::deque<Delivery> queue;  // waiting for a send slot or for the client to return
-  std::deque<InflightMessage> inflight;
+  LazyDeque<Delivery> queue;  // waiting for a send slot or for the client to return
+  LazyDeque<InflightMessage> inflight;
   std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
   std::uint32_t expiry_interval = 0;
   Clock::time_point disconnected_at{};

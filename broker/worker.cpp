@@ -232,7 +232,7 @@ void Worker::session_disconnected(const SessionPtr& s) {
   offline_.emplace(s.get(), s);
   // Unacknowledged shared-subscription messages go to another member of the group now rather
   // than wait for this one to come back.
-  std::deque<InflightMessage> keep;
+  LazyDeque<InflightMessage> keep;
   for (auto& m : s->inflight) {
     if (m.delivery.shared_filter && m.state != InflightMessage::State::AwaitingPubcomp) {
       s->release_packet_id(m.packet_id);
@@ -242,7 +242,7 @@ void Worker::session_disconnected(const SessionPtr& s) {
     }
   }
   s->inflight.swap(keep);
-  std::deque<Delivery> queued;
+  LazyDeque<Delivery> queued;
   for (auto& d : s->queue) {
     if (d.shared_filter) {
       redistribute(s.get(), std::move(d));

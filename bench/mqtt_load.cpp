@@ -1,0 +1,549 @@
+// mqtt-load: an MQTT 3.1.1/5 load generator on one thread, for thousands of connections.
+// Scenarios: pairs, fanout, fanin, shared, connections. Latency comes from a timestamp in the
+// payload; QoS >= 1 checks loss, duplicates and order with a per-publisher sequence number.
+// Prints one JSON line with the results. No MQTT client library: packets are built here.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Options {
+  std::string host = "127.0.0.1";
+  int port = 1883;
+  std::string scenario = "pairs";
+  int clients = 100;    // pairs: pairs; fanout: subscribers; fanin/shared: publishers; connections: clients
+  int subscribers = 1;  // shared: members of the group
+  int qos = 0;
+  int payload = 64;
+  double duration = 5;
+  double warmup = 1;
+  double rate = 0;    // total messages/s offered (open loop); 0: closed loop
+  int inflight = 64;  // closed loop: unacknowledged messages per publisher
+  int version = 4;
+  int broker_pid = 0;  // connections: read the broker's memory from /proc
+};
+
+std::uint64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+void put_varint(std::vector<std::uint8_t>& out, std::size_t v) {
+  do {
+    std::uint8_t b = v & 0x7F;
+    v >>= 7;
+    out.push_back(b | (v ? 0x80 : 0));
+  } while (v);
+}
+
+void put_string(std::vector<std::uint8_t>& out, const std::string& s) {
+  out.push_back(static_cast<std::uint8_t>(s.size() >> 8));
+  out.push_back(static_cast<std::uint8_t>(s.size()));
+  out.insert(out.end(), s.begin(), s.end());
+}
+
+void put_packet(std::vector<std::uint8_t>& out, std::uint8_t first, const std::vector<std::uint8_t>& body) {
+  out.push_back(first);
+  put_varint(out, body.size());
+  out.insert(out.end(), body.begin(), body.end());
+}
+
+struct Counters {
+  std::uint64_t sent = 0, acked = 0, received = 0, duplicates = 0, out_of_order = 0, errors = 0;
+  std::vector<std::uint32_t> latencies_us;  // sampled during the measurement window
+};
+
+class Runner;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Runner& r, int index, bool publisher) : runner_(r), socket_(io()), index_(index), publisher_(publisher) {}
+  asio::io_context& io();
+  void start(const tcp::endpoint& ep, const std::string& client_id, std::vector<std::string> filters);
+  void publish_one();
+  void flush();
+  int index() const { return index_; }
+  std::uint64_t outstanding = 0;
+  std::uint64_t next_seq = 0;
+  std::string topic;
+  bool ready = false;
+
+ private:
+  void read();
+  void on_packet(std::uint8_t first, const std::uint8_t* body, std::size_t len);
+  void ack(std::uint8_t first, std::uint16_t id);
+
+  Runner& runner_;
+  tcp::socket socket_;
+  int index_;
+  bool publisher_;
+  std::vector<std::string> filters_;
+  std::vector<std::uint8_t> in_;
+  std::size_t in_len_ = 0;
+  std::vector<std::uint8_t> out_, sending_;
+  bool writing_ = false;
+  std::uint16_t packet_id_ = 0;
+};
+
+class Runner {
+ public:
+  explicit Runner(Options o) : opt(std::move(o)) {}
+  Options opt;
+  asio::io_context io{1};
+  Counters c;
+  std::vector<std::shared_ptr<Connection>> publishers, subscribers;
+  // Per publisher: which sequence numbers arrived (duplicates), and per (subscriber, publisher)
+  // the last one (order).
+  std::vector<std::vector<bool>> seen;
+  std::vector<std::vector<std::int64_t>> last_seq;
+  int ready_count = 0;
+  bool measuring = false, sending = false;
+  Clock::time_point measure_start, measure_end;
+  std::uint64_t received_in_window = 0, sent_in_window = 0;
+  std::vector<std::string> error_log;
+
+  void error(const std::string& what) {
+    ++c.errors;
+    if (error_log.size() < 5) error_log.push_back(what);
+  }
+
+  void on_ready() {
+    ++ready_count;
+    if (ready_count == static_cast<int>(publishers.size() + subscribers.size())) start_load();
+  }
+
+  void on_message(int subscriber, const std::uint8_t* payload, std::size_t len) {
+    if (len < 24) return error("short payload");
+    std::uint64_t pub, seq, ts;
+    std::memcpy(&pub, payload, 8);
+    std::memcpy(&seq, payload + 8, 8);
+    std::memcpy(&ts, payload + 16, 8);
+    if (pub >= publishers.size()) return error("bad publisher index in payload");
+    ++c.received;
+    if (measuring) {
+      ++received_in_window;
+      if ((received_in_window & 7) == 0 || opt.rate > 0)
+        c.latencies_us.push_back(static_cast<std::uint32_t>((now_ns() - ts) / 1000));
+    }
+    if (opt.scenario != "fanout") {
+      auto& s = seen[pub];
+      if (s.size() <= seq) s.resize(seq + 1024);
+      if (s[seq]) ++c.duplicates;
+      s[seq] = true;
+    }
+    if (opt.scenario != "shared") {
+      auto& last = last_seq[subscriber][pub];
+      if (static_cast<std::int64_t>(seq) <= last) {
+        if (opt.scenario == "fanout")
+          ++c.duplicates;
+        else
+          ++c.out_of_order;
+      }
+      last = std::max<std::int64_t>(last, seq);
+    }
+    // The window is end to end: a message stops being in flight when it arrives (at the first
+    // subscriber for fan-out), whatever its QoS. Freeing the slot on the broker's PUBACK instead
+    // would let publishers outrun slow subscribers until the broker's queues overflow.
+    if (opt.scenario != "fanout" || subscriber == 0) on_delivered(static_cast<int>(pub));
+  }
+
+  void on_delivered(int pub) {
+    auto& p = *publishers[pub];
+    if (p.outstanding) --p.outstanding;
+    if (sending && opt.rate == 0) {
+      p.publish_one();
+      p.flush();
+    }
+  }
+
+  std::uint64_t expected_receipts() const { return opt.scenario == "fanout" ? c.sent * subscribers.size() : c.sent; }
+
+  void start_load();
+  void wait_drained(std::shared_ptr<asio::steady_timer> t, std::uint64_t last_received,
+                    Clock::time_point last_progress) {
+    if (c.received >= expected_receipts() && c.acked >= (opt.qos ? c.sent : 0)) return io.stop();
+    auto now = Clock::now();
+    if (c.received != last_received) last_progress = now;
+    if (now - last_progress > std::chrono::seconds(2)) return io.stop();
+    t->expires_after(std::chrono::milliseconds(20));
+    t->async_wait([this, t, r = c.received, last_progress](auto) { wait_drained(t, r, last_progress); });
+  }
+  void tick_open_loop(std::shared_ptr<asio::steady_timer> t, Clock::time_point start, std::uint64_t sent_before);
+};
+
+asio::io_context& Connection::io() { return runner_.io; }
+
+void Connection::start(const tcp::endpoint& ep, const std::string& client_id, std::vector<std::string> filters) {
+  filters_ = std::move(filters);
+  in_.resize(64 * 1024);
+  socket_.async_connect(ep, [self = shared_from_this(), client_id](const boost::system::error_code& ec) {
+    if (ec) return self->runner_.error("connect: " + ec.message());
+    self->socket_.set_option(tcp::no_delay(true));
+    std::vector<std::uint8_t> body;
+    put_string(body, "MQTT");
+    body.push_back(static_cast<std::uint8_t>(self->runner_.opt.version));
+    body.push_back(0x02);  // clean start
+    body.push_back(0);
+    body.push_back(0);  // keep alive 0: the run is short and the broker must not time us out
+    if (self->runner_.opt.version == 5) body.push_back(0);
+    put_string(body, client_id);
+    put_packet(self->out_, 0x10, body);
+    self->flush();
+    self->read();
+  });
+}
+
+void Connection::publish_one() {
+  const auto& o = runner_.opt;
+  std::uint8_t flags = static_cast<std::uint8_t>(0x30 | (o.qos << 1));
+  std::size_t remaining = 2 + topic.size() + (o.qos ? 2 : 0) + (o.version == 5 ? 1 : 0) + o.payload;
+  out_.push_back(flags);
+  put_varint(out_, remaining);
+  out_.push_back(static_cast<std::uint8_t>(topic.size() >> 8));
+  out_.push_back(static_cast<std::uint8_t>(topic.size()));
+  out_.insert(out_.end(), topic.begin(), topic.end());
+  if (o.qos) {
+    if (++packet_id_ == 0) packet_id_ = 1;
+    out_.push_back(static_cast<std::uint8_t>(packet_id_ >> 8));
+    out_.push_back(static_cast<std::uint8_t>(packet_id_));
+  }
+  if (o.version == 5) out_.push_back(0);
+  std::size_t at = out_.size();
+  out_.resize(at + o.payload);
+  std::uint64_t pub = index_, seq = next_seq++, ts = now_ns();
+  std::memcpy(&out_[at], &pub, 8);
+  std::memcpy(&out_[at + 8], &seq, 8);
+  std::memcpy(&out_[at + 16], &ts, 8);
+  ++outstanding;
+  ++runner_.c.sent;
+  if (runner_.measuring) ++runner_.sent_in_window;
+}
+
+void Connection::flush() {
+  if (writing_ || out_.empty()) return;
+  writing_ = true;
+  sending_.swap(out_);
+  asio::async_write(socket_, asio::buffer(sending_),
+                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                      self->writing_ = false;
+                      self->sending_.clear();
+                      if (ec) return self->runner_.error("write: " + ec.message());
+                      self->flush();
+                    });
+}
+
+void Connection::ack(std::uint8_t first, std::uint16_t id) {
+  out_.push_back(first);
+  out_.push_back(2);
+  out_.push_back(static_cast<std::uint8_t>(id >> 8));
+  out_.push_back(static_cast<std::uint8_t>(id));
+}
+
+void Connection::read() {
+  if (in_len_ == in_.size()) in_.resize(in_.size() * 2);
+  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
+                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                            if (ec) {
+                              if (ec != asio::error::operation_aborted && self->runner_.sending)
+                                self->runner_.error("read: " + ec.message());
+                              return;
+                            }
+                            self->in_len_ += n;
+                            std::size_t pos = 0;
+                            while (true) {
+                              if (self->in_len_ - pos < 2) break;
+                              std::size_t len = 0, shift = 0, i = pos + 1;
+                              bool complete = false;
+                              while (i < self->in_len_ && i < pos + 5) {
+                                std::uint8_t b = self->in_[i++];
+                                len |= static_cast<std::size_t>(b & 0x7F) << shift;
+                                shift += 7;
+                                if (!(b & 0x80)) {
+                                  complete = true;
+                                  break;
+                                }
+                              }
+                              if (!complete || self->in_len_ - i < len) break;
+                              self->on_packet(self->in_[pos], &self->in_[i], len);
+                              pos = i + len;
+                            }
+                            std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
+                            self->in_len_ -= pos;
+                            self->flush();
+                            self->read();
+                          });
+}
+
+void Connection::on_packet(std::uint8_t first, const std::uint8_t* body, std::size_t len) {
+  const auto& o = runner_.opt;
+  auto id16 = [&](std::size_t at) { return static_cast<std::uint16_t>((body[at] << 8) | body[at + 1]); };
+  switch (first >> 4) {
+    case 2:  // CONNACK
+      if (len < 2 || body[1] != 0) return runner_.error("connection refused");
+      if (filters_.empty()) {
+        ready = true;
+        runner_.on_ready();
+        return;
+      }
+      {
+        std::vector<std::uint8_t> b{0, 1};
+        if (o.version == 5) b.push_back(0);
+        for (const auto& f : filters_) {
+          put_string(b, f);
+          b.push_back(static_cast<std::uint8_t>(o.qos));
+        }
+        put_packet(out_, 0x82, b);
+      }
+      return;
+    case 9:  // SUBACK
+      if (body[len - 1] >= 0x80) return runner_.error("subscription refused");
+      ready = true;
+      runner_.on_ready();
+      return;
+    case 3: {  // PUBLISH
+      std::uint8_t qos = (first >> 1) & 3;
+      std::size_t tlen = id16(0), at = 2 + tlen;
+      std::uint16_t id = 0;
+      if (qos) {
+        id = id16(at);
+        at += 2;
+      }
+      if (o.version == 5) {
+        std::size_t plen = 0, shift = 0;
+        while (true) {
+          std::uint8_t b = body[at++];
+          plen |= static_cast<std::size_t>(b & 0x7F) << shift;
+          shift += 7;
+          if (!(b & 0x80)) break;
+        }
+        at += plen;
+      }
+      runner_.on_message(index_, body + at, len - at);
+      if (qos == 1) ack(0x40, id);
+      if (qos == 2) ack(0x50, id);
+      return;
+    }
+    case 4:  // PUBACK
+    case 7:  // PUBCOMP
+      ++runner_.c.acked;
+      return;
+    case 5:  // PUBREC
+      ack(0x62, id16(0));
+      return;
+    case 6:  // PUBREL
+      ack(0x70, id16(0));
+      return;
+    case 14:
+      return runner_.error("DISCONNECT from the broker");
+    default:
+      return;
+  }
+}
+
+void Runner::start_load() {
+  sending = true;
+  auto start = Clock::now();
+  auto begin_measure = std::make_shared<asio::steady_timer>(
+      io, start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.warmup)));
+  begin_measure->async_wait([this, begin_measure](auto) {
+    measuring = true;
+    measure_start = Clock::now();
+  });
+  auto end_measure = std::make_shared<asio::steady_timer>(
+      io,
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opt.warmup + opt.duration)));
+  end_measure->async_wait([this, end_measure](auto) {
+    measuring = false;
+    sending = false;
+    measure_end = Clock::now();
+    // Let what is in flight arrive: stop once everything arrived, or nothing arrived for 2 s.
+    auto drain = std::make_shared<asio::steady_timer>(io);
+    wait_drained(drain, c.received, Clock::now());
+  });
+  if (opt.rate > 0) {
+    auto t = std::make_shared<asio::steady_timer>(io);
+    tick_open_loop(t, start, 0);
+    return;
+  }
+  for (auto& p : publishers) {
+    for (int i = 0; i < opt.inflight; ++i) p->publish_one();
+    p->flush();
+  }
+}
+
+void Runner::tick_open_loop(std::shared_ptr<asio::steady_timer> t, Clock::time_point start, std::uint64_t sent_before) {
+  if (!sending) return;
+  double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  auto due = static_cast<std::uint64_t>(elapsed * opt.rate);
+  std::size_t n = publishers.size();
+  for (std::uint64_t k = sent_before; k < due; ++k) publishers[k % n]->publish_one();
+  for (auto& p : publishers) p->flush();
+  t->expires_after(std::chrono::microseconds(500));
+  t->async_wait([this, t, start, due](auto) { tick_open_loop(t, start, due); });
+}
+
+long rss_kb(int pid) {
+  std::ifstream f(fmt::format("/proc/{}/status", pid));
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+int run_connections(Runner& r) {
+  auto ep = *tcp::resolver(r.io).resolve(r.opt.host, std::to_string(r.opt.port)).begin();
+  long before = r.opt.broker_pid ? rss_kb(r.opt.broker_pid) : -1;
+  auto start = Clock::now();
+  int connected = 0;
+  std::vector<std::shared_ptr<Connection>> all;
+  // Connect in waves so the listen backlog is not overrun.
+  const int wave = 200;
+  std::function<void(int)> launch = [&](int from) {
+    for (int i = from; i < std::min(from + wave, r.opt.clients); ++i) {
+      auto c = std::make_shared<Connection>(r, i, false);
+      all.push_back(c);
+      c->start(ep, fmt::format("idle-{}", i), {});
+    }
+  };
+  r.publishers.clear();
+  launch(0);
+  int launched = std::min(wave, r.opt.clients);
+  while (connected < r.opt.clients && r.c.errors == 0) {
+    r.io.run_one();
+    connected = r.ready_count;
+    if (connected >= launched - wave / 2 && launched < r.opt.clients) {
+      launch(launched);
+      launched = std::min(launched + wave, r.opt.clients);
+    }
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.io.restart();
+  r.io.run_for(std::chrono::milliseconds(1000));  // let the broker settle
+  long after = r.opt.broker_pid ? rss_kb(r.opt.broker_pid) : -1;
+  double per_conn = before >= 0 && after >= 0 ? double(after - before) / r.opt.clients : -1;
+  fmt::print(
+      "{{\"scenario\":\"connections\",\"clients\":{},\"connect_rate\":{:.0f},\"rss_before_kb\":{},\"rss_after_kb\":{},"
+      "\"kb_per_connection\":{:.3f},\"errors\":{}}}\n",
+      r.opt.clients, connected / seconds, before, after, per_conn, r.c.errors);
+  return r.c.errors ? 1 : 0;
+}
+
+double percentile(std::vector<std::uint32_t>& v, double p) {
+  if (v.empty()) return 0;
+  std::size_t k = std::min(v.size() - 1, static_cast<std::size_t>(p * v.size()));
+  std::nth_element(v.begin(), v.begin() + k, v.end());
+  return v[k];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--host")
+      o.host = v;
+    else if (k == "--port")
+      o.port = std::stoi(v);
+    else if (k == "--scenario")
+      o.scenario = v;
+    else if (k == "--clients")
+      o.clients = std::stoi(v);
+    else if (k == "--subscribers")
+      o.subscribers = std::stoi(v);
+    else if (k == "--qos")
+      o.qos = std::stoi(v);
+    else if (k == "--payload")
+      o.payload = std::max(24, std::stoi(v));
+    else if (k == "--duration")
+      o.duration = std::stod(v);
+    else if (k == "--warmup")
+      o.warmup = std::stod(v);
+    else if (k == "--rate")
+      o.rate = std::stod(v);
+    else if (k == "--inflight")
+      o.inflight = std::stoi(v);
+    else if (k == "--version")
+      o.version = std::stoi(v);
+    else if (k == "--broker-pid")
+      o.broker_pid = std::stoi(v);
+    else {
+      std::cerr << "unknown option " << k << "\n";
+      return 2;
+    }
+  }
+  Runner r(o);
+  if (o.scenario == "connections") return run_connections(r);
+
+  int pubs = 0, subs = 0;
+  std::vector<std::string> pub_topics;
+  std::vector<std::vector<std::string>> sub_filters;
+  if (o.scenario == "pairs") {
+    pubs = subs = o.clients;
+    for (int i = 0; i < pubs; ++i) {
+      pub_topics.push_back(fmt::format("bench/pair/{}", i));
+      sub_filters.push_back({pub_topics.back()});
+    }
+  } else if (o.scenario == "fanout") {
+    pubs = 1;
+    subs = o.clients;
+    pub_topics.push_back("bench/fanout");
+    for (int i = 0; i < subs; ++i) sub_filters.push_back({"bench/fanout"});
+  } else if (o.scenario == "fanin" || o.scenario == "shared") {
+    pubs = o.clients;
+    subs = o.scenario == "shared" ? o.subscribers : 1;
+    for (int i = 0; i < pubs; ++i) pub_topics.push_back(fmt::format("bench/in/{}", i));
+    for (int i = 0; i < subs; ++i)
+      sub_filters.push_back({o.scenario == "shared" ? "$share/g/bench/in/+" : "bench/in/+"});
+  } else {
+    std::cerr << "unknown scenario " << o.scenario << "\n";
+    return 2;
+  }
+  auto ep = *tcp::resolver(r.io).resolve(o.host, std::to_string(o.port)).begin();
+  r.seen.resize(pubs);
+  r.last_seq.assign(subs, std::vector<std::int64_t>(pubs, -1));
+  for (int i = 0; i < pubs; ++i) {
+    auto c = std::make_shared<Connection>(r, i, true);
+    c->topic = pub_topics[i];
+    r.publishers.push_back(c);
+  }
+  for (int i = 0; i < subs; ++i) r.subscribers.push_back(std::make_shared<Connection>(r, i, false));
+  for (int i = 0; i < subs; ++i) r.subscribers[i]->start(ep, fmt::format("bench-sub-{}", i), sub_filters[i]);
+  for (int i = 0; i < pubs; ++i) r.publishers[i]->start(ep, fmt::format("bench-pub-{}", i), {});
+  r.io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup + o.duration + 60)));
+
+  double window = std::chrono::duration<double>(r.measure_end - r.measure_start).count();
+  double throughput = window > 0 ? r.received_in_window / window : 0;
+  double offered = window > 0 ? r.sent_in_window / window : 0;
+  std::uint64_t expected = r.expected_receipts();
+  std::uint64_t lost = r.c.received >= expected ? 0 : expected - r.c.received;
+  auto& lat = r.c.latencies_us;
+  double p50 = percentile(lat, 0.50), p99 = percentile(lat, 0.99), p999 = percentile(lat, 0.999);
+  fmt::print(
+      "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"payload\":{},\"version\":{},\"mode\":\"{}\","
+      "\"throughput\":{:.0f},\"offered\":{:.0f},\"sent\":{},\"received\":{},\"lost\":{},\"duplicates\":{},"
+      "\"out_of_order\":{},\"errors\":{},\"p50_us\":{:.0f},\"p99_us\":{:.0f},\"p999_us\":{:.0f}}}\n",
+      o.scenario, o.clients, o.qos, o.payload, o.version, o.rate > 0 ? "open" : "closed", throughput, offered, r.c.sent,
+      r.c.received, lost, r.c.duplicates, r.c.out_of_order, r.c.errors, p50, p99, p999);
+  for (const auto& e : r.error_log) std::cerr << "error: " << e << "\n";
+  bool qos_failure = o.qos > 0 && (lost || r.c.duplicates || r.c.out_of_order);
+  if (qos_failure) std::cerr << "error: QoS " << o.qos << " lost " << lost << ", duplicated " << r.c.duplicates << "\n";
+  return r.c.errors || qos_failure ? 1 : 0;
+}
