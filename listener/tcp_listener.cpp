@@ -16,23 +16,28 @@ struct TcpListener::Impl : std::enable_shared_from_this<TcpListener::Impl> {
   Impl(boost::asio::io_context& io, Broker& b) : broker(b), acceptor(io) {}
 
   void accept() {
-    std::size_t worker = broker.next_worker();
-    acceptor.async_accept(broker.io_context(worker),
-                          [self = shared_from_this(), worker](const boost::system::error_code& ec, tcp::socket socket) {
-                            if (ec == boost::asio::error::operation_aborted || !self->acceptor.is_open()) return;
-                            if (ec) {
-                              spdlog::warn("event=accept_failed port={} error=\"{}\"", self->port, ec.message());
-                            } else if (!self->broker.admit_connection()) {
-                              spdlog::warn("event=connection_refused reason=\"max connections reached\"");
-                            } else {
-                              boost::asio::post(self->broker.io_context(worker), [&b = self->broker, worker,
-                                                                                  s = std::move(socket)]() mutable {
-                                auto transport = std::make_shared<TcpTransport>(b, worker, std::move(s));
-                                transport->start();
-                              });
-                            }
-                            self->accept();
-                          });
+    // Accepted on this (the main) thread; the socket then belongs to one worker for its life.
+    acceptor.async_accept([self = shared_from_this()](const boost::system::error_code& ec, tcp::socket socket) {
+      if (ec == boost::asio::error::operation_aborted || !self->acceptor.is_open()) return;
+      if (ec) {
+        spdlog::warn("event=accept_failed port={} error=\"{}\"", self->port, ec.message());
+      } else if (!self->broker.admit_connection()) {
+        spdlog::warn("event=connection_refused reason=\"max connections reached\"");
+      } else {
+        boost::system::error_code release_error;
+        socket.non_blocking(true, release_error);
+        int fd = socket.release(release_error);
+        if (release_error) {
+          spdlog::warn("event=accept_failed error=\"{}\"", release_error.message());
+          self->broker.connection_closed();
+        } else {
+          std::size_t worker = self->broker.next_worker();
+          boost::asio::post(self->broker.io_context(worker),
+                            [&b = self->broker, worker, fd] { TcpTransport::serve(b, worker, fd); });
+        }
+      }
+      self->accept();
+    });
   }
 
   Broker& broker;

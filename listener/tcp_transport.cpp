@@ -1,8 +1,13 @@
 #include "listener/tcp_transport.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
 
@@ -13,44 +18,77 @@ namespace mqttd {
 
 namespace {
 constexpr int kMaxIovecs = 256;
-constexpr int kReadsPerTurn = 4;  // then yield to the other connections of the worker
+constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the worker
 }  // namespace
 
-TcpTransport::TcpTransport(Broker& broker, std::size_t worker, boost::asio::ip::tcp::socket socket)
-    : broker_(broker), socket_(std::move(socket)) {
-  boost::system::error_code ec;
-  auto ep = socket_.remote_endpoint(ec);
-  peer_ = ec ? "unknown" : ep.address().to_string() + ":" + std::to_string(ep.port());
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-  socket_.non_blocking(true, ec);
-  connection_ = broker_.open_connection(worker, *this);
+void TcpTransport::serve(Broker& broker, std::size_t worker, int fd) {
+  EpollPoller& poller = EpollPoller::of(broker.io_context(worker));
+  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller);
+  auto* raw = transport.get();
+  raw->interest_ = EPOLLIN;
+  poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
-TcpTransport::~TcpTransport() = default;
-
-void TcpTransport::start() {
-  // The transport lives until the connection closes, also while no operation is pending (for
-  // example while reading is paused during a session handover).
-  self_ = shared_from_this();
-  wait_readable();
+TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller) : poller_(poller), fd_(fd) {
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  socklen_t len = sizeof(peer_address_);
+  ::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer_address_), &len);
+  connection_ = broker.open_connection(worker, *this);
 }
 
-void TcpTransport::wait_readable() {
-  if (read_waiting_ || closing_ || connection_->reading_paused()) return;
-  read_waiting_ = true;
-  socket_.async_wait(boost::asio::socket_base::wait_read,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->read_waiting_ = false;
-                       if (ec || self->closing_) return;
-                       self->on_readable();
-                     });
+TcpTransport::~TcpTransport() {
+  if (!closed_) {
+    closed_ = true;
+    ::close(fd_);
+    connection_->on_transport_closed();
+  }
+}
+
+const std::string& TcpTransport::peer() const {
+  thread_local std::string text;
+  char host[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (peer_address_.sin6_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer_address_);
+    ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+    port = ntohs(v4->sin_port);
+  } else if (peer_address_.sin6_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &peer_address_.sin6_addr, host, sizeof(host));
+    port = ntohs(peer_address_.sin6_port);
+  }
+  text = std::string(host) + ":" + std::to_string(port);
+  return text;
+}
+
+void TcpTransport::on_events(std::uint32_t events) {
+  if (closed_) return;
+  if (events & EPOLLOUT) {
+    write_blocked_ = false;
+    write_pending();
+    if (closing_ && connection_->output().empty()) {
+      finish_close();
+      return;
+    }
+  }
+  if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable();
+  if (!closed_) update_interest();
+}
+
+void TcpTransport::update_interest() {
+  std::uint32_t wanted = 0;
+  if (!closing_ && !connection_->reading_paused()) wanted |= EPOLLIN;
+  if (write_blocked_) wanted |= EPOLLOUT;
+  if (wanted != interest_) {
+    interest_ = wanted;
+    poller_.modify(fd_, this, wanted);
+  }
 }
 
 void TcpTransport::on_readable() {
-  int fd = socket_.native_handle();
-  for (int i = 0; i < kReadsPerTurn && !closing_ && !connection_->reading_paused(); ++i) {
+  for (int i = 0; i < kReadsPerEvent && !closing_ && !connection_->reading_paused(); ++i) {
     auto buffer = connection_->read_buffer();
-    ssize_t n = ::recv(fd, buffer.data(), buffer.size(), 0);
+    ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
     if (n > 0) {
       connection_->commit_read(static_cast<std::size_t>(n));
       if (static_cast<std::size_t>(n) < buffer.size()) break;
@@ -62,28 +100,27 @@ void TcpTransport::on_readable() {
     finish_close();
     return;
   }
-  wait_readable();
 }
 
 void TcpTransport::flush() {
-  if (write_waiting_ || closed_) return;
+  if (write_blocked_ || closed_) return;
   write_pending();
+  if (!closed_) update_interest();
 }
 
 void TcpTransport::write_pending() {
   auto& out = connection_->output();
-  int fd = socket_.native_handle();
   iovec iov[kMaxIovecs];
   while (!out.empty()) {
     std::size_t count = out.gather(iov, kMaxIovecs);
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = count;
-    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        wait_writable();
+        write_blocked_ = true;
         return;
       }
       out.clear();
@@ -92,46 +129,32 @@ void TcpTransport::write_pending() {
       return;
     }
     out.consume(static_cast<std::size_t>(n));
-    if (out.empty() && !closing_) {
-      // The session may hold back messages until the client's output drains.
-      connection_->on_output_drained();
-    }
+    // The session may hold back messages until the client's output drains.
+    if (out.empty() && !closing_) connection_->on_output_drained();
   }
-  if (!closing_) wait_readable();
-}
-
-void TcpTransport::wait_writable() {
-  write_waiting_ = true;
-  socket_.async_wait(boost::asio::socket_base::wait_write,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       self->write_waiting_ = false;
-                       if (ec || self->closed_) return;
-                       self->write_pending();
-                       if (self->closing_ && self->connection_->output().empty()) self->finish_close();
-                     });
 }
 
 void TcpTransport::close() {
   if (closing_) return;
   closing_ = true;
   // Close after this turn, so that what the connection queued just now is written first.
-  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    if (!self->write_waiting_) self->write_pending();
-    self->finish_close();
+  boost::asio::post(poller_.io(), [this] {
+    if (closed_) return;
+    if (!write_blocked_) write_pending();
+    finish_close();
   });
 }
 
 void TcpTransport::resume_reading() {
-  if (!closing_) wait_readable();
+  if (!closed_) update_interest();
 }
 
 void TcpTransport::finish_close() {
   if (closed_) return;
   closed_ = true;
-  auto keep_until_return = std::move(self_);
-  boost::system::error_code ec;
-  socket_.shutdown(boost::asio::socket_base::shutdown_both, ec);
-  socket_.close(ec);
+  ::shutdown(fd_, SHUT_RDWR);
+  poller_.retire(fd_, this);
+  ::close(fd_);
   connection_->on_transport_closed();
 }
 

@@ -1,46 +1,47 @@
-// Transport for MQTT over plain TCP. Reads wait for readiness and then read straight into the
+// Transport for MQTT over plain TCP, on the worker's EpollPoller. Reads go straight into the
 // connection's read buffer (the worker's shared buffer while no packet is partial); writes
-// gather everything queued into one writev per turn of the event loop.
+// gather everything queued into one sendmsg per turn of the event loop.
 #pragma once
 
-#include <boost/asio/ip/tcp.hpp>
+#include <netinet/in.h>
+
 #include <memory>
 #include <string>
 
 #include "broker/transport.hpp"
+#include "listener/epoll_poller.hpp"
 
 namespace mqttd {
 
 class Broker;
 class ClientConnection;
 
-class TcpTransport : public Transport, public std::enable_shared_from_this<TcpTransport> {
+class TcpTransport final : public Transport, public PollHandler {
  public:
-  TcpTransport(Broker& broker, std::size_t worker, boost::asio::ip::tcp::socket socket);
+  // Takes the connected socket `fd` and serves it on `worker`. Call on that worker's thread.
+  static void serve(Broker& broker, std::size_t worker, int fd);
+
+  TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller);
   ~TcpTransport() override;
 
-  // Call on the worker's thread.
-  void start();
-
+  void on_events(std::uint32_t events) override;
   void flush() override;
   void close() override;
   void resume_reading() override;
-  const std::string& peer() const override { return peer_; }
+  const std::string& peer() const override;
 
  private:
-  void wait_readable();
   void on_readable();
   void write_pending();
-  void wait_writable();
+  void update_interest();
   void finish_close();
 
-  Broker& broker_;
-  boost::asio::ip::tcp::socket socket_;
+  EpollPoller& poller_;
+  int fd_;
   std::unique_ptr<ClientConnection> connection_;
-  std::shared_ptr<TcpTransport> self_;  // set from start() until the connection is closed
-  std::string peer_;
-  bool read_waiting_ = false;
-  bool write_waiting_ = false;
+  sockaddr_in6 peer_address_{};  // formatted only when a log line needs it
+  std::uint32_t interest_ = 0;   // the events epoll watches for
+  bool write_blocked_ = false;
   bool closing_ = false;
   bool closed_ = false;
 };

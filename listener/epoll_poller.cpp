@@ -1,0 +1,92 @@
+#include "listener/epoll_poller.hpp"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <cerrno>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
+
+namespace mqttd {
+
+namespace {
+constexpr int kEventsPerWait = 256;
+}
+
+struct EpollPoller::Waiter {
+  explicit Waiter(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
+  boost::asio::posix::stream_descriptor descriptor;
+};
+
+EpollPoller& EpollPoller::of(boost::asio::io_context& io) {
+  // One per worker thread; the worker's io_context outlives its thread.
+  thread_local std::unique_ptr<EpollPoller> poller;
+  if (!poller) poller = std::make_unique<EpollPoller>(io);
+  return *poller;
+}
+
+EpollPoller::EpollPoller(boost::asio::io_context& io) : io_(io), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {
+  if (epoll_fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+  int for_asio = ::dup(epoll_fd_);  // Asio closes the descriptor it is given
+  waiter_ = std::make_unique<Waiter>(io, for_asio);
+  wait();
+}
+
+EpollPoller::~EpollPoller() {
+  waiter_.reset();
+  ::close(epoll_fd_);
+}
+
+void EpollPoller::wait() {
+  waiter_->descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                                 [this](const boost::system::error_code& ec) {
+                                   if (ec) return;
+                                   dispatch();
+                                   wait();
+                                 });
+}
+
+void EpollPoller::dispatch() {
+  epoll_event events[kEventsPerWait];
+  int n = ::epoll_wait(epoll_fd_, events, kEventsPerWait, 0);
+  for (int i = 0; i < n; ++i) static_cast<PollHandler*>(events[i].data.ptr)->on_events(events[i].events);
+  if (!retired_.empty()) {
+    for (auto* h : retired_) handlers_.erase(h);
+    retired_.clear();
+  }
+}
+
+PollHandler* EpollPoller::adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events) {
+  PollHandler* raw = handler.get();
+  handlers_.emplace(raw, std::move(handler));
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = raw;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl ADD");
+  return raw;
+}
+
+void EpollPoller::modify(int fd, PollHandler* handler, std::uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = handler;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void EpollPoller::retire(int fd, PollHandler* handler) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  retired_.push_back(handler);
+  // Outside a dispatch (a close requested by a task), destroy after the current handler.
+  boost::asio::post(io_, [this] {
+    for (auto* h : retired_) handlers_.erase(h);
+    retired_.clear();
+  });
+}
+
+}  // namespace mqttd
