@@ -14,9 +14,6 @@
 
 namespace mqttd {
 
-namespace {
-constexpr int kEventsPerWait = 256;
-}
 
 struct EpollPoller::Waiter {
   explicit Waiter(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
@@ -46,12 +43,21 @@ void EpollPoller::wait() {
   waiter_->descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_read,
                                  [this](const boost::system::error_code& ec) {
                                    if (ec) return;
-                                   dispatch();
-                                   wait();
+                                   dispatch_then_wait();
                                  });
 }
 
-void EpollPoller::dispatch() {
+// Asio watches the epoll descriptor edge-triggered: if a batch was full, more events may be
+// ready with no new edge to come, so fetch again (after other handlers) instead of waiting.
+void EpollPoller::dispatch_then_wait() {
+  if (dispatch() == kEventsPerWait) {
+    boost::asio::post(io_, [this] { dispatch_then_wait(); });
+  } else {
+    wait();
+  }
+}
+
+int EpollPoller::dispatch() {
   epoll_event events[kEventsPerWait];
   int n = ::epoll_wait(epoll_fd_, events, kEventsPerWait, 0);
   for (int i = 0; i < n; ++i) static_cast<PollHandler*>(events[i].data.ptr)->on_events(events[i].events);
@@ -59,6 +65,7 @@ void EpollPoller::dispatch() {
     for (auto* h : retired_) handlers_.erase(h);
     retired_.clear();
   }
+  return n;
 }
 
 PollHandler* EpollPoller::adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events) {

@@ -39,8 +39,10 @@ class EpollPoller {
   boost::asio::io_context& io() { return io_; }
 
  private:
+  static constexpr int kEventsPerWait = 256;
   void wait();
-  void dispatch();
+  void dispatch_then_wait();
+  int dispatch();  // returns the number of events handled
 
   boost::asio::io_context& io_;
   int epoll_fd_;

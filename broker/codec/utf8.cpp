@@ -41,9 +41,16 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-bool valid_topic_name(std::string_view topic) {
-  return !topic.empty() && topic.find_first_of("+#") == std::string_view::npos;
+namespace {
+// find_first_of("+#") calls memchr once per character; this is on every PUBLISH.
+bool has_wildcard(std::string_view s) {
+  for (char c : s)
+    if (c == '+' || c == '#') return true;
+  return false;
 }
+}  // namespace
+
+bool valid_topic_name(std::string_view topic) { return !topic.empty() && !has_wildcard(topic); }
 
 bool valid_topic_filter(std::string_view filter) {
   if (filter.empty()) return false;
@@ -51,7 +58,7 @@ bool valid_topic_filter(std::string_view filter) {
   for (std::size_t i = 0; i <= filter.size(); ++i) {
     if (i < filter.size() && filter[i] != '/') continue;
     std::string_view level = filter.substr(level_start, i - level_start);
-    if (level.size() > 1 && level.find_first_of("+#") != std::string_view::npos) return false;
+    if (level.size() > 1 && has_wildcard(level)) return false;
     if (level == "#" && i != filter.size()) return false;
     level_start = i + 1;
   }
@@ -67,7 +74,7 @@ bool parse_shared_filter(std::string_view s, SharedFilter& out) {
   if (slash == std::string_view::npos || slash == 0) return false;
   out.group = rest.substr(0, slash);
   out.filter = rest.substr(slash + 1);
-  if (out.group.find_first_of("+#") != std::string_view::npos) return false;
+  if (has_wildcard(out.group)) return false;
   return valid_topic_filter(out.filter);
 }
 
