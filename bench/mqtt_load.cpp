@@ -84,6 +84,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t next_seq = 0;
   std::string topic;
   bool ready = false;
+  bool stall = false;  // flood: stop reading once subscribed, like a client that hangs
 
  private:
   void read();
@@ -142,13 +143,13 @@ class Runner {
       if ((received_in_window & 7) == 0 || opt.rate > 0)
         c.latencies_us.push_back(static_cast<std::uint32_t>((now_ns() - ts) / 1000));
     }
-    if (opt.scenario != "fanout") {
+    if (opt.scenario != "fanout" && opt.scenario != "flood") {
       auto& s = seen[pub];
       if (s.size() <= seq) s.resize(seq + 1024);
       if (s[seq]) ++c.duplicates;
       s[seq] = true;
     }
-    if (opt.scenario != "shared") {
+    if (opt.scenario != "shared" && opt.scenario != "flood") {
       auto& last = last_seq[subscriber][pub];
       if (static_cast<std::int64_t>(seq) <= last) {
         if (opt.scenario == "fanout")
@@ -161,6 +162,7 @@ class Runner {
     // The window is end to end: a message stops being in flight when it arrives (at the first
     // subscriber for fan-out), whatever its QoS. Freeing the slot on the broker's PUBACK instead
     // would let publishers outrun slow subscribers until the broker's queues overflow.
+    if (opt.scenario == "flood") return;
     if (opt.scenario != "fanout" || subscriber == 0) on_delivered(static_cast<int>(pub));
   }
 
@@ -178,7 +180,8 @@ class Runner {
   void start_load();
   void wait_drained(std::shared_ptr<asio::steady_timer> t, std::uint64_t last_received,
                     Clock::time_point last_progress) {
-    if (c.received >= expected_receipts() && c.acked >= (opt.qos ? c.sent : 0)) return io.stop();
+    if (opt.scenario == "flood" || (c.received >= expected_receipts() && c.acked >= (opt.qos ? c.sent : 0)))
+      return io.stop();
     auto now = Clock::now();
     if (c.received != last_received) last_progress = now;
     if (now - last_progress > std::chrono::seconds(2)) return io.stop();
@@ -245,6 +248,9 @@ void Connection::flush() {
                       self->writing_ = false;
                       self->sending_.clear();
                       if (ec) return self->runner_.error("write: " + ec.message());
+                      // flood: as fast as the broker takes it, with no window at all.
+                      if (self->publisher_ && self->runner_.opt.scenario == "flood" && self->runner_.sending)
+                        for (int i = 0; i < 64; ++i) self->publish_one();
                       self->flush();
                     });
 }
@@ -287,6 +293,7 @@ void Connection::read() {
                             std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
                             self->in_len_ -= pos;
                             self->flush();
+                            if (self->stall && self->ready) return;  // never read again
                             self->read();
                           });
 }
@@ -512,6 +519,13 @@ int main(int argc, char** argv) {
     for (int i = 0; i < pubs; ++i) pub_topics.push_back(fmt::format("bench/in/{}", i));
     for (int i = 0; i < subs; ++i)
       sub_filters.push_back({o.scenario == "shared" ? "$share/g/bench/in/+" : "bench/in/+"});
+  } else if (o.scenario == "flood") {
+    // Publishers send QoS 0 with no window; subscriber 0 reads everything, subscriber 1 stops
+    // reading after its SUBACK. The broker must stay bounded in memory and keep serving 0.
+    pubs = o.clients;
+    subs = 2;
+    for (int i = 0; i < pubs; ++i) pub_topics.push_back(fmt::format("bench/flood/{}", i));
+    for (int i = 0; i < subs; ++i) sub_filters.push_back({"bench/flood/+"});
   } else {
     std::cerr << "unknown scenario " << o.scenario << "\n";
     return 2;
@@ -525,6 +539,22 @@ int main(int argc, char** argv) {
     r.publishers.push_back(c);
   }
   for (int i = 0; i < subs; ++i) r.subscribers.push_back(std::make_shared<Connection>(r, i, false));
+  if (o.scenario == "flood") r.subscribers[1]->stall = true;
+  // flood: sample the broker's resident memory while it runs.
+  long max_rss = -1, last_rss = -1;
+  std::function<void()> sample;
+  asio::steady_timer sampler(r.io);
+  if (o.broker_pid) {
+    sample = [&] {
+      last_rss = rss_kb(o.broker_pid);
+      max_rss = std::max(max_rss, last_rss);
+      sampler.expires_after(std::chrono::milliseconds(200));
+      sampler.async_wait([&](auto ec) {
+        if (!ec) sample();
+      });
+    };
+    sample();
+  }
   for (int i = 0; i < subs; ++i) r.subscribers[i]->start(ep, fmt::format("bench-sub-{}", i), sub_filters[i]);
   for (int i = 0; i < pubs; ++i) r.publishers[i]->start(ep, fmt::format("bench-pub-{}", i), {});
   r.io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup + o.duration + 60)));
@@ -540,8 +570,14 @@ int main(int argc, char** argv) {
       "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"payload\":{},\"version\":{},\"mode\":\"{}\","
       "\"throughput\":{:.0f},\"offered\":{:.0f},\"sent\":{},\"received\":{},\"lost\":{},\"duplicates\":{},"
       "\"out_of_order\":{},\"errors\":{},\"p50_us\":{:.0f},\"p99_us\":{:.0f},\"p999_us\":{:.0f}}}\n",
-      o.scenario, o.clients, o.qos, o.payload, o.version, o.rate > 0 ? "open" : "closed", throughput, offered, r.c.sent,
-      r.c.received, lost, r.c.duplicates, r.c.out_of_order, r.c.errors, p50, p99, p999);
+      o.scenario, o.clients, o.qos, o.payload, o.version,
+      o.scenario == "flood" ? "flood"
+      : o.rate > 0          ? "open"
+                            : "closed",
+      throughput, offered, r.c.sent, r.c.received, lost, r.c.duplicates, r.c.out_of_order, r.c.errors, p50, p99, p999);
+  if (o.scenario == "flood")
+    fmt::print("{{\"scenario\":\"flood-memory\",\"max_rss_kb\":{},\"last_rss_kb\":{},\"reader_throughput\":{:.0f}}}\n",
+               max_rss, last_rss, throughput);
   for (const auto& e : r.error_log) std::cerr << "error: " << e << "\n";
   bool qos_failure = o.qos > 0 && (lost || r.c.duplicates || r.c.out_of_order);
   if (qos_failure) std::cerr << "error: QoS " << o.qos << " lost " << lost << ", duplicated " << r.c.duplicates << "\n";

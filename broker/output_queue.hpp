@@ -23,6 +23,8 @@ class OutputQueue {
 
   bool empty() const { return pending_ == 0; }
   std::size_t pending_bytes() const { return pending_; }
+  // Bytes held in the queue's own buffer, written or not (for tests and metrics).
+  std::size_t buffered_bytes() const { return own_.size(); }
 
   // Fills up to `max` iovecs with the front of the queue; returns how many were filled.
   std::size_t gather(iovec* iov, std::size_t max) const;
@@ -33,15 +35,14 @@ class OutputQueue {
  private:
   void compact();
   struct Segment {
-    MessageRef message;  // set: bytes are in the message; empty: bytes are in own_
-    const std::byte* external = nullptr;
-    std::size_t offset = 0;  // into own_ when message is empty
+    MessageRef message;                   // set: bytes are in the message; empty: bytes are in own_
+    const std::byte* external = nullptr;  // into the message's payload when message is set
+    std::size_t offset = 0;               // into own_ when message is empty
     std::size_t length = 0;
   };
   std::vector<std::byte> own_;
   std::vector<Segment> segments_;
-  std::size_t head_ = 0;       // first unsent segment
-  std::size_t head_sent_ = 0;  // bytes of it already sent
+  std::size_t head_ = 0;  // first unsent segment (written bytes are cut off its front)
   std::size_t pending_ = 0;
 };
 
