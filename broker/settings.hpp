@@ -31,7 +31,7 @@ struct BrokerSettings {
   std::chrono::seconds connect_timeout{10};   // time allowed between accept and CONNECT
   // Bytes pending to one client beyond which QoS 0 messages to it are dropped and QoS 1/2
   // messages wait in its session queue.
-  std::size_t max_pending_output_bytes = 4 * 1024 * 1024;
+  std::size_t max_pending_output_bytes = 1024 * 1024;
 };
 
 }  // namespace mqttd
