@@ -206,7 +206,9 @@ void Connection::start(const tcp::endpoint& ep, const std::string& client_id, st
   filters_ = std::move(filters);
   // Subscribers of a few connections read in large chunks, as a high-throughput consumer
   // would; with a thousand subscribers (fan-out) the memory would add up, so they read less.
-  in_.resize(!publisher_ && runner_.opt.scenario != "fanout" ? 512 * 1024 : 64 * 1024);
+  const auto& scenario = runner_.opt.scenario;
+  bool stream_subscriber = !publisher_ && !filters_.empty() && scenario != "fanout";
+  in_.resize(stream_subscriber ? 512 * 1024 : 64 * 1024);
   socket_.async_connect(ep, [self = shared_from_this(), client_id](const boost::system::error_code& ec) {
     if (ec) return self->runner_.error("connect: " + ec.message());
     self->socket_.set_option(tcp::no_delay(true));
