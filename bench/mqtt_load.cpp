@@ -4,12 +4,14 @@
 // Prints one JSON line with the results. No MQTT client library: packets are built here.
 #include <fmt/format.h>
 
+#include <sys/socket.h>
 #include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -85,6 +87,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string topic;
   bool ready = false;
   bool stall = false;  // flood: stop reading once subscribed, like a client that hangs
+  bool dirty = false;  // has unsent messages; in the runner's list to flush
 
  private:
   void read();
@@ -180,9 +183,23 @@ class Runner {
     if (p.outstanding) --p.outstanding;
     if (sending && opt.rate == 0) {
       p.publish_one();
-      p.flush();
+      // Written once per batch of reads (flush_dirty), so a publisher freed by many deliveries
+      // sends them in one system call.
+      if (!p.dirty) {
+        p.dirty = true;
+        dirty.push_back(&p);
+      }
     }
   }
+
+  void flush_dirty() {
+    for (auto* p : dirty) {
+      p->dirty = false;
+      p->flush();
+    }
+    dirty.clear();
+  }
+  std::vector<Connection*> dirty;
 
   std::uint64_t expected_receipts() const { return opt.scenario == "fanout" ? c.sent * subscribers.size() : c.sent; }
 
@@ -254,6 +271,18 @@ void Connection::publish_one() {
 
 void Connection::flush() {
   if (writing_ || out_.empty()) return;
+  // Write straight to the socket; only what it does not take now goes through Asio, whose
+  // per-operation bookkeeping showed as ~10% of the generator's profile. Flood publishers always
+  // use Asio: its completions are what drives their next batch.
+  if (!(publisher_ && runner_.flood)) {
+    ssize_t n = ::send(socket_.native_handle(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(out_.size())) {
+      out_.clear();
+      return;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return runner_.error("send: " + std::string(strerror(errno)));
+    if (n > 0) out_.erase(out_.begin(), out_.begin() + n);
+  }
   writing_ = true;
   sending_.swap(out_);
   asio::async_write(socket_, asio::buffer(sending_),
@@ -309,6 +338,7 @@ void Connection::read() {
                             std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
                             self->in_len_ -= pos;
                             self->flush();
+                            self->runner_.flush_dirty();
                             if (self->stall && self->ready) return;  // never read again
                             self->read();
                           });
