@@ -555,16 +555,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
       continue;
     }
     session_->subscriptions.erase(it);
-    IndexChange ch;
-    ch.add = false;
-    codec::SharedFilter shared;
-    if (codec::parse_shared_filter(filter, shared)) {
-      ch.filter = shared.filter;
-      ch.share_name = shared.group;
-    } else {
-      ch.filter = filter;
-    }
-    changes.push_back(std::move(ch));
+    changes.push_back(IndexChange::removal(filter));
     reasons.push_back(Reason::Success);
   }
   std::uint16_t packet_id = u.packet_id;

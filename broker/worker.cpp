@@ -269,18 +269,7 @@ void Worker::end_session(const SessionPtr& s) {
 void Worker::clear_session(const SessionPtr& s) {
   if (!s->subscriptions.empty()) {
     std::vector<IndexChange> changes;
-    for (auto& [filter, sub] : s->subscriptions) {
-      IndexChange ch;
-      ch.add = false;
-      codec::SharedFilter shared;
-      if (codec::parse_shared_filter(filter, shared)) {
-        ch.filter = shared.filter;
-        ch.share_name = shared.group;
-      } else {
-        ch.filter = filter;
-      }
-      changes.push_back(std::move(ch));
-    }
+    for (auto& [filter, sub] : s->subscriptions) changes.push_back(IndexChange::removal(filter));
     s->subscriptions.clear();
     change_subscriptions(s, std::move(changes), nullptr);
   }
@@ -293,6 +282,19 @@ void Worker::clear_session(const SessionPtr& s) {
   s->inbound_qos2.clear();
   s->release_all_packet_ids();
   s->pending_will = MessageRef();
+}
+
+IndexChange IndexChange::removal(std::string_view filter) {
+  IndexChange ch;
+  ch.add = false;
+  codec::SharedFilter shared;
+  if (codec::parse_shared_filter(filter, shared)) {
+    ch.filter = shared.filter;
+    ch.share_name = shared.group;
+  } else {
+    ch.filter = filter;
+  }
+  return ch;
 }
 
 void Worker::apply(const SessionPtr& s, const std::vector<IndexChange>& changes) {

@@ -22,6 +22,9 @@ class ClientConnection;
 
 // A change to the subscription index, applied on every worker.
 struct IndexChange {
+  // The change that removes the subscription stored under `filter` (plain or "$share/...").
+  static IndexChange removal(std::string_view filter);
+
   bool add = true;
   std::string filter;      // without the "$share/<name>/" prefix
   std::string share_name;  // empty for plain subscriptions
