@@ -77,9 +77,9 @@ BrokerStats Broker::stats() const {
   s.sessions = sessions_->size();
   s.retained_messages = retained_->size();
   for (const auto& w : workers_) {
-    s.messages_received += w->messages_received;
-    s.messages_sent += w->messages_sent;
-    s.messages_dropped += w->messages_dropped;
+    s.messages_received += w->messages_received.get();
+    s.messages_sent += w->messages_sent.get();
+    s.messages_dropped += w->messages_dropped.get();
   }
   return s;
 }

@@ -400,7 +400,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     expiry = std::min(expiry.value_or(*settings.max_message_expiry_seconds), *settings.max_message_expiry_seconds);
   if (expiry) f.expires_at = worker_.now() + std::chrono::seconds(*expiry);
   MessageRef msg = Message::create(f);
-  ++worker_.messages_received;
+  worker_.messages_received.increment();
   std::size_t receivers = worker_.publish(msg);
   if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
   acknowledge(receivers == 0 ? Reason::NoMatchingSubscribers : Reason::Success);
@@ -627,7 +627,7 @@ std::uint16_t ClientConnection::send_window() const {
 void ClientConnection::send(Delivery&& d) {
   if (d.qos == 0) {
     if (output_full()) {
-      ++worker_.messages_dropped;
+      worker_.messages_dropped.increment();
       return;
     }
     if (write_publish(d, 0, false)) request_flush();
@@ -644,7 +644,7 @@ void ClientConnection::enqueue(Delivery&& d) {
   const auto& settings = worker_.broker().settings();
   auto& queue = session_->queue;
   if (queue.size() >= settings.subscriber_queue_length) {
-    ++worker_.messages_dropped;
+    worker_.messages_dropped.increment();
     ++session_->dropped_messages;
     if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
     queue.pop_front();
@@ -690,7 +690,7 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
                           (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
   std::size_t total = codec::packet_size(remaining);
   if (total > client_maximum_packet_size_ || remaining > codec::kMaxVarint) {
-    ++worker_.messages_dropped;
+    worker_.messages_dropped.increment();
     return false;
   }
   codec::Writer w(output_.append(total - m.payload().size()));
@@ -711,7 +711,7 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
     }
   }
   output_.append_payload(d.message, m.payload());
-  ++worker_.messages_sent;
+  worker_.messages_sent.increment();
   return true;
 }
 

@@ -447,7 +447,7 @@ void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
   if (d.qos == 0) return;
   const auto& settings = broker_.settings();
   if (s->queue.size() >= settings.subscriber_queue_length) {
-    ++messages_dropped;
+    messages_dropped.increment();
     ++s->dropped_messages;
     if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
     s->queue.pop_front();

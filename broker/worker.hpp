@@ -3,6 +3,7 @@
 // broker/; listeners see only Broker.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <functional>
@@ -77,9 +78,19 @@ class Worker {
   // --- cross-thread (any thread) ---
   void post(std::function<void(Worker&)> task);
 
-  std::uint64_t messages_received = 0;  // written by this worker, read for stats
-  std::uint64_t messages_sent = 0;
-  std::uint64_t messages_dropped = 0;
+  // Written by this worker only, read by Broker::stats() from any thread: a relaxed load and
+  // store (no locked instruction on the hot path) is enough for one writer.
+  class Counter {
+   public:
+    void increment() { value_.store(value_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
+    std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+   private:
+    std::atomic<std::uint64_t> value_{0};
+  };
+  Counter messages_received;
+  Counter messages_sent;
+  Counter messages_dropped;
 
  private:
   struct RemoteDelivery {

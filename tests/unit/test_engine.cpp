@@ -29,6 +29,7 @@ struct Received {
 class MemoryClient : public Transport {
  public:
   MemoryClient(Broker& broker, ProtocolVersion v) : broker_(broker), version_(v) {
+    REQUIRE(broker.admit_connection());  // as a listener does at accept; released at close
     connection_ = broker.open_connection(0, *this);
   }
   ~MemoryClient() override {
@@ -432,4 +433,24 @@ TEST_CASE("half a packet then more bytes is reassembled", "[engine]") {
   CHECK(c.nothing_more());
   c.send_bytes(rest);
   CHECK(c.next().type() == PacketType::Connack);
+}
+
+TEST_CASE("broker statistics count received, sent and dropped messages", "[engine]") {
+  Broker broker(one_worker());
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("stats-sub");
+  sub.next();
+  sub.subscribe("s/#", 0);
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("stats-pub");
+  pub.next();
+  pub.publish("s/1", "a");
+  pub.publish("s/2", "b");
+  pub.publish("nobody", "c");
+  auto stats = broker.stats();
+  CHECK(stats.messages_received == 3);
+  CHECK(stats.messages_sent == 2);
+  CHECK(stats.sessions == 2);
+  CHECK(stats.connections == 2);
 }
