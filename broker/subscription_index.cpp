@@ -23,7 +23,7 @@ void for_each_level(std::string_view filter, Fn&& fn) {
 }  // namespace
 
 void SubscriptionIndex::add(const SessionPtr& session, std::string_view filter, const SubscriptionOptions& options,
-                            std::string_view share_name, std::string_view share_filter) {
+                            std::string_view share_name, std::shared_ptr<const std::string> share_filter) {
   Node* node = root_.get();
   for_each_level(filter, [&](std::string_view level) {
     std::unique_ptr<Node>* slot;
@@ -43,7 +43,7 @@ void SubscriptionIndex::add(const SessionPtr& session, std::string_view filter, 
   if (!share_name.empty()) {
     auto g = std::find_if(node->groups.begin(), node->groups.end(), [&](auto& x) { return x.name == share_name; });
     if (g == node->groups.end()) {
-      node->groups.push_back(SharedGroup{std::string(share_name), std::string(share_filter), {}, 0});
+      node->groups.push_back(SharedGroup{std::string(share_name), std::move(share_filter), {}, 0});
       g = node->groups.end() - 1;
     }
     list = &g->members;

@@ -32,7 +32,9 @@ struct Subscriber {
 // A "$share/<name>/<filter>" group: each message goes to one member.
 struct SharedGroup {
   std::string name;
-  std::string share_filter;  // the whole "$share/name/filter", as the members subscribed it
+  // The whole "$share/name/filter", shared with every delivery through the group (no copy per
+  // message).
+  std::shared_ptr<const std::string> share_filter;
   std::vector<Subscriber> members;
   std::size_t next = 0;  // round-robin cursor (per replica)
 };
@@ -52,7 +54,7 @@ class SubscriptionIndex {
   // Adds or replaces the subscription of `session` to `filter` (in group `share_name` if not
   // empty; `share_filter` is then the full "$share/..." string).
   void add(const SessionPtr& session, std::string_view filter, const SubscriptionOptions& options,
-           std::string_view share_name = {}, std::string_view share_filter = {});
+           std::string_view share_name = {}, std::shared_ptr<const std::string> share_filter = {});
   // Returns true if the subscription existed.
   bool remove(const Session* session, std::string_view filter, std::string_view share_name = {});
 

@@ -300,7 +300,7 @@ IndexChange IndexChange::removal(std::string_view filter) {
 void Worker::apply(const SessionPtr& s, const std::vector<IndexChange>& changes) {
   for (const auto& ch : changes) {
     if (ch.add) {
-      index_tree_.add(s, ch.filter, ch.options, ch.share_name, ch.share_filter ? *ch.share_filter : std::string_view{});
+      index_tree_.add(s, ch.filter, ch.options, ch.share_name, ch.share_filter);
     } else {
       index_tree_.remove(s.get(), ch.filter, ch.share_name);
     }
@@ -386,7 +386,7 @@ std::size_t Worker::publish(const MessageRef& msg) {
       ++j;
     } while (!first.group && j < matches_.size() && !matches_[j].group &&
              matches_[j].subscriber->session == first.subscriber->session);
-    if (first.group) d.shared_filter = std::make_shared<const std::string>(first.group->share_filter);
+    if (first.group) d.shared_filter = first.group->share_filter;
     deliver(first.subscriber->session, std::move(d));
     ++delivered;
     i = j;

@@ -22,6 +22,12 @@ BINARY = os.environ.get("MQTTD_BINARY") or os.path.join(
 TIMEOUT = 10
 
 
+def broker_config(clients_yaml):
+    """A Broker resource whose spec.advanced.clients holds `clients_yaml` (lines indented by 6)."""
+    return ("apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n"
+            "spec:\n  advanced:\n    clients:\n" + clients_yaml)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -2,7 +2,7 @@
 import time
 import unittest
 
-from harness import (TIMEOUT, Client, Daemon, PacketTypes, Properties, RawClient, main, mqtt_string, props,
+from harness import (TIMEOUT, Client, Daemon, broker_config, PacketTypes, Properties, RawClient, main, mqtt_string, props,
                      varint)
 
 
@@ -344,20 +344,14 @@ def mqtt_reason(code):
 
 
 class CappedLimitsTest(unittest.TestCase):
-    CONFIG = """
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: Broker
-metadata: {name: default}
-spec:
-  advanced:
-    clients:
+    CONFIG = broker_config("""\
       maxSessionExpirySeconds: 30
       maxKeepAliveSeconds: 10
       maxReceiveMaximum: 3
       maxMessageExpirySeconds: 5
       maxPacketSizeBytes: 2048
       subscriberQueueLimit: {length: 3, strategy: DropOldest}
-"""
+""")
 
     @classmethod
     def setUpClass(cls):
@@ -423,15 +417,7 @@ spec:
 
 
 class MaxConnectionsTest(unittest.TestCase):
-    CONFIG = """
-apiVersion: mqttbroker.iotoperations.azure.com/v1
-kind: Broker
-metadata: {name: default}
-spec:
-  advanced:
-    clients:
-      maxConnections: 4
-"""
+    CONFIG = broker_config("      maxConnections: 4\n")
 
     def test_connections_beyond_the_limit_are_refused(self):
         with Daemon(self.CONFIG) as d:
