@@ -71,6 +71,10 @@ std::unique_ptr<ClientConnection> Broker::open_connection(std::size_t worker, Tr
   return std::make_unique<ClientConnection>(*workers_[worker], transport, next_connection_id());
 }
 
+void Broker::close_endpoint(std::uint64_t endpoint_id) {
+  for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.shutdown_connections(endpoint_id); });
+}
+
 BrokerStats Broker::stats() const {
   BrokerStats s;
   s.connections = connections_.load(std::memory_order_relaxed);

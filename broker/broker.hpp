@@ -53,6 +53,10 @@ class Broker {
   // Creates the protocol engine for a transport on `worker`'s thread. Call from that thread.
   std::unique_ptr<ClientConnection> open_connection(std::size_t worker, Transport& transport);
 
+  // Sends DISCONNECT 0x8B (Server shutting down) to every connection accepted by the port
+  // `endpoint_id` and closes them; returns at once. Any thread.
+  void close_endpoint(std::uint64_t endpoint_id);
+
   const BrokerSettings& settings() const { return settings_; }
   BrokerStats stats() const;
 

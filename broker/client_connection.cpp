@@ -55,6 +55,8 @@ const std::string& ClientConnection::client_id() const { return session_ ? sessi
 
 // ---------------------------------------------------------------- input
 
+std::uint64_t ClientConnection::endpoint_id() const { return transport_.endpoint_id(); }
+
 std::span<std::byte> ClientConnection::read_buffer() {
   if (partial_size_ == 0) {
     reading_shared_buffer_ = true;

@@ -25,6 +25,7 @@ class ClientConnection {
   ClientConnection& operator=(const ClientConnection&) = delete;
 
   std::uint64_t id() const { return id_; }
+  std::uint64_t endpoint_id() const;
   const std::string& client_id() const;
 
   // --- input, from the transport ---

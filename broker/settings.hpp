@@ -10,6 +10,8 @@ namespace mqttd {
 enum class QueueStrategy { None, DropOldest };
 
 struct BrokerSettings {
+  bool operator==(const BrokerSettings&) const = default;
+
   // Worker threads, each with its own event loop; 0 means one per core.
   unsigned workers = 0;
   // Caps on what clients request. Unset means the client's value stands.

@@ -2,6 +2,7 @@
 // transport lives on the connection's worker thread and owns the ClientConnection.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace mqttd {
@@ -16,6 +17,16 @@ class Transport {
   // Resume reading after the connection paused it (see ClientConnection::reading_paused).
   virtual void resume_reading() = 0;
   virtual const std::string& peer() const = 0;
+
+  // The listening port (one generation of it) that accepted this connection, so that closing or
+  // changing that port closes its connections. 0: a port that lives as long as the daemon.
+  std::uint64_t endpoint_id() const { return endpoint_id_; }
+
+ protected:
+  explicit Transport(std::uint64_t endpoint_id = 0) : endpoint_id_(endpoint_id) {}
+
+ private:
+  std::uint64_t endpoint_id_;
 };
 
 }  // namespace mqttd

@@ -97,10 +97,12 @@ void Worker::flush() {
   for (auto* c : batch) c->flush_output();
 }
 
-void Worker::shutdown_connections() {
-  std::vector<ClientConnection*> all;
-  for (auto& [id, c] : connections_) all.push_back(c);
-  for (auto* c : all) c->disconnect(codec::Reason::ServerShuttingDown, "server shutting down");
+void Worker::shutdown_connections(std::uint64_t endpoint_id) {
+  std::vector<ClientConnection*> chosen;
+  for (auto& [id, c] : connections_)
+    if (endpoint_id == 0 || c->endpoint_id() == endpoint_id) chosen.push_back(c);
+  auto why = endpoint_id == 0 ? "server shutting down" : "listener port closed";
+  for (auto* c : chosen) c->disconnect(codec::Reason::ServerShuttingDown, why);
 }
 
 // ---------------------------------------------------------------- cross-thread

@@ -54,7 +54,8 @@ class Worker {
   void remove_connection(ClientConnection* c);
   ClientConnection* find_connection(std::uint64_t id);
   void schedule_flush(ClientConnection* c);
-  void shutdown_connections();
+  // Sends DISCONNECT 0x8B to the connections of one port (`endpoint_id`), or to all (0), and closes them.
+  void shutdown_connections(std::uint64_t endpoint_id = 0);
   std::size_t connection_count() const { return connections_.size(); }
 
   // --- sessions ---

@@ -1,8 +1,12 @@
-// mqttd: wires the configuration, the broker and its listeners together, and handles signals.
+// mqttd: wires the configuration, the broker, its ports and certificates together, and handles
+// signals and reloads.
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -11,20 +15,28 @@
 #include <vector>
 
 #include "broker/broker.hpp"
-#include "config/broker_config.hpp"
-#include "listener/tcp_listener.hpp"
+#include "config/config_watcher.hpp"
+#include "config/configuration.hpp"
+#include "listener/acceptor.hpp"
+#include "listener/certificate_manager.hpp"
+#include "listener/port_manager.hpp"
+#include "listener/tcp_transport.hpp"
 
 namespace {
 
 constexpr const char* kUsage = R"(usage: mqttd [options]
 
-  --config PATH        YAML resources: a file, or a folder of *.yaml files
-  --check-config PATH  validate PATH and exit (0 valid, 1 invalid)
-  --listen ADDR:PORT   plain MQTT port (repeatable); default 127.0.0.1:1883 when no
-                       --config and no --listen is given
-  --workers N          worker threads (default: one per core)
-  --log-level LEVEL    trace, debug, info, warn or error
-  --help               this text
+  --config PATH         YAML resources: a file, or a folder of *.yaml files; reloaded when
+                        they change and on SIGHUP
+  --check-config PATH   validate PATH and exit (0 valid, 1 invalid)
+  --secrets-dir DIR     mounted secrets, one folder per secret (default /etc/mqttd/secrets)
+  --state-dir DIR       what the broker writes: issued certificates (default /var/lib/mqttd)
+  --bind-address ADDR   address the configured ports listen on (default 0.0.0.0)
+  --listen ADDR:PORT    an extra plain MQTT port (repeatable); default 127.0.0.1:1883 when no
+                        --config and no --listen is given
+  --workers N           worker threads (default: one per core)
+  --log-level LEVEL     trace, debug, info, warn or error
+  --help                this text
 )";
 
 struct Options {
@@ -32,6 +44,9 @@ struct Options {
   std::vector<std::pair<std::string, std::uint16_t>> listen;
   std::optional<unsigned> workers;
   std::optional<std::string> log_level;
+  std::string secrets_dir = "/etc/mqttd/secrets";
+  std::string state_dir = "/var/lib/mqttd";
+  std::string bind_address = "0.0.0.0";
   bool check_only = false;
 };
 
@@ -70,6 +85,12 @@ Options parse(int argc, char** argv) {
       o.check_only = true;
     } else if (arg == "--listen") {
       o.listen.push_back(parse_endpoint(value()));
+    } else if (arg == "--secrets-dir") {
+      o.secrets_dir = value();
+    } else if (arg == "--state-dir") {
+      o.state_dir = value();
+    } else if (arg == "--bind-address") {
+      o.bind_address = value();
     } else if (arg == "--workers") {
       try {
         o.workers = static_cast<unsigned>(std::stoul(value()));
@@ -88,6 +109,73 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+// Reloads the configuration when its files change or on SIGHUP: an invalid configuration is
+// logged and the running one stays; a valid one reaches the certificates and the ports.
+class Reloader {
+ public:
+  Reloader(boost::asio::io_context& io, const Options& options, mqttd::config::Configuration& current,
+           mqttd::tls::CertificateManager& certificates, mqttd::PortManager& ports)
+      : io_(io), options_(options), current_(current), certificates_(certificates), ports_(ports), debounce_(io) {
+    digest_ = mqttd::config::content_digest(current_.files);
+    try {
+      watcher_ = std::make_unique<mqttd::config::ConfigWatcher>(*options_.config);
+      descriptor_ = std::make_unique<boost::asio::posix::stream_descriptor>(io_, ::dup(watcher_->fd()));
+      wait();
+    } catch (const std::exception& e) {
+      spdlog::warn("event=config_watch_unavailable error=\"{}\" message=\"reload with SIGHUP\"", e.what());
+    }
+  }
+
+  void reload(const char* trigger) {
+    mqttd::config::Configuration next;
+    try {
+      next = mqttd::config::load(*options_.config);
+    } catch (const mqttd::config::ConfigError& e) {
+      spdlog::error("event=config_rejected trigger={} error=\"{}\" message=\"the running configuration stays\"",
+                    trigger, e.what());
+      return;
+    }
+    auto digest = mqttd::config::content_digest(next.files);
+    if (digest == digest_ && std::string_view(trigger) != "sighup") return;
+    digest_ = digest;
+    if (!(next.broker == current_.broker))
+      spdlog::warn("event=config_restart_needed message=\"Broker resource settings take effect at the next start\"");
+    next.broker = current_.broker;
+    if (!options_.log_level) spdlog::set_level(spdlog::level::from_str(next.log_level));
+    certificates_.apply(next);
+    certificates_.reconcile();
+    ports_.apply(next);
+    current_ = std::move(next);
+    spdlog::info("event=config_reloaded trigger={} files={} listeners={}", trigger, current_.files.size(),
+                 current_.listeners.size());
+  }
+
+ private:
+  void wait() {
+    descriptor_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      if (watcher_->drain()) {
+        // Editors and kubelet change several files in a row: reload once they are done.
+        debounce_.expires_after(std::chrono::milliseconds(300));
+        debounce_.async_wait([this](boost::system::error_code e) {
+          if (!e) reload("file_change");
+        });
+      }
+      wait();
+    });
+  }
+
+  boost::asio::io_context& io_;
+  const Options& options_;
+  mqttd::config::Configuration& current_;
+  mqttd::tls::CertificateManager& certificates_;
+  mqttd::PortManager& ports_;
+  boost::asio::steady_timer debounce_;
+  std::unique_ptr<mqttd::config::ConfigWatcher> watcher_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> descriptor_;
+  std::string digest_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,38 +191,83 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (options.check_only) {
-      std::cout << "configuration is valid (" << config.files.size() << " file(s))\n";
+      std::size_t ports = 0;
+      for (const auto& l : config.listeners) ports += l.ports.size();
+      std::cout << "configuration is valid (" << config.files.size() << " file(s), " << config.listeners.size()
+                << " listener(s), " << ports << " port(s))\n";
       return 0;
     }
   }
   if (options.workers) config.broker.workers = *options.workers;
   spdlog::set_level(spdlog::level::from_str(options.log_level.value_or(config.log_level)));
 
-  bool embedded_default = options.listen.empty();
+  bool embedded_default = options.listen.empty() && !options.config;
   if (embedded_default) options.listen.emplace_back("127.0.0.1", 1883);
 
   mqttd::Broker broker(config.broker);
   boost::asio::io_context io(1);
-  std::vector<std::unique_ptr<mqttd::TcpListener>> listeners;
-  try {
-    for (const auto& [host, port] : options.listen)
-      listeners.push_back(std::make_unique<mqttd::TcpListener>(io, broker, host, port));
-  } catch (const std::exception& e) {
-    spdlog::critical("event=listen_failed error=\"{}\"", e.what());
-    return 1;
-  }
-  broker.start();
+  std::vector<std::unique_ptr<mqttd::Acceptor>> extra_ports;
+  mqttd::tls::Paths paths{options.secrets_dir, options.state_dir};
+  mqttd::tls::CertificateManager certificates(paths);
+  mqttd::PortManager ports(io, broker, options.bind_address, paths);
   if (embedded_default)
     spdlog::warn(
         "event=embedded_default listener=127.0.0.1:1883 authentication=none "
         "message=\"no --config or --listen given: serving plain MQTT on loopback to anonymous clients\"");
-  for (auto& l : listeners) l->start();
+  broker.start();
+  try {
+    for (const auto& [host, port] : options.listen) {
+      extra_ports.push_back(std::make_unique<mqttd::Acceptor>(io, broker, host, port, [&broker](std::size_t w, int fd) {
+        boost::asio::post(broker.io_context(w), [&broker, w, fd] { mqttd::TcpTransport::serve(broker, w, fd); });
+      }));
+      spdlog::info("event=listening listener=--listen address={} port={} protocol=mqtt tls=none", host,
+                   extra_ports.back()->port());
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("event=listen_failed error=\"{}\"", e.what());
+    broker.stop();
+    return 1;
+  }
+  certificates.apply(config);
+  certificates.reconcile();
+  if (auto failures = ports.apply(config); !failures.empty()) {
+    for (const auto& f : failures) spdlog::critical("event=listen_failed error=\"{}\"", f);
+    broker.stop();
+    return 1;
+  }
+  for (auto& l : extra_ports) l->start();
+
+  // Certificates due for renewal, and secrets that appeared or changed, once a second.
+  boost::asio::steady_timer poll_timer(io);
+  std::function<void()> poll = [&] {
+    poll_timer.expires_after(std::chrono::seconds(1));
+    poll_timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      certificates.reconcile();
+      ports.poll();
+      poll();
+    });
+  };
+  poll();
+
+  std::optional<Reloader> reloader;
+  if (options.config) reloader.emplace(io, options, config, certificates, ports);
+  boost::asio::signal_set hangup(io, SIGHUP);
+  std::function<void()> wait_hangup = [&] {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      if (reloader) reloader->reload("sighup");
+      wait_hangup();
+    });
+  };
+  wait_hangup();
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("event=shutdown signal={}", signal);
-    for (auto& l : listeners) l->stop();
+    for (auto& l : extra_ports) l->stop();
+    ports.close_all();
     io.stop();
   });
   io.run();

@@ -1,6 +1,5 @@
 #include "listener/tcp_transport.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -13,6 +12,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
+#include "listener/socket_peer.hpp"
 
 namespace mqttd {
 
@@ -21,19 +21,19 @@ constexpr int kMaxIovecs = 256;
 constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the worker
 }  // namespace
 
-void TcpTransport::serve(Broker& broker, std::size_t worker, int fd) {
+void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id) {
   EpollPoller& poller = EpollPoller::of(broker.io_context(worker));
-  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller);
+  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id);
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN;
   poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
-TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller) : poller_(poller), fd_(fd) {
+TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id)
+    : Transport(endpoint_id), poller_(poller), fd_(fd) {
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  socklen_t len = sizeof(peer_address_);
-  ::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer_address_), &len);
+  peer_address_ = peer_address(fd_);
   connection_ = broker.open_connection(worker, *this);
 }
 
@@ -47,17 +47,7 @@ TcpTransport::~TcpTransport() {
 
 const std::string& TcpTransport::peer() const {
   thread_local std::string text;
-  char host[INET6_ADDRSTRLEN] = "?";
-  unsigned port = 0;
-  if (peer_address_.sin6_family == AF_INET) {
-    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer_address_);
-    ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-    port = ntohs(v4->sin_port);
-  } else if (peer_address_.sin6_family == AF_INET6) {
-    ::inet_ntop(AF_INET6, &peer_address_.sin6_addr, host, sizeof(host));
-    port = ntohs(peer_address_.sin6_port);
-  }
-  text = std::string(host) + ":" + std::to_string(port);
+  text = format_peer(peer_address_);
   return text;
 }
 

@@ -19,9 +19,9 @@ class ClientConnection;
 class TcpTransport final : public Transport, public PollHandler {
  public:
   // Takes the connected socket `fd` and serves it on `worker`. Call on that worker's thread.
-  static void serve(Broker& broker, std::size_t worker, int fd);
+  static void serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id = 0);
 
-  TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller);
+  TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id);
   ~TcpTransport() override;
 
   void on_events(std::uint32_t events) override;

@@ -1,0 +1,92 @@
+#include "config/readers.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+
+namespace mqttd::config {
+namespace {
+
+void read_clients(const Context& ctx, const YAML::Node& node, BrokerSettings& s) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node,
+                 {"maxSessionExpirySeconds", "maxMessageExpirySeconds", "maxPacketSizeBytes", "maxReceiveMaximum",
+                  "maxKeepAliveSeconds", "subscriberQueueLimit", "maxConnections"});
+  if (auto n = node["maxSessionExpirySeconds"])
+    s.max_session_expiry_seconds =
+        static_cast<std::uint32_t>(integer(ctx.child("maxSessionExpirySeconds"), n, 1, 4294967295u));
+  if (auto n = node["maxMessageExpirySeconds"])
+    s.max_message_expiry_seconds =
+        static_cast<std::uint32_t>(integer(ctx.child("maxMessageExpirySeconds"), n, 1, 4294967295u));
+  if (auto n = node["maxPacketSizeBytes"])
+    s.max_packet_size_bytes = static_cast<std::uint32_t>(integer(ctx.child("maxPacketSizeBytes"), n, 1, 268435456));
+  if (auto n = node["maxReceiveMaximum"])
+    s.max_receive_maximum = static_cast<std::uint16_t>(integer(ctx.child("maxReceiveMaximum"), n, 1, 65535));
+  if (auto n = node["maxKeepAliveSeconds"])
+    s.max_keep_alive_seconds = static_cast<std::uint16_t>(integer(ctx.child("maxKeepAliveSeconds"), n, 0, 65535));
+  if (auto n = node["maxConnections"])
+    s.max_connections = static_cast<std::uint32_t>(integer(ctx.child("maxConnections"), n, 1, 10'000'000));
+  if (auto q = node["subscriberQueueLimit"]) {
+    auto qctx = ctx.child("subscriberQueueLimit");
+    expect_map(qctx, q);
+    reject_unknown(qctx, q, {"length", "strategy"});
+    if (auto n = q["length"])
+      s.subscriber_queue_length = integer(qctx.child("length"), n, 1, (std::uint64_t{1} << 63) - 1);
+    if (auto n = q["strategy"])
+      s.subscriber_queue_strategy = enumeration(qctx.child("strategy"), n, {"None", "DropOldest"}) == "DropOldest"
+                                        ? QueueStrategy::DropOldest
+                                        : QueueStrategy::None;
+  }
+}
+
+void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out) {
+  expect_map(ctx, spec);
+  reject_unknown(ctx, spec,
+                 {"advanced", "cardinality", "diagnostics", "memoryProfile", "generateResourceLimits",
+                  "diskBackedMessageBuffer", "persistence"});
+  if (auto adv = spec["advanced"]) {
+    auto actx = ctx.child("advanced");
+    expect_map(actx, adv);
+    reject_unknown(actx, adv, {"clients", "encryptInternalTraffic", "internalCerts"});
+    if (auto clients = adv["clients"]) read_clients(actx.child("clients"), clients, out.broker);
+  }
+  if (auto card = spec["cardinality"]) {
+    auto cctx = ctx.child("cardinality");
+    expect_map(cctx, card);
+    reject_unknown(cctx, card, {"frontend", "backendChain"});
+    if (auto fe = card["frontend"]) {
+      auto fctx = cctx.child("frontend");
+      expect_map(fctx, fe);
+      reject_unknown(fctx, fe, {"replicas", "workers"});
+      if (auto w = fe["workers"]) out.broker.workers = static_cast<unsigned>(integer(fctx.child("workers"), w, 1, 16));
+    }
+  }
+  if (auto diag = spec["diagnostics"]) {
+    auto dctx = ctx.child("diagnostics");
+    expect_map(dctx, diag);
+    reject_unknown(dctx, diag, {"logs", "metrics", "selfCheck", "traces"});
+    if (auto logs = diag["logs"]) {
+      auto lctx = dctx.child("logs");
+      expect_map(lctx, logs);
+      reject_unknown(lctx, logs, {"level", "opentelemetryExportConfig"});
+      if (auto level = logs["level"])
+        out.log_level = enumeration(lctx.child("level"), level, {"trace", "debug", "info", "warn", "error"});
+    }
+  }
+  if (auto profile = spec["memoryProfile"]) {
+    auto p = enumeration(ctx.child("memoryProfile"), profile, {"Tiny", "Low", "Medium", "High"});
+    // The profile's maximum message size, unless maxPacketSizeBytes says otherwise.
+    if (!spec["advanced"] || !spec["advanced"]["clients"] || !spec["advanced"]["clients"]["maxPacketSizeBytes"]) {
+      out.broker.max_packet_size_bytes = p == "Tiny"     ? 4u << 20
+                                         : p == "Low"    ? 16u << 20
+                                         : p == "Medium" ? 64u << 20
+                                                         : 256u << 20;
+    }
+  }
+}
+
+}  // namespace
+
+void read_broker_spec(const Context& ctx, const YAML::Node& spec, Configuration& out) { read_broker(ctx, spec, out); }
+
+}  // namespace mqttd::config

@@ -1,0 +1,126 @@
+// The daemon's YAML resources, read and validated: Broker, BrokerListener, and the cert-manager
+// kinds (Issuer, ClusterIssuer, Certificate) whose part the daemon plays itself. Every error
+// names the file, line, column and field path. No I/O beyond reading the files.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "broker/settings.hpp"
+
+namespace mqttd::config {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Location {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string text() const { return file + ":" + std::to_string(line) + ":" + std::to_string(column); }
+  bool operator==(const Location&) const = default;
+};
+
+enum class KeyAlgorithm { Ec256, Ec384, Ec521, Ed25519, Rsa2048, Rsa4096, Rsa8192 };
+const char* to_string(KeyAlgorithm a);
+
+struct IssuerRef {
+  std::string name;
+  std::string kind = "Issuer";  // Issuer or ClusterIssuer
+  std::string group = "cert-manager.io";
+  bool operator==(const IssuerRef&) const = default;
+};
+
+// What a certificate the daemon issues looks like: a BrokerListener port's
+// certManagerCertificateSpec, or the spec of a cert-manager Certificate resource.
+struct CertificateSpec {
+  IssuerRef issuer;
+  std::chrono::milliseconds duration = std::chrono::hours(90 * 24);
+  // Renew this long before expiry; unset means when a third of the lifetime is left (cert-manager's default).
+  std::optional<std::chrono::milliseconds> renew_before;
+  std::string secret_name;  // where the certificate is kept; generated from the owner's name when empty
+  KeyAlgorithm algorithm = KeyAlgorithm::Ec256;
+  bool rotate_key = true;  // rotationPolicy Always (a new key at each renewal) or Never
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;
+  std::string common_name;
+  bool is_ca = false;
+  bool operator==(const CertificateSpec&) const = default;
+  std::chrono::milliseconds renew_lead() const { return renew_before.value_or(duration / 3); }
+};
+
+struct PortTls {
+  enum class Mode { Automatic, Manual };
+  Mode mode = Mode::Automatic;
+  CertificateSpec automatic;  // for Automatic
+  std::string manual_secret;  // for Manual: the secret folder's name
+  bool operator==(const PortTls&) const = default;
+};
+
+enum class PortProtocol { Mqtt, WebSockets };
+
+struct ListenerPort {
+  std::uint16_t port = 0;
+  std::optional<std::uint16_t> node_port;
+  PortProtocol protocol = PortProtocol::Mqtt;
+  std::string authentication_ref;  // empty: no authentication
+  std::string authorization_ref;   // empty: no authorization
+  std::optional<PortTls> tls;      // empty: plain
+  Location location;               // of the port's entry, for messages
+  // Two ports are the same when they would serve the same way; where they are written does not matter.
+  bool same_service(const ListenerPort& o) const {
+    return port == o.port && node_port == o.node_port && protocol == o.protocol &&
+           authentication_ref == o.authentication_ref && authorization_ref == o.authorization_ref && tls == o.tls;
+  }
+};
+
+struct Listener {
+  std::string name;
+  std::string service_name;  // defaults to the listener's name
+  std::string service_type = "ClusterIp";
+  std::vector<ListenerPort> ports;
+  Location location;
+};
+
+struct Issuer {
+  std::string name;
+  std::string kind;  // Issuer or ClusterIssuer
+  bool self_signed = false;
+  std::string ca_secret;  // for a CA issuer: the secret holding its tls.crt and tls.key
+  bool built_in = false;  // the quickstart issuer the daemon provides when the files name it
+  bool operator==(const Issuer&) const = default;
+};
+
+// A cert-manager Certificate resource: the daemon issues it into the secret `spec.secret_name`.
+struct Certificate {
+  std::string name;
+  CertificateSpec spec;
+  bool operator==(const Certificate&) const = default;
+};
+
+struct Configuration {
+  BrokerSettings broker;
+  std::string log_level = "info";
+  std::vector<Listener> listeners;
+  std::vector<Issuer> issuers;
+  std::vector<Certificate> certificates;
+  std::vector<std::string> files;  // what was read
+
+  const Issuer* find_issuer(const IssuerRef& ref) const;
+};
+
+// The issuer that AIO deploys for its default listener; the daemon provides it (a self-signed
+// root kept under the state folder) when a listener refers to it and the files do not define it.
+inline constexpr const char* kQuickstartIssuer = "azure-iot-operations-aio-certificate-issuer";
+inline constexpr std::uint16_t kDefaultListenerPort = 18883;
+
+// Reads one file, or every *.yaml / *.yml file of a folder in name order. Several documents
+// may share a file (separated by ---). Throws ConfigError.
+Configuration load(const std::string& path);
+
+}  // namespace mqttd::config

@@ -1,0 +1,199 @@
+// Reads the files, hands each document to the reader of its kind, then checks what no single
+// resource can check alone: unique names, service types and ports, and resolvable issuers.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "config/readers.hpp"
+
+namespace mqttd::config {
+namespace {
+
+constexpr std::string_view kBrokerGroup = "mqttbroker.iotoperations.azure.com/";
+constexpr std::string_view kCertManagerGroup = "cert-manager.io/";
+
+struct Seen {
+  bool broker = false;
+  std::map<std::string, Location> names;  // "<kind>/<name>" → where first defined
+};
+
+void check_api_version(const Context& root, const YAML::Node& doc, const std::string& kind, std::string_view group) {
+  auto version = text(root.child("apiVersion"), doc["apiVersion"]);
+  if (!version.starts_with(group))
+    root.child("apiVersion")
+        .fail(doc["apiVersion"], fmt::format("'{}' does not serve kind {} (expected {}v1)", version, kind, group));
+}
+
+std::string read_metadata_name(const Context& root, const YAML::Node& doc) {
+  auto meta = doc["metadata"];
+  auto mctx = root.child("metadata");
+  if (!meta) root.fail(doc, "missing field 'metadata' (with a name)");
+  expect_map(mctx, meta);
+  reject_unknown(mctx, meta, {"name", "namespace", "labels", "annotations"});
+  if (!meta["name"]) mctx.fail(meta, "missing field 'name'");
+  return object_name(mctx.child("name"), meta["name"]);
+}
+
+void read_document(const std::string& file, const YAML::Node& doc, Configuration& out, Seen& seen) {
+  Context root(file, "");
+  if (doc.IsNull()) return;
+  expect_map(root, doc);
+  reject_unknown(root, doc, {"apiVersion", "kind", "metadata", "spec"});
+  if (!doc["kind"]) root.fail(doc, "missing field 'kind'");
+  if (!doc["apiVersion"]) root.fail(doc, "missing field 'apiVersion'");
+  auto kind = text(root.child("kind"), doc["kind"]);
+  auto ctx = Context(file, kind).child("spec");
+  auto spec = doc["spec"];
+  static constexpr std::string_view kSupported = "Broker, BrokerListener, Issuer, ClusterIssuer, Certificate";
+  if (kind == "Broker") {
+    check_api_version(root, doc, kind, kBrokerGroup);
+    if (seen.broker) root.child("kind").fail(doc["kind"], "a second Broker resource (there is one broker)");
+    seen.broker = true;
+    if (spec) read_broker_spec(ctx, spec, out);
+    return;
+  }
+  if (kind != "BrokerListener" && kind != "Issuer" && kind != "ClusterIssuer" && kind != "Certificate")
+    root.child("kind").fail(doc["kind"],
+                            fmt::format("resource kind '{}' is not supported (supported: {})", kind, kSupported));
+  check_api_version(root, doc, kind, kind == "BrokerListener" ? kBrokerGroup : kCertManagerGroup);
+  auto name = read_metadata_name(root, doc);
+  auto where = root.locate(doc["metadata"]["name"]);
+  auto [it, fresh] = seen.names.emplace(kind + "/" + name, where);
+  if (!fresh)
+    root.child("metadata.name")
+        .fail(doc["metadata"]["name"],
+              fmt::format("a second {} named '{}' (the first is at {})", kind, name, it->second.text()));
+  ctx = Context(file, kind + "/" + name).child("spec");
+  if (!spec) root.fail(doc, "missing field 'spec'");
+  if (kind == "BrokerListener") {
+    out.listeners.push_back(read_listener(ctx, name, spec, where));
+  } else if (kind == "Certificate") {
+    out.certificates.push_back(read_certificate(ctx, name, spec));
+  } else {
+    out.issuers.push_back(read_issuer(ctx, name, kind, spec));
+  }
+}
+
+[[noreturn]] void fail_at(const Location& at, const std::string& path, const std::string& message) {
+  throw ConfigError(fmt::format("{}: {}: {}", at.text(), path, message));
+}
+
+void resolve_issuer(Configuration& out, const IssuerRef& ref, const Location& at, const std::string& path) {
+  if (out.find_issuer(ref)) return;
+  if (ref.name == kQuickstartIssuer && ref.kind == "ClusterIssuer") {
+    Issuer quickstart;
+    quickstart.name = ref.name;
+    quickstart.kind = ref.kind;
+    quickstart.self_signed = false;
+    quickstart.built_in = true;
+    out.issuers.push_back(quickstart);
+    return;
+  }
+  std::string defined;
+  for (const auto& i : out.issuers) defined += fmt::format("{}{} '{}'", defined.empty() ? "" : ", ", i.kind, i.name);
+  fail_at(at, path,
+          fmt::format("{} '{}' is not defined in the configuration (defined: {})", ref.kind, ref.name,
+                      defined.empty() ? "none" : defined));
+}
+
+void cross_check(Configuration& out) {
+  std::map<std::string, const Listener*> by_service_type;
+  std::map<std::uint16_t, std::pair<const Listener*, const ListenerPort*>> by_port;
+  std::map<std::string, std::string> secret_writers;  // secret → who issues into it
+  for (const auto& c : out.certificates) {
+    auto [it, fresh] = secret_writers.emplace(c.spec.secret_name, "Certificate '" + c.name + "'");
+    if (!fresh)
+      throw ConfigError(fmt::format("Certificate/{}: spec.secretName: secret '{}' is already written by {}", c.name,
+                                    c.spec.secret_name, it->second));
+  }
+  for (const auto& l : out.listeners) {
+    auto [it, fresh] = by_service_type.emplace(l.service_type, &l);
+    if (!fresh)
+      fail_at(l.location, "BrokerListener/" + l.name + ".spec.serviceType",
+              fmt::format("a second listener with serviceType {} (listener '{}' at {} has it; one listener per "
+                          "service type: add ports to that listener instead)",
+                          l.service_type, it->second->name, it->second->location.text()));
+    for (std::size_t i = 0; i < l.ports.size(); ++i) {
+      const auto& p = l.ports[i];
+      auto path = fmt::format("BrokerListener/{}.spec.ports[{}]", l.name, i);
+      if (p.port == kDefaultListenerPort && l.name != "default")
+        fail_at(p.location, path + ".port",
+                fmt::format("port {} belongs to the default listener (BrokerListener 'default')", p.port));
+      auto [pit, pfresh] = by_port.emplace(p.port, std::make_pair(&l, &p));
+      if (!pfresh)
+        fail_at(p.location, path + ".port",
+                fmt::format("port {} is already used by listener '{}' at {} (a port number must be unique across "
+                            "listeners)",
+                            p.port, pit->second.first->name, pit->second.second->location.text()));
+      if (!p.authentication_ref.empty())
+        fail_at(p.location, path + ".authenticationRef",
+                fmt::format("BrokerAuthentication '{}' is not defined in the configuration", p.authentication_ref));
+      if (!p.authorization_ref.empty())
+        fail_at(p.location, path + ".authorizationRef",
+                fmt::format("BrokerAuthorization '{}' is not defined in the configuration", p.authorization_ref));
+      if (p.tls && p.tls->mode == PortTls::Mode::Automatic) {
+        resolve_issuer(out, p.tls->automatic.issuer, p.location, path + ".tls.certManagerCertificateSpec.issuerRef");
+        const auto& secret = p.tls->automatic.secret_name;
+        if (!secret.empty()) {
+          auto [sit, sfresh] = secret_writers.emplace(secret, fmt::format("listener '{}' port {}", l.name, p.port));
+          if (!sfresh)
+            fail_at(p.location, path + ".tls.certManagerCertificateSpec.secretName",
+                    fmt::format("secret '{}' is already written by {}", secret, sit->second));
+        }
+      }
+    }
+  }
+  for (const auto& c : out.certificates) {
+    Location none{"", 0, 0};
+    if (!out.find_issuer(c.spec.issuer) &&
+        !(c.spec.issuer.name == kQuickstartIssuer && c.spec.issuer.kind == "ClusterIssuer"))
+      throw ConfigError(fmt::format("Certificate/{}: spec.issuerRef: {} '{}' is not defined in the configuration",
+                                    c.name, c.spec.issuer.kind, c.spec.issuer.name));
+    resolve_issuer(out, c.spec.issuer, none, "");
+  }
+}
+
+}  // namespace
+
+const Issuer* Configuration::find_issuer(const IssuerRef& ref) const {
+  for (const auto& i : issuers)
+    if (i.name == ref.name && i.kind == ref.kind) return &i;
+  return nullptr;
+}
+
+Configuration load(const std::string& path) {
+  namespace fs = std::filesystem;
+  Configuration out;
+  std::vector<std::string> files;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    for (const auto& entry : fs::directory_iterator(path, ec)) {
+      auto ext = entry.path().extension().string();
+      if (entry.is_regular_file() && (ext == ".yaml" || ext == ".yml")) files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+  } else if (fs::exists(path, ec)) {
+    files.push_back(path);
+  } else {
+    throw ConfigError(fmt::format("{}: no such file or folder", path));
+  }
+  Seen seen;
+  for (const auto& file : files) {
+    std::vector<YAML::Node> docs;
+    try {
+      docs = YAML::LoadAllFromFile(file);
+    } catch (const YAML::ParserException& e) {
+      throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
+    } catch (const YAML::BadFile&) {
+      throw ConfigError(fmt::format("{}: cannot be read", file));
+    }
+    for (const auto& doc : docs) read_document(file, doc, out, seen);
+    out.files.push_back(file);
+  }
+  cross_check(out);
+  return out;
+}
+
+}  // namespace mqttd::config

@@ -1,0 +1,16 @@
+// One reader per resource kind. Internal to config/.
+#pragma once
+
+#include "config/yaml_support.hpp"
+
+namespace mqttd::config {
+
+void read_broker_spec(const Context& ctx, const YAML::Node& spec, Configuration& out);
+Listener read_listener(const Context& ctx, const std::string& name, const YAML::Node& spec, const Location& where);
+Issuer read_issuer(const Context& ctx, const std::string& name, const std::string& kind, const YAML::Node& spec);
+Certificate read_certificate(const Context& ctx, const std::string& name, const YAML::Node& spec);
+// A BrokerListener port's certManagerCertificateSpec.
+CertificateSpec read_certificate_spec(const Context& ctx, const YAML::Node& node);
+IssuerRef read_issuer_ref(const Context& ctx, const YAML::Node& node);
+
+}  // namespace mqttd::config

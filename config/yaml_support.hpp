@@ -1,0 +1,47 @@
+// Helpers that read YAML nodes into typed values and fail with `file:line:column: path: message`.
+// Internal to config/.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "config/configuration.hpp"
+
+namespace mqttd::config {
+
+// A position in a file and the field path that led there, for error messages.
+class Context {
+ public:
+  Context(std::string file, std::string path) : file_(std::move(file)), path_(std::move(path)) {}
+  Context child(std::string_view field) const;
+  Context index(std::size_t i) const;  // path[i]
+  [[noreturn]] void fail(const YAML::Node& at, std::string_view message) const;
+  Location locate(const YAML::Node& at) const;
+  const std::string& path() const { return path_; }
+  const std::string& file() const { return file_; }
+
+ private:
+  std::string file_;
+  std::string path_;
+};
+
+void expect_map(const Context& ctx, const YAML::Node& node);
+void expect_sequence(const Context& ctx, const YAML::Node& node);
+// Fails on the first key not in `known`, suggesting the nearest known name.
+void reject_unknown(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> known);
+std::uint64_t integer(const Context& ctx, const YAML::Node& node, std::uint64_t min, std::uint64_t max);
+std::string text(const Context& ctx, const YAML::Node& node);
+bool boolean(const Context& ctx, const YAML::Node& node);
+std::string enumeration(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> allowed);
+// A Go duration as Kubernetes resources write them: "90s", "1h30m", "2160h", "500ms".
+std::chrono::milliseconds duration(const Context& ctx, const YAML::Node& node);
+// A Kubernetes object name (RFC 1123 subdomain: lowercase letters, digits, '-' and '.', at most
+// 253 characters). Names become folder names, so this also keeps "../" out of paths.
+std::string object_name(const Context& ctx, const YAML::Node& node);
+
+}  // namespace mqttd::config

@@ -1,0 +1,43 @@
+// One listening socket: accepts connections on the daemon's main thread, counts each against
+// the broker's connection limit, picks the worker that will own it, and hands the socket over.
+// Asio stays out of this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mqttd {
+
+class Broker;
+
+class Acceptor {
+ public:
+  // Called on the accepting thread with the worker chosen for the connection and its socket,
+  // which is non-blocking and now belongs to the callee.
+  using Handoff = std::function<void(std::size_t worker, int fd)>;
+
+  // Binds `address`:`port` (port 0 picks a free one); accepting runs on `io`. Throws
+  // boost::system::system_error when the port cannot be bound.
+  Acceptor(boost::asio::io_context& io, Broker& broker, const std::string& address, std::uint16_t port,
+           Handoff handoff);
+  ~Acceptor();
+  Acceptor(const Acceptor&) = delete;
+  Acceptor& operator=(const Acceptor&) = delete;
+
+  void start();
+  void stop();
+  std::uint16_t port() const;
+  const std::string& address() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,185 @@
+#include "listener/port_manager.hpp"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/system/system_error.hpp>
+
+#include "broker/broker.hpp"
+#include "listener/acceptor.hpp"
+#include "listener/tcp_transport.hpp"
+#include "listener/tls_credentials.hpp"
+#include "listener/tls_transport.hpp"
+#include "listener/websocket_transport.hpp"
+
+namespace mqttd {
+
+struct PortManager::Port {
+  std::string listener;
+  config::ListenerPort spec;
+  std::uint64_t endpoint_id = 0;
+  std::unique_ptr<Acceptor> acceptor;
+  std::shared_ptr<ssl_ctx_st> tls;  // the context new handshakes use
+  std::string loaded_stamp;         // the secret files `tls` was made from
+  std::string failed_stamp;         // files that failed to load, reported once
+  std::string bind_error;           // reported once
+  bool announced_wait = false;
+
+  bool needs_tls() const { return spec.tls.has_value(); }
+  const char* protocol() const { return spec.protocol == config::PortProtocol::Mqtt ? "mqtt" : "websockets"; }
+  const char* tls_mode() const {
+    return !spec.tls ? "none" : spec.tls->mode == config::PortTls::Mode::Manual ? "manual" : "automatic";
+  }
+  std::string secret_name() const {
+    return spec.tls->mode == config::PortTls::Mode::Manual ? spec.tls->manual_secret
+                                                            : tls::automatic_secret_name(listener, spec);
+  }
+};
+
+PortManager::PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths)
+    : io_(io), broker_(broker), bind_address_(std::move(bind_address)), paths_(std::move(paths)) {}
+
+PortManager::~PortManager() { close_all(); }
+
+std::string PortManager::secret_folder_of(const Port& port) const {
+  // An Automatic port's certificate is the daemon's own; a Manual one may be mounted or issued here.
+  if (port.spec.tls->mode == config::PortTls::Mode::Automatic)
+    return paths_.state_dir + "/secrets/" + port.secret_name();
+  return tls::secret_folder(paths_, port.secret_name());
+}
+
+std::vector<std::string> PortManager::apply(const config::Configuration& config) {
+  std::vector<std::unique_ptr<Port>> next;
+  for (const auto& l : config.listeners) {
+    for (const auto& p : l.ports) {
+      std::unique_ptr<Port> kept;
+      for (auto& old : ports_)
+        if (old && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
+      if (kept) {
+        kept->spec = p;  // the same service; only where it is written may differ
+        next.push_back(std::move(kept));
+        continue;
+      }
+      auto port = std::make_unique<Port>();
+      port->listener = l.name;
+      port->spec = p;
+      port->endpoint_id = next_endpoint_id_++;
+      next.push_back(std::move(port));
+    }
+  }
+  // What is left of the old set was removed or changed: stop accepting, then close its clients.
+  for (auto& old : ports_) {
+    if (!old) continue;
+    if (old->acceptor) old->acceptor->stop();
+    old->acceptor.reset();
+    broker_.close_endpoint(old->endpoint_id);
+    spdlog::info("event=port_closed listener={} port={}", old->listener, old->spec.port);
+  }
+  ports_ = std::move(next);
+  std::vector<std::string> failures;
+  for (auto& port : ports_) {
+    if (!port->acceptor) {
+      open(*port);
+      if (!port->bind_error.empty()) failures.push_back(port->bind_error);
+    }
+  }
+  return failures;
+}
+
+void PortManager::poll() {
+  for (auto& port : ports_) {
+    if (port->needs_tls()) refresh_certificate(*port);
+    if (!port->acceptor) open(*port);
+  }
+}
+
+void PortManager::close_all() {
+  for (auto& port : ports_)
+    if (port->acceptor) port->acceptor->stop();
+  ports_.clear();
+}
+
+void PortManager::refresh_certificate(Port& port) {
+  std::string folder = secret_folder_of(port);
+  std::string stamp = tls::secret_stamp(folder);
+  if (stamp.empty()) {
+    // Where an operator should put a manual secret: the mounted secrets folder.
+    if (port.spec.tls->mode == config::PortTls::Mode::Manual) folder = paths_.secrets_dir + "/" + port.secret_name();
+    if (!port.tls && !port.announced_wait) {
+      port.announced_wait = true;
+      spdlog::warn(
+          "event=awaiting_secret listener={} port={} secret={} folder={} message=\"Server certificate {} not found. "
+          "Awaiting creation of secret.\"",
+          port.listener, port.spec.port, port.secret_name(), folder, port.secret_name());
+    }
+    return;
+  }
+  if (stamp == port.loaded_stamp) return;
+  try {
+    auto credentials = tls::load_server_credentials(folder);
+    bool replaced = port.tls != nullptr;
+    port.tls = std::move(credentials.context);
+    port.loaded_stamp = stamp;
+    port.failed_stamp.clear();
+    auto days = std::chrono::duration_cast<std::chrono::hours>(credentials.not_after - std::chrono::system_clock::now())
+                    .count() /
+                24.0;
+    spdlog::info("event={} listener={} port={} secret={} subject=\"{}\" key={} chain_length={} expires_in_days={:.2f}",
+                 replaced ? "certificate_replaced" : "certificate_loaded", port.listener, port.spec.port,
+                 port.secret_name(), credentials.subject, credentials.key_kind, credentials.chain_length, days);
+  } catch (const std::exception& e) {
+    // Files being replaced one by one can be caught half-way: report only what stays broken.
+    if (stamp != port.failed_stamp) {
+      port.failed_stamp = stamp;
+      spdlog::debug("event=certificate_unreadable listener={} port={} error=\"{}\" retry=true", port.listener,
+                    port.spec.port, e.what());
+      return;
+    }
+    if (port.loaded_stamp != "failed:" + stamp) {
+      spdlog::error("event=certificate_invalid listener={} port={} secret={} error=\"{}\"{}", port.listener,
+                    port.spec.port, port.secret_name(), e.what(),
+                    port.tls ? " serving=previous_certificate" : " serving=false");
+      port.loaded_stamp = "failed:" + stamp;
+    }
+  }
+}
+
+void PortManager::open(Port& port) {
+  if (port.needs_tls()) {
+    refresh_certificate(port);
+    if (!port.tls) return;  // waiting for its secret
+  }
+  Port* target = &port;
+  Broker& broker = broker_;
+  auto handoff = [target, &broker](std::size_t worker, int fd) {
+    auto endpoint = target->endpoint_id;
+    auto& io = broker.io_context(worker);
+    if (target->spec.protocol == config::PortProtocol::WebSockets) {
+      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
+        serve_websocket(broker, worker, fd, tls, endpoint);
+      });
+    } else if (target->tls) {
+      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
+        TlsTransport::serve(broker, worker, fd, tls, endpoint);
+      });
+    } else {
+      boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
+    }
+  };
+  try {
+    port.acceptor = std::make_unique<Acceptor>(io_, broker_, bind_address_, port.spec.port, handoff);
+    port.acceptor->start();
+    port.bind_error.clear();
+    spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener, bind_address_,
+                 port.spec.port, port.protocol(), port.tls_mode());
+  } catch (const boost::system::system_error& e) {
+    auto message = fmt::format("listener {} port {}: cannot listen on {}:{}: {}", port.listener, port.spec.port,
+                               bind_address_, port.spec.port, e.code().message());
+    if (message != port.bind_error) spdlog::error("event=listen_failed error=\"{}\" retry=true", message);
+    port.bind_error = message;
+  }
+}
+
+}  // namespace mqttd

@@ -1,0 +1,54 @@
+// The ports that the BrokerListener resources describe, kept in step with the configuration on
+// the daemon's main thread: opens added ports, closes removed ones (their clients get DISCONNECT
+// 0x8B), re-binds changed ones, and leaves unchanged ones and their clients alone. A TLS port
+// serves only once its certificate can be loaded; until then it waits for its secret, and a
+// replaced certificate reaches new handshakes while connected clients stay.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/configuration.hpp"
+#include "listener/certificate_manager.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace mqttd {
+
+class Broker;
+
+class PortManager {
+ public:
+  PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths);
+  ~PortManager();
+  PortManager(const PortManager&) = delete;
+  PortManager& operator=(const PortManager&) = delete;
+
+  // Makes the open ports match `config`. Returns the ports that could not be bound (they are
+  // retried at each poll).
+  std::vector<std::string> apply(const config::Configuration& config);
+  // Loads certificates that appeared or changed, binds the ports that were waiting for one, and
+  // retries ports that could not be bound. Call about once a second.
+  void poll();
+  // Stops accepting on every port (the broker closes the connections when it stops).
+  void close_all();
+
+ private:
+  struct Port;
+  void open(Port& port);
+  void refresh_certificate(Port& port);
+  std::string secret_folder_of(const Port& port) const;
+
+  boost::asio::io_context& io_;
+  Broker& broker_;
+  std::string bind_address_;
+  tls::Paths paths_;
+  std::vector<std::unique_ptr<Port>> ports_;
+  std::uint64_t next_endpoint_id_ = 1;
+};
+
+}  // namespace mqttd

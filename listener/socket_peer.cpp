@@ -1,0 +1,29 @@
+#include "listener/socket_peer.hpp"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+namespace mqttd {
+
+sockaddr_in6 peer_address(int fd) {
+  sockaddr_in6 address{};
+  socklen_t len = sizeof(address);
+  ::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &len);
+  return address;
+}
+
+std::string format_peer(const sockaddr_in6& address) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (address.sin6_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+    port = ntohs(v4->sin_port);
+  } else if (address.sin6_family == AF_INET6) {
+    ::inet_ntop(AF_INET6, &address.sin6_addr, host, sizeof(host));
+    port = ntohs(address.sin6_port);
+  }
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+}  // namespace mqttd

@@ -1,0 +1,62 @@
+// Transport for MQTT over TLS on the worker's EpollPoller: OpenSSL works the non-blocking socket
+// directly. Reads decrypt into the connection's read buffer; writes copy what is queued into
+// one per-thread staging buffer of a TLS record's size and encrypt it in one call, so that many
+// small packets make one record and one system call.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <memory>
+#include <string>
+
+#include "broker/transport.hpp"
+#include "listener/epoll_poller.hpp"
+#include "listener/openssl_ptr.hpp"
+
+namespace mqttd {
+
+class Broker;
+class ClientConnection;
+
+class TlsTransport final : public Transport, public PollHandler {
+ public:
+  // Takes the connected socket `fd` and serves it on `worker` with the server context `tls`.
+  // Call on that worker's thread.
+  static void serve(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
+                    std::uint64_t endpoint_id);
+
+  TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* tls, EpollPoller& poller,
+               std::uint64_t endpoint_id);
+  ~TlsTransport() override;
+
+  void on_events(std::uint32_t events) override;
+  void flush() override;
+  void close() override;
+  void resume_reading() override;
+  const std::string& peer() const override;
+
+ private:
+  void handshake();
+  void on_readable();
+  void write_pending();
+  void update_interest();
+  void fail(const char* what);
+  void finish_close();
+  void read_buffered_later();
+
+  EpollPoller& poller_;
+  int fd_;
+  tls::SslPtr ssl_;
+  std::unique_ptr<ClientConnection> connection_;
+  sockaddr_in6 peer_address_{};
+  std::uint32_t interest_ = 0;
+  // The socket event each direction waits for: TLS may need to write to read, or read to write.
+  std::uint32_t read_needs_ = 0x001;  // EPOLLIN
+  std::uint32_t write_needs_ = 0x004;  // EPOLLOUT
+  bool handshake_done_ = false;
+  bool write_blocked_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace mqttd

@@ -1,0 +1,21 @@
+// MQTT over WebSockets (and over TLS: WSS), with Boost.Beast on an Asio socket bound to the
+// worker's event loop. Beast stays inside websocket_transport.cpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+struct ssl_ctx_st;
+
+namespace mqttd {
+
+class Broker;
+
+// Serves the connected socket `fd` on `worker`: the HTTP upgrade on path /mqtt or / with
+// subprotocol "mqtt", then binary frames carrying the MQTT byte stream (a packet may span frames
+// and a frame may hold several packets). WSS when `tls` is set. Call on that worker's thread.
+void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
+                     std::uint64_t endpoint_id);
+
+}  // namespace mqttd
