@@ -13,10 +13,13 @@ FROM debian:bookworm-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libssl3 libyaml-cpp0.7 libfmt9 libspdlog1.10 && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/mqttd --create-home mqttd \
- && mkdir -p /etc/mqttd && chown mqttd /etc/mqttd
+ && mkdir -p /etc/mqttd/config /etc/mqttd/secrets && chown -R mqttd /etc/mqttd
 COPY --from=build /build/daemon/mqttd /usr/local/bin/mqttd
 USER mqttd
 EXPOSE 1883 8883 9600
 ENTRYPOINT ["/usr/local/bin/mqttd"]
-# In a container the port must face the pod network, not loopback.
+# In a container the port must face the pod network, not loopback. With resources mounted (a
+# ConfigMap at /etc/mqttd/config, TLS secrets under /etc/mqttd/secrets/<name>/), run instead:
+#   --config /etc/mqttd/config   (the defaults --secrets-dir /etc/mqttd/secrets and
+#   --state-dir /var/lib/mqttd, the mqttd user's home, fit this image)
 CMD ["--listen", "0.0.0.0:1883"]

@@ -627,6 +627,16 @@ std::uint16_t ClientConnection::send_window() const {
 }
 
 void ClientConnection::send(Delivery&& d) {
+  // A connection that is closing would lose what it writes: QoS 1/2 wait in the session for the
+  // next connection (under the queue's limit), QoS 0 is dropped as for any offline session.
+  if (state_ == State::Closing) {
+    if (d.qos == 0) {
+      worker_.messages_dropped.increment();
+    } else {
+      enqueue(std::move(d));
+    }
+    return;
+  }
   if (d.qos == 0) {
     if (output_full()) {
       worker_.messages_dropped.increment();

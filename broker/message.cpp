@@ -1,5 +1,7 @@
 #include "broker/message.hpp"
 
+#include <algorithm>
+
 #include <cstring>
 #include <new>
 
@@ -28,8 +30,11 @@ MessageRef Message::create(const MessageFields& f) {
 
 std::uint32_t Message::remaining_expiry_seconds(Clock::time_point now) const {
   if (now >= expires_at_) return 0;
+  // Rounded down: each worker reads a clock cached at its event-loop turn, so a message created on
+  // one worker can look a few milliseconds younger on another, and rounding up would forward more
+  // than the publisher gave (or than the broker's cap). At least 1, since it has not expired.
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at_ - now).count();
-  return static_cast<std::uint32_t>((left + 999) / 1000);
+  return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(left / 1000));
 }
 
 void MessageRef::release() {

@@ -45,7 +45,7 @@ class Message {
   bool expires() const { return expires_at_ != Clock::time_point{}; }
   Clock::time_point expires_at() const { return expires_at_; }
   bool expired(Clock::time_point now) const { return expires() && now >= expires_at_; }
-  // Seconds left, rounded up, for the Message Expiry Interval forwarded to a subscriber.
+  // Seconds left, rounded down (at least 1), for the Message Expiry Interval forwarded to a subscriber.
   std::uint32_t remaining_expiry_seconds(Clock::time_point now) const;
 
  private:

@@ -30,8 +30,7 @@ std::vector<std::string> dns_names(const Context& ctx, const YAML::Node& node) {
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto& n = out[i];
     bool ok = !n.empty() && n.size() <= 253;
-    for (char c : n)
-      ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*');
+    for (char c : n) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '*');
     if (!ok) ctx.index(i).fail(node[i], fmt::format("'{}' is not a DNS name", n));
   }
   return out;
@@ -44,8 +43,7 @@ void read_durations(const Context& ctx, const YAML::Node& node, CertificateSpec&
   }
   if (auto n = node["renewBefore"]) {
     spec.renew_before = duration(ctx.child("renewBefore"), n);
-    if (*spec.renew_before >= spec.duration)
-      ctx.child("renewBefore").fail(n, "must be shorter than the duration");
+    if (*spec.renew_before >= spec.duration) ctx.child("renewBefore").fail(n, "must be shorter than the duration");
   }
 }
 
@@ -57,13 +55,20 @@ bool rotation(const Context& ctx, const YAML::Node& node) {
 
 const char* to_string(KeyAlgorithm a) {
   switch (a) {
-    case KeyAlgorithm::Ec256: return "Ec256";
-    case KeyAlgorithm::Ec384: return "Ec384";
-    case KeyAlgorithm::Ec521: return "Ec521";
-    case KeyAlgorithm::Ed25519: return "Ed25519";
-    case KeyAlgorithm::Rsa2048: return "Rsa2048";
-    case KeyAlgorithm::Rsa4096: return "Rsa4096";
-    case KeyAlgorithm::Rsa8192: return "Rsa8192";
+    case KeyAlgorithm::Ec256:
+      return "Ec256";
+    case KeyAlgorithm::Ec384:
+      return "Ec384";
+    case KeyAlgorithm::Ec521:
+      return "Ec521";
+    case KeyAlgorithm::Ed25519:
+      return "Ed25519";
+    case KeyAlgorithm::Rsa2048:
+      return "Rsa2048";
+    case KeyAlgorithm::Rsa4096:
+      return "Rsa4096";
+    case KeyAlgorithm::Rsa8192:
+      return "Rsa8192";
   }
   return "?";
 }
@@ -142,8 +147,8 @@ Certificate read_certificate(const Context& ctx, const std::string& name, const 
   cert.name = name;
   expect_map(ctx, spec);
   reject_unknown(ctx, spec,
-                 {"commonName", "isCA", "secretName", "issuerRef", "duration", "renewBefore", "dnsNames",
-                  "ipAddresses", "privateKey"});
+                 {"commonName", "isCA", "secretName", "issuerRef", "duration", "renewBefore", "dnsNames", "ipAddresses",
+                  "privateKey"});
   auto& s = cert.spec;
   s.algorithm = KeyAlgorithm::Rsa2048;  // cert-manager's default for a Certificate
   if (!spec["secretName"]) ctx.fail(spec, "missing field 'secretName'");
@@ -166,8 +171,8 @@ Certificate read_certificate(const Context& ctx, const std::string& name, const 
     std::uint64_t size = 0;
     if (auto z = key["size"]) size = integer(kctx.child("size"), z, 0, 8192);
     auto bad_size = [&](std::string_view allowed) {
-      kctx.child("size").fail(key["size"], fmt::format("size {} is not valid for {} (one of {})", size, algorithm,
-                                                       allowed));
+      kctx.child("size").fail(key["size"],
+                              fmt::format("size {} is not valid for {} (one of {})", size, algorithm, allowed));
     };
     if (algorithm == "ECDSA") {
       s.algorithm = size == 0 || size == 256 ? KeyAlgorithm::Ec256

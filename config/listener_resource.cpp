@@ -44,7 +44,7 @@ ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
   if (auto n = node["nodePort"]) p.node_port = static_cast<std::uint16_t>(integer(ctx.child("nodePort"), n, 1, 65535));
   if (auto n = node["protocol"])
     p.protocol = enumeration(ctx.child("protocol"), n, {"Mqtt", "WebSockets"}) == "Mqtt" ? PortProtocol::Mqtt
-                                                                                          : PortProtocol::WebSockets;
+                                                                                         : PortProtocol::WebSockets;
   if (auto n = node["authenticationRef"]) p.authentication_ref = object_name(ctx.child("authenticationRef"), n);
   if (auto n = node["authorizationRef"]) p.authorization_ref = object_name(ctx.child("authorizationRef"), n);
   if (auto n = node["tls"]) p.tls = read_tls(ctx.child("tls"), n);
@@ -72,9 +72,9 @@ Listener read_listener(const Context& ctx, const std::string& name, const YAML::
     auto port = read_port(pctx.index(i), ports[i]);
     for (const auto& earlier : l.ports)
       if (earlier.port == port.port)
-        pctx.index(i).child("port").fail(ports[i]["port"],
-                                         fmt::format("port {} appears twice in this listener (first at {})",
-                                                     port.port, earlier.location.text()));
+        pctx.index(i).child("port").fail(
+            ports[i]["port"],
+            fmt::format("port {} appears twice in this listener (first at {})", port.port, earlier.location.text()));
     if (port.node_port && l.service_type != "NodePort")
       pctx.index(i).child("nodePort").fail(ports[i]["nodePort"], "only for serviceType NodePort");
     l.ports.push_back(std::move(port));

@@ -132,8 +132,10 @@ std::string object_name(const Context& ctx, const YAML::Node& node) {
   bool ok = !s.empty() && s.size() <= 253 && alnum(s.front()) && alnum(s.back());
   for (std::size_t i = 0; ok && i < s.size(); ++i) {
     char c = s[i];
-    if (c == '.') ok = i > 0 && alnum(s[i - 1]) && i + 1 < s.size() && alnum(s[i + 1]);
-    else ok = alnum(c) || c == '-';
+    if (c == '.')
+      ok = i > 0 && alnum(s[i - 1]) && i + 1 < s.size() && alnum(s[i + 1]);
+    else
+      ok = alnum(c) || c == '-';
   }
   if (!ok)
     ctx.fail(node, fmt::format("'{}' is not a valid name (lowercase letters, digits, '-' and '.', starting and "

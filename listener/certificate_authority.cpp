@@ -33,13 +33,27 @@ KeyPtr generate_key(config::KeyAlgorithm algorithm) {
   using config::KeyAlgorithm;
   EVP_PKEY* key = nullptr;
   switch (algorithm) {
-    case KeyAlgorithm::Ec256: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
-    case KeyAlgorithm::Ec384: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
-    case KeyAlgorithm::Ec521: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521"); break;
-    case KeyAlgorithm::Ed25519: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"); break;
-    case KeyAlgorithm::Rsa2048: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048}); break;
-    case KeyAlgorithm::Rsa4096: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{4096}); break;
-    case KeyAlgorithm::Rsa8192: key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{8192}); break;
+    case KeyAlgorithm::Ec256:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+      break;
+    case KeyAlgorithm::Ec384:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384");
+      break;
+    case KeyAlgorithm::Ec521:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-521");
+      break;
+    case KeyAlgorithm::Ed25519:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+      break;
+    case KeyAlgorithm::Rsa2048:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{2048});
+      break;
+    case KeyAlgorithm::Rsa4096:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{4096});
+      break;
+    case KeyAlgorithm::Rsa8192:
+      key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", std::size_t{8192});
+      break;
   }
   if (!key) fail(std::string("generating a ") + config::to_string(algorithm) + " key");
   return KeyPtr(key);
@@ -69,8 +83,7 @@ X509Ptr issue_certificate(const IssueRequest& request, EVP_PKEY* subject_key, co
                        : request.common_name;
   // A CN longer than 64 characters does not fit X.520's upper bound; the SAN carries the names.
   if (cn.size() > 64) cn.resize(64);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
-                             0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
   X509* issuer_cert = signer.certificate ? signer.certificate : cert.get();
   X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer_cert));
 
@@ -123,19 +136,26 @@ std::vector<X509Ptr> read_certificates(const std::string& pem) {
 KeyPtr read_private_key(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   // An empty passphrase callback: an encrypted key fails instead of prompting on the terminal.
-  KeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+  KeyPtr key(PEM_read_bio_PrivateKey(
+      bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
   ERR_clear_error();
   return key;
 }
 
 std::string key_kind(EVP_PKEY* key) {
   switch (EVP_PKEY_get_base_id(key)) {
-    case EVP_PKEY_EC: return "EC";
-    case EVP_PKEY_RSA: return "RSA";
-    case EVP_PKEY_RSA_PSS: return "RSA";
-    case EVP_PKEY_ED25519: return "ED25519";
-    case EVP_PKEY_ED448: return "ED448";
-    default: return "unknown";
+    case EVP_PKEY_EC:
+      return "EC";
+    case EVP_PKEY_RSA:
+      return "RSA";
+    case EVP_PKEY_RSA_PSS:
+      return "RSA";
+    case EVP_PKEY_ED25519:
+      return "ED25519";
+    case EVP_PKEY_ED448:
+      return "ED448";
+    default:
+      return "unknown";
   }
 }
 

@@ -50,18 +50,11 @@ std::string digest_hex(X509* cert) {
 std::string request_fingerprint(const config::CertificateSpec& spec, const std::vector<std::string>& dns,
                                 const std::string& signer_digest) {
   std::string out = fmt::format("algorithm={} ca={} cn={} duration={} issuer={}/{} signer={}",
-                                config::to_string(spec.algorithm), spec.is_ca, spec.common_name,
-                                spec.duration.count(), spec.issuer.kind, spec.issuer.name, signer_digest);
+                                config::to_string(spec.algorithm), spec.is_ca, spec.common_name, spec.duration.count(),
+                                spec.issuer.kind, spec.issuer.name, signer_digest);
   for (const auto& d : dns) out += " dns=" + d;
   for (const auto& i : spec.ip_addresses) out += " ip=" + i;
   return out + "\n";
-}
-
-std::string stamp_of(const std::string& path) {
-  struct stat st{};
-  if (::stat(path.c_str(), &st) != 0) return {};
-  return std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
-         "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
 constexpr const char* kQuickstartFolder = "issuers/azure-iot-operations-aio-certificate-issuer";
@@ -99,14 +92,15 @@ void CertificateManager::apply(const config::Configuration& config) {
     next.push_back(std::move(m));
   };
   // Certificates first: a CA they make may be the issuer of a port.
-  for (const auto& c : config.certificates) keep_state(Managed{"Certificate/" + c.name, c.spec.secret_name, c.spec});
+  for (const auto& c : config.certificates)
+    keep_state(Managed{.owner = "Certificate/" + c.name, .secret_name = c.spec.secret_name, .spec = c.spec});
   for (const auto& l : config.listeners)
     for (const auto& p : l.ports)
       if (p.tls && p.tls->mode == config::PortTls::Mode::Automatic) {
-        Managed m{fmt::format("BrokerListener/{} port {}", l.name, p.port), automatic_secret_name(l.name, p),
-                  p.tls->automatic};
-        m.default_names = {l.service_name, "localhost"};
-        keep_state(std::move(m));
+        keep_state(Managed{.owner = fmt::format("BrokerListener/{} port {}", l.name, p.port),
+                           .secret_name = automatic_secret_name(l.name, p),
+                           .spec = p.tls->automatic,
+                           .default_names = {l.service_name, "localhost"}});
       }
   managed_ = std::move(next);
   issuers_ = config.issuers;
@@ -164,7 +158,8 @@ bool CertificateManager::find_signer(const config::IssuerRef& ref, SignerFiles& 
 bool CertificateManager::ensure(Managed& m, std::chrono::system_clock::time_point now) {
   std::string folder = paths_.state_dir + "/secrets/" + m.secret_name;
   auto report = [&](const std::string& problem) {
-    if (problem != m.last_problem) spdlog::error("event=certificate_pending owner=\"{}\" problem=\"{}\"", m.owner, problem);
+    if (problem != m.last_problem)
+      spdlog::error("event=certificate_pending owner=\"{}\" problem=\"{}\"", m.owner, problem);
     m.last_problem = problem;
     return false;
   };
@@ -225,8 +220,8 @@ bool CertificateManager::ensure(Managed& m, std::chrono::system_clock::time_poin
     request.is_ca = m.spec.is_ca;
     request.lifetime = std::chrono::duration_cast<std::chrono::seconds>(m.spec.duration);
     if (request.lifetime.count() < 1) request.lifetime = std::chrono::seconds(1);
-    Signer signer = signer_files.self_signed ? Signer{nullptr, key.get()}
-                                             : Signer{signer_chain[0].get(), signer_key.get()};
+    Signer signer =
+        signer_files.self_signed ? Signer{nullptr, key.get()} : Signer{signer_chain[0].get(), signer_key.get()};
     auto cert = issue_certificate(request, key.get(), signer);
 
     // tls.crt: the new certificate, then the issuer's chain; ca.crt: the root clients trust.

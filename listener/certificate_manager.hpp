@@ -41,10 +41,10 @@ class CertificateManager {
     std::string owner;        // "Certificate/test-ca", "listener default port 18883"
     std::string secret_name;  // written under <state_dir>/secrets/
     config::CertificateSpec spec;
-    std::vector<std::string> default_names;  // added to the SAN for ports: service name, localhost
-    std::string issuer_stamp;                // the issuer secret's files when last issued
+    std::vector<std::string> default_names{};  // added to the SAN for ports: service name, localhost
+    std::string issuer_stamp{};                // the issuer secret's files when last issued
     std::chrono::system_clock::time_point renew_at{};
-    std::string last_problem;  // logged once until it changes
+    std::string last_problem{};  // logged once until it changes
     bool issued = false;
   };
   struct SignerFiles {

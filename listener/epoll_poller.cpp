@@ -14,7 +14,6 @@
 
 namespace mqttd {
 
-
 struct EpollPoller::Waiter {
   explicit Waiter(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
   boost::asio::posix::stream_descriptor descriptor;

@@ -34,7 +34,7 @@ struct PortManager::Port {
   }
   std::string secret_name() const {
     return spec.tls->mode == config::PortTls::Mode::Manual ? spec.tls->manual_secret
-                                                            : tls::automatic_secret_name(listener, spec);
+                                                           : tls::automatic_secret_name(listener, spec);
   }
 };
 

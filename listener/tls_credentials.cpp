@@ -20,7 +20,7 @@ std::string read_file(const std::string& path) {
 }
 
 std::string stamp(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return {};
   return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
@@ -50,9 +50,9 @@ ServerCredentials load_server_credentials(const std::string& folder) {
     auto kind = key_kind(chain[i].get());
     if (kind != out.key_kind)
       throw std::runtime_error(folder + "/tls.crt: certificate " + std::to_string(i + 1) + " of the chain (" +
-                               subject_text(chain[i].get()) + ") has a " + kind + " key but the server certificate has " +
-                               "a " + out.key_kind + " key: every certificate in the chain must use the same key " +
-                               "algorithm");
+                               subject_text(chain[i].get()) + ") has a " + kind +
+                               " key but the server certificate has " + "a " + out.key_kind +
+                               " key: every certificate in the chain must use the same key " + "algorithm");
   }
   if (X509_check_private_key(chain[0].get(), key.get()) != 1) {
     ERR_clear_error();
@@ -66,8 +66,8 @@ ServerCredentials load_server_credentials(const std::string& folder) {
   SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
   // Partial writes and a moving buffer let a transport retry a blocked write from its queue;
   // releasing buffers keeps an idle TLS connection small.
-  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                                  SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_mode(ctx.get(),
+                   SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate(ctx.get(), chain[0].get()) != 1)
     throw std::runtime_error(last_error(folder + "/tls.crt: server certificate refused"));
   for (std::size_t i = 1; i < chain.size(); ++i)

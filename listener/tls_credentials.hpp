@@ -13,8 +13,8 @@ namespace mqttd::tls {
 
 struct ServerCredentials {
   std::shared_ptr<ssl_ctx_st> context;
-  std::string subject;     // of the server certificate
-  std::string key_kind;    // "EC", "RSA", "ED25519"
+  std::string subject;   // of the server certificate
+  std::string key_kind;  // "EC", "RSA", "ED25519"
   std::size_t chain_length = 0;
   std::chrono::system_clock::time_point not_after;
 };

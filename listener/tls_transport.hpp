@@ -51,7 +51,7 @@ class TlsTransport final : public Transport, public PollHandler {
   sockaddr_in6 peer_address_{};
   std::uint32_t interest_ = 0;
   // The socket event each direction waits for: TLS may need to write to read, or read to write.
-  std::uint32_t read_needs_ = 0x001;  // EPOLLIN
+  std::uint32_t read_needs_ = 0x001;   // EPOLLIN
   std::uint32_t write_needs_ = 0x004;  // EPOLLOUT
   bool handshake_done_ = false;
   bool write_blocked_ = false;

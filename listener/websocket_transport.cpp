@@ -154,25 +154,27 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
     response->prepare_payload();
     spdlog::debug("event=websocket_refused peer={} status={} target=\"{}\"", peer_, static_cast<int>(status),
                   std::string(parser_.get().target()));
-    http::async_write(ws_.next_layer(), *response,
-                      [this, self = self_, response](const boost::system::error_code&, std::size_t) { finish_close(); });
+    http::async_write(
+        ws_.next_layer(), *response,
+        [this, self = self_, response](const boost::system::error_code&, std::size_t) { finish_close(); });
   }
 
   void read_some() {
     reading_ = true;
-    ws_.async_read_some(asio::buffer(read_buffer_), [this, self = self_](const boost::system::error_code& ec,
-                                                                         std::size_t n) {
-      reading_ = false;
-      if (ec) return fail("read", ec);
-      if (ws_.got_text()) {
-        // MQTT 5 §6: "If a Client sends data in any other type of data frame, the Server MUST close".
-        spdlog::debug("event=websocket_closed peer={} reason=\"text frame\"", peer_);
-        return finish_close();
-      }
-      if (closing_) return;
-      connection_->on_bytes(codec::Bytes(read_buffer_.data(), n));
-      if (!closing_ && !closed_ && !connection_->reading_paused()) read_some();
-    });
+    ws_.async_read_some(asio::buffer(read_buffer_),
+                        [this, self = self_](const boost::system::error_code& ec, std::size_t n) {
+                          reading_ = false;
+                          if (ec) return fail("read", ec);
+                          if (ws_.got_text()) {
+                            // MQTT 5 §6: "If a Client sends data in any other type of data frame, the Server MUST
+                            // close".
+                            spdlog::debug("event=websocket_closed peer={} reason=\"text frame\"", peer_);
+                            return finish_close();
+                          }
+                          if (closing_) return;
+                          connection_->on_bytes(codec::Bytes(read_buffer_.data(), n));
+                          if (!closing_ && !closed_ && !connection_->reading_paused()) read_some();
+                        });
   }
 
   void write_some() {
@@ -196,12 +198,13 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
       out.consume(taken);
     }
     writing_ = true;
-    ws_.async_write(asio::buffer(write_buffer_), [this, self = self_](const boost::system::error_code& ec, std::size_t) {
-      writing_ = false;
-      if (ec) return fail("write", ec);
-      if (connection_->output().empty() && !closing_) connection_->on_output_drained();
-      write_some();
-    });
+    ws_.async_write(asio::buffer(write_buffer_),
+                    [this, self = self_](const boost::system::error_code& ec, std::size_t) {
+                      writing_ = false;
+                      if (ec) return fail("write", ec);
+                      if (connection_->output().empty() && !closing_) connection_->on_output_drained();
+                      write_some();
+                    });
   }
 
   void shutdown() {

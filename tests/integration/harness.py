@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import unittest
+import warnings
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -20,6 +21,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 BINARY = os.environ.get("MQTTD_BINARY") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "daemon", "mqttd")
 TIMEOUT = 10
+# paho 1.6 builds its TLS context with a constant that Python 3.11 deprecates.
+warnings.filterwarnings("ignore", category=DeprecationWarning, module="paho")
 
 
 def broker_config(clients_yaml):
@@ -34,18 +37,46 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(predicate, timeout=TIMEOUT, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 class Daemon:
     """The mqttd binary on a free port, stopped (SIGTERM) and checked at exit."""
 
-    def __init__(self, config_yaml=None, workers=2, extra_args=()):
+    def __init__(self, config_yaml=None, workers=2, extra_args=(), config_path=None, wait_for=None):
+        """Starts mqttd with a plain --listen port (self.port) and, if given, a configuration:
+        `config_yaml` is written to tmp/broker.yaml; `config_path` is used as it is. Secrets are read
+        from self.secrets_dir and certificates written under self.state_dir; configured ports bind
+        to 127.0.0.1. `wait_for` is a log text to wait for before returning."""
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="mqttd-test-")
-        args = [BINARY, "--listen", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "debug"]
+        self.secrets_dir = os.path.join(self.tmp, "secrets")
+        self.state_dir = os.path.join(self.tmp, "state")
+        os.makedirs(self.secrets_dir)
+        args = [BINARY, "--listen", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "debug",
+                "--secrets-dir", self.secrets_dir, "--state-dir", self.state_dir, "--bind-address", "127.0.0.1"]
+        self.config_path = config_path
         if config_yaml is not None:
-            path = os.path.join(self.tmp, "broker.yaml")
-            with open(path, "w") as f:
+            self.config_path = os.path.join(self.tmp, "broker.yaml")
+            with open(self.config_path, "w") as f:
                 f.write(config_yaml)
-            args += ["--config", path]
+        if self.config_path is not None:
+            args += ["--config", self.config_path]
         args += list(extra_args)
         self.log_path = os.path.join(self.tmp, "mqttd.log")
         self.log = open(self.log_path, "w")
@@ -54,12 +85,34 @@ class Daemon:
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                if wait_for:
+                    self.wait_for_log(wait_for)
                 return
             except OSError:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.05)
         raise RuntimeError("mqttd did not start:\n" + self.logs())
+
+    def wait_for_log(self, text, timeout=TIMEOUT, count=1):
+        """Waits until `text` appears `count` times in the log; returns the log."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            log = self.logs()
+            if log.count(text) >= count:
+                return log
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the log (x{count}) after {timeout} s:\n" + self.logs())
+
+    def write_config(self, text):
+        """Replaces the configuration file as an editor would (write a temporary file, rename)."""
+        tmp = self.config_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, self.config_path)
+
+    def sighup(self):
+        self.proc.send_signal(signal.SIGHUP)
 
     def logs(self):
         self.log.flush()
@@ -94,14 +147,17 @@ class Client:
 
     def __init__(self, port, client_id="", version=5, clean_start=True, session_expiry=None,
                  receive_maximum=None, maximum_packet_size=None, keepalive=60, will=None,
-                 user_properties=None, connect=True):
+                 user_properties=None, connect=True, cafile=None, transport="tcp", host="127.0.0.1"):
         self.port = port
+        self.host = host
         self.version = version
         protocol = mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311
-        kwargs = {"client_id": client_id, "protocol": protocol}
+        kwargs = {"client_id": client_id, "protocol": protocol, "transport": transport}
         if version != 5:
             kwargs["clean_session"] = clean_start
         self.client = mqtt.Client(**kwargs)
+        if cafile:
+            self.client.tls_set(ca_certs=cafile)
         self.messages = queue.Queue()
         self.connacks = queue.Queue()
         self.disconnects = queue.Queue()
@@ -138,10 +194,10 @@ class Client:
 
     def connect(self):
         if self.version == 5:
-            self.client.connect("127.0.0.1", self.port, keepalive=self.keepalive, clean_start=self.clean_start,
+            self.client.connect(self.host, self.port, keepalive=self.keepalive, clean_start=self.clean_start,
                                 properties=self.connect_properties)
         else:
-            self.client.connect("127.0.0.1", self.port, keepalive=self.keepalive)
+            self.client.connect(self.host, self.port, keepalive=self.keepalive)
         self.client.loop_start()
         self.connack = self.connacks.get(timeout=TIMEOUT)
         return self.connack
@@ -219,7 +275,8 @@ def read_until_closed(sock, timeout=TIMEOUT):
 
 
 def main():
-    unittest.main(verbosity=2)
+    # The clients and sockets the tests leave to the garbage collector are not worth a warning each.
+    unittest.main(verbosity=2, warnings="ignore")
 
 
 # ---------------------------------------------------------------- raw MQTT over a socket

@@ -399,6 +399,8 @@ class CappedLimitsTest(unittest.TestCase):
         sub = Client(self.port, "capped-queue", session_expiry=30)
         sub.subscribe("capq", 1)
         sub.disconnect()
+        # Publish only once the broker has taken the session offline (else "0" is in flight to it).
+        self.daemon.wait_for_log("event=close client_id=capped-queue")
         pub = Client(self.port)
         for i in range(6):
             pub.publish("capq", str(i), qos=1)

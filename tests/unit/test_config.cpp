@@ -1,0 +1,120 @@
+// The YAML readers on their own: durations, names, and a whole listener document.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "config/configuration.hpp"
+#include "config/yaml_support.hpp"
+
+using namespace mqttd::config;
+
+namespace {
+
+YAML::Node scalar(const std::string& text) { return YAML::Load(text); }
+
+std::string write_temp(const std::string& text) {
+  char path[] = "/tmp/mqttd-unit-XXXXXX.yaml";
+  int fd = ::mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("Go durations") {
+  Context ctx("f", "x");
+  CHECK(duration(ctx, scalar("90s")) == std::chrono::seconds(90));
+  CHECK(duration(ctx, scalar("2160h")) == std::chrono::hours(2160));
+  CHECK(duration(ctx, scalar("1h30m")) == std::chrono::minutes(90));
+  CHECK(duration(ctx, scalar("500ms")) == std::chrono::milliseconds(500));
+  CHECK(duration(ctx, scalar("1.5h")) == std::chrono::minutes(90));
+  for (auto bad : {"90d", "h", "", "10", "-5s", "1h 30m"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(duration(ctx, scalar(std::string("'") + bad + "'")), ConfigError);
+  }
+}
+
+TEST_CASE("object names keep paths out") {
+  Context ctx("f", "x");
+  CHECK(object_name(ctx, scalar("server-cert-secret")) == "server-cert-secret");
+  CHECK(object_name(ctx, scalar("a.b-c")) == "a.b-c");
+  for (auto bad : {"../etc", "a/b", "UPPER", "-a", "a-", "a..b", ".", "a_b", ""}) {
+    INFO(bad);
+    CHECK_THROWS_AS(object_name(ctx, scalar(std::string("'") + bad + "'")), ConfigError);
+  }
+  CHECK_THROWS_WITH(object_name(ctx, scalar("'../x'")), Catch::Contains("f:1:1: x: '../x' is not a valid name"));
+}
+
+TEST_CASE("a listener document with every field") {
+  auto path = write_temp(R"(apiVersion: mqttbroker.iotoperations.azure.com/v1
+kind: BrokerListener
+metadata: {name: edge}
+spec:
+  serviceType: NodePort
+  ports:
+  - port: 1884
+    nodePort: 31884
+  - port: 8884
+    protocol: WebSockets
+    tls:
+      mode: Automatic
+      certManagerCertificateSpec:
+        issuerRef: {name: ca, kind: ClusterIssuer, group: cert-manager.io}
+        duration: 240h
+        renewBefore: 24h
+        secretName: edge-cert
+        privateKey: {algorithm: Ed25519, rotationPolicy: Never}
+        san: {dns: [edge.example], ip: [10.0.0.1]}
+  - port: 8885
+    tls: {mode: Manual, manual: {secretRef: server-cert-secret}}
+---
+apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata: {name: ca}
+spec: {ca: {secretName: root-ca}}
+)");
+  auto config = load(path);
+  std::remove(path.c_str());
+  REQUIRE(config.listeners.size() == 1);
+  const auto& l = config.listeners[0];
+  CHECK(l.name == "edge");
+  CHECK(l.service_name == "edge");
+  CHECK(l.service_type == "NodePort");
+  REQUIRE(l.ports.size() == 3);
+  CHECK(l.ports[0].node_port == 31884);
+  CHECK(!l.ports[0].tls);
+  CHECK(l.ports[0].location.line == 7);
+  const auto& automatic = l.ports[1];
+  CHECK(automatic.protocol == PortProtocol::WebSockets);
+  REQUIRE(automatic.tls);
+  CHECK(automatic.tls->mode == PortTls::Mode::Automatic);
+  const auto& spec = automatic.tls->automatic;
+  CHECK(spec.issuer == IssuerRef{"ca", "ClusterIssuer", "cert-manager.io"});
+  CHECK(spec.duration == std::chrono::hours(240));
+  CHECK(spec.renew_lead() == std::chrono::hours(24));
+  CHECK(spec.secret_name == "edge-cert");
+  CHECK(spec.algorithm == KeyAlgorithm::Ed25519);
+  CHECK_FALSE(spec.rotate_key);
+  CHECK(spec.dns_names == std::vector<std::string>{"edge.example"});
+  CHECK(spec.ip_addresses == std::vector<std::string>{"10.0.0.1"});
+  CHECK(l.ports[2].tls->manual_secret == "server-cert-secret");
+  REQUIRE(config.issuers.size() == 1);
+  CHECK(config.issuers[0].ca_secret == "root-ca");
+  // Same service whatever the location; a changed protocol is another service.
+  auto moved = l.ports[1];
+  moved.location.line = 99;
+  CHECK(moved.same_service(l.ports[1]));
+  moved.protocol = PortProtocol::Mqtt;
+  CHECK_FALSE(moved.same_service(l.ports[1]));
+}
+
+TEST_CASE("the default renewal is at a third of the lifetime left") {
+  CertificateSpec spec;
+  CHECK(spec.duration == std::chrono::hours(90 * 24));
+  CHECK(spec.renew_lead() == std::chrono::hours(30 * 24));
+}
