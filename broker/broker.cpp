@@ -71,6 +71,25 @@ std::unique_ptr<ClientConnection> Broker::open_connection(std::size_t worker, Tr
   return std::make_unique<ClientConnection>(*workers_[worker], transport, next_connection_id());
 }
 
+void Broker::set_port_security(std::uint64_t endpoint_id, std::shared_ptr<const PortSecurity> security) {
+  std::lock_guard lock(security_mutex_);
+  if (security) {
+    security_[endpoint_id] = std::move(security);
+  } else {
+    security_.erase(endpoint_id);
+  }
+}
+
+std::shared_ptr<const PortSecurity> Broker::port_security(std::uint64_t endpoint_id) const {
+  std::lock_guard lock(security_mutex_);
+  auto it = security_.find(endpoint_id);
+  return it == security_.end() ? nullptr : it->second;
+}
+
+void Broker::reauthorize_endpoint(std::uint64_t endpoint_id) {
+  for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.reauthorize_connections(endpoint_id); });
+}
+
 void Broker::close_endpoint(std::uint64_t endpoint_id) {
   for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.shutdown_connections(endpoint_id); });
 }

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/settings.hpp"
@@ -21,6 +23,7 @@ class Transport;
 class Worker;
 class SessionRegistry;
 class RetainedStore;
+struct PortSecurity;
 
 struct BrokerStats {
   std::uint64_t connections = 0;
@@ -57,6 +60,13 @@ class Broker {
   // `endpoint_id` and closes them; returns at once. Any thread.
   void close_endpoint(std::uint64_t endpoint_id);
 
+  // The authentication and authorization of a port (null: none). A CONNECT reads it once.
+  void set_port_security(std::uint64_t endpoint_id, std::shared_ptr<const PortSecurity> security);
+  std::shared_ptr<const PortSecurity> port_security(std::uint64_t endpoint_id) const;
+  // Applies the port's current security to its connected clients: those whose permissions
+  // changed get DISCONNECT 0x98 (Administrative action); the others stay. Returns at once.
+  void reauthorize_endpoint(std::uint64_t endpoint_id);
+
   const BrokerSettings& settings() const { return settings_; }
   BrokerStats stats() const;
 
@@ -75,6 +85,8 @@ class Broker {
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> connection_ids_{1};
   std::atomic<std::size_t> next_worker_{0};
+  mutable std::mutex security_mutex_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<const PortSecurity>> security_;
   bool started_ = false;
 };
 

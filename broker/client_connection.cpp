@@ -220,6 +220,7 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
   }
   if (c.properties.authentication_method)
     return refuse_connect(Reason::BadAuthenticationMethod, "no enhanced authentication method is configured");
+  if (!admit(c, client_id)) return;
 
   keep_alive_ = c.keep_alive;
   bool keep_alive_changed = false;
@@ -281,6 +282,85 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
   worker_.connect(*this, client_id, c.clean_start);
 }
 
+bool ClientConnection::admit(const codec::Connect& c, const std::string& client_id) {
+  security_ = worker_.broker().port_security(endpoint_id());
+  if (!security_ || !security_->authenticator) return true;  // the port admits everyone
+  authn::Credentials credentials;
+  credentials.client_id = client_id;
+  credentials.username = c.username;
+  if (c.password) credentials.password = codec::as_string(*c.password);
+  credentials.certificate = transport_.peer_certificate();
+  auto result = security_->authenticator->authenticate(credentials);
+  if (result.outcome != authn::Result::Outcome::Accepted) {
+    spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"", client_id,
+                 transport_.peer(), result.method.empty() ? "none" : result.method, result.detail);
+    bool bad_password = result.outcome == authn::Result::Outcome::BadCredentials;
+    refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
+                   bad_password ? "bad user name or password" : "not authorized");
+    return false;
+  }
+  credentials_expire_ = result.expires;
+  principal_ = std::make_unique<authz::Principal>(std::move(result.principal));
+  if (security_->policy) {
+    permissions_ = security_->policy->bind(*principal_);
+    if (!permissions_->may_connect()) {
+      spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
+                   principal_->username.value_or(""), security_->policy->name());
+      refuse_connect(Reason::NotAuthorized, "not authorized to connect");
+      return false;
+    }
+    if (c.will && !permissions_->may_publish(c.will_topic)) {
+      spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"", client_id,
+                   transport_.peer());
+      refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
+      return false;
+    }
+  }
+  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
+                transport_.peer(), result.method, principal_->username.value_or(""), principal_->attributes.size());
+  return true;
+}
+
+bool ClientConnection::may_publish(std::string_view topic) {
+  if (!permissions_) return true;
+  if (auto known = publish_decisions_.find(permissions_.get(), topic)) return *known;
+  bool allowed = permissions_->may_publish(topic);
+  publish_decisions_.store(permissions_.get(), topic, allowed);
+  return allowed;
+}
+
+void ClientConnection::reauthorize() {
+  if (state_ == State::Closing || !principal_) {
+    // Not authenticated under the old settings (or leaving): new settings apply at its next CONNECT,
+    // unless the port now authenticates, which this client never did.
+    auto now = worker_.broker().port_security(endpoint_id());
+    if (state_ != State::Closing && now && now->authenticator && !(security_ && security_->authenticator))
+      disconnect(Reason::AdministrativeAction, "authentication settings changed");
+    security_ = std::move(now);
+    return;
+  }
+  auto next = worker_.broker().port_security(endpoint_id());
+  // The same BrokerAuthentication (a reloaded password file is the same resource): the client
+  // authenticated as it would now.
+  bool authenticator_same = next && next->authenticator && security_ && security_->authenticator &&
+                            next->authenticator->resource() == security_->authenticator->resource();
+  if (!authenticator_same) {
+    disconnect(Reason::AdministrativeAction, "authentication settings changed");
+    return;
+  }
+  std::shared_ptr<const authz::Permissions> permissions = next->policy ? next->policy->bind(*principal_) : nullptr;
+  bool same = (!permissions && !permissions_) || (permissions && permissions_ && *permissions == *permissions_);
+  if (!same) {
+    spdlog::info("event=permissions_changed client_id={} peer={}", client_id(), transport_.peer());
+    disconnect(Reason::AdministrativeAction, "authorization policy changed");
+    return;
+  }
+  security_ = std::move(next);
+  permissions_ = std::move(permissions);
+  publish_decisions_.clear();
+  if (session_) session_->permissions = permissions_;
+}
+
 void ClientConnection::attach(SessionPtr session, bool session_present) {
   if (state_ != State::Attaching) {
     // The client left while the session was on its way; leave it offline.
@@ -293,6 +373,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   session_->online.store(true, std::memory_order_relaxed);
   session_->expiry_interval = session_expiry_;
   session_->pending_will = MessageRef();  // back within the will delay: no will
+  session_->permissions = permissions_;
   state_ = State::Connected;
 
   const auto& settings = worker_.broker().settings();
@@ -371,6 +452,14 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (p.properties.payload_format_indicator.value_or(0) == 1 && !codec::valid_utf8(codec::as_string(p.payload))) {
     if (p.qos == 0) return protocol_violation(Reason::PayloadFormatInvalid, "payload is not UTF-8");
     return acknowledge(Reason::PayloadFormatInvalid);
+  }
+  if (!may_publish(topic)) {
+    // v5: PUBACK/PUBREC 0x87. 3.1.1 has no way to say it: a normal acknowledgement, and the
+    // message is dropped (as the source broker does). QoS 0: dropped.
+    spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", client_id(), topic);
+    worker_.messages_dropped.increment();
+    if (p.qos == 2 && !is_v5(version_)) session_->inbound_qos2.insert(p.packet_id);  // PUBREL still follows
+    return acknowledge(is_v5(version_) ? Reason::NotAuthorized : Reason::Success);
   }
   if (p.qos == 2) {
     if (session_->inbound_qos2.contains(p.packet_id)) return acknowledge(Reason::Success);  // a resend: once only
@@ -492,6 +581,12 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       continue;
     }
     if (is_shared && t.no_local) return protocol_violation(Reason::ProtocolError, "No Local on a shared subscription");
+    if (permissions_ &&
+        permissions_->subscribe_coverage(is_shared ? shared.filter : t.filter) == authz::Permissions::Coverage::None) {
+      spdlog::debug("event=subscribe_denied client_id={} filter=\"{}\"", client_id(), t.filter);
+      reasons.push_back(v5 ? Reason::NotAuthorized : Reason::UnspecifiedError);  // 0x87, or 0x80 in 3.1.1
+      continue;
+    }
     SubscriptionOptions opts;
     opts.qos = t.qos;
     opts.no_local = t.no_local;
@@ -532,6 +627,7 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       messages.clear();
       w.broker().retained().match(r.filter, w.now(), messages);
       for (auto& m : messages) {
+        if (!c->session_->may_receive(m->topic())) continue;
         Delivery d;
         d.qos = std::min(m->qos(), r.options.qos);
         d.retain = true;
@@ -832,6 +928,12 @@ void ClientConnection::finish_close() {
 void ClientConnection::tick(Clock::time_point now) {
   if (state_ == State::AwaitingConnect && now - opened_at_ > worker_.broker().settings().connect_timeout) {
     log_close("no CONNECT in time");
+    close();
+    return;
+  }
+  if (credentials_expire_ && state_ != State::Closing && std::chrono::system_clock::now() >= *credentials_expire_) {
+    // As the source broker does: the connection is closed, with no DISCONNECT.
+    log_close("client certificate expired");
     close();
     return;
   }

@@ -2,14 +2,17 @@
 // upon, bytes out into an OutputQueue. It does no I/O itself; its Transport does.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "broker/codec/decode.hpp"
 #include "broker/output_queue.hpp"
+#include "broker/port_security.hpp"
 #include "broker/session.hpp"
 
 namespace mqttd {
@@ -54,6 +57,9 @@ class ClientConnection {
   void tick(Clock::time_point now);
   // Server-initiated disconnect: a v5 DISCONNECT with `reason`, then close.
   void disconnect(codec::Reason reason, std::string_view why = {});
+  // The port's authentication or authorization changed: keep the client if its permissions are
+  // the same under the new settings, else DISCONNECT 0x98 (Administrative action).
+  void reauthorize();
   // Another connection took this session. The will is published now if `session_ends` or the
   // will has no delay, else dropped (the client is back before the delay).
   void taken_over(bool session_ends);
@@ -77,6 +83,9 @@ class ClientConnection {
   void handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body);
   void handle_disconnect(const codec::FixedHeader& h, codec::Bytes body);
   void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
+  // Authenticates and authorizes a CONNECT on this port; false if it was refused (and answered).
+  bool admit(const codec::Connect& c, const std::string& client_id);
+  bool may_publish(std::string_view topic);
 
   void refuse_connect(codec::Reason reason, std::string_view why);
   void write_disconnect(codec::Reason reason, std::string_view why);
@@ -109,6 +118,13 @@ class ClientConnection {
 
   Clock::time_point opened_at_;
   Clock::time_point last_receive_;
+  // Security of the port at CONNECT; the principal and its permissions when the port authenticates.
+  std::shared_ptr<const PortSecurity> security_;
+  std::unique_ptr<authz::Principal> principal_;
+  std::shared_ptr<const authz::Permissions> permissions_;
+  authz::DecisionCache publish_decisions_;
+  // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.
+  std::optional<std::chrono::system_clock::time_point> credentials_expire_;
   std::uint16_t keep_alive_ = 0;
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint32_t client_maximum_packet_size_ = codec::kMaxVarint + 5;

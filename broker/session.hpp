@@ -13,6 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "authz/policy.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/message.hpp"
 #include "broker/subscription_index.hpp"
@@ -93,6 +94,10 @@ class Session {
   ClientConnection* connection = nullptr;
   bool ended = false;
   std::uint64_t dropped_messages = 0;
+  // What its client may receive when its port authorizes (null: no authorization); checked at
+  // every delivery, so a filter wider than the policy only brings what the policy allows.
+  std::shared_ptr<const authz::Permissions> permissions;
+  bool may_receive(std::string_view topic);
 
   // Allocates a packet identifier not used by an in-flight message.
   std::uint16_t allocate_packet_id();
@@ -101,7 +106,9 @@ class Session {
 
  private:
   std::uint16_t next_packet_id_ = 1;
-  std::vector<std::uint64_t> packet_ids_in_use_;  // 65536 bits, allocated on first use
+  std::vector<std::uint64_t> packet_ids_in_use_;
+  authz::DecisionCache receive_decisions_;
+  const authz::Permissions* cached_for_ = nullptr;  // 65536 bits, allocated on first use
 };
 
 }  // namespace mqttd

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "authn/credentials.hpp"
+
 namespace mqttd {
 
 class Transport {
@@ -17,6 +19,8 @@ class Transport {
   // Resume reading after the connection paused it (see ClientConnection::reading_paused).
   virtual void resume_reading() = 0;
   virtual const std::string& peer() const = 0;
+  // The client certificate chain verified by the TLS handshake, if there is one.
+  virtual const authn::PeerCertificate* peer_certificate() const { return nullptr; }
 
   // The listening port (one generation of it) that accepted this connection, so that closing or
   // changing that port closes its connections. 0: a port that lives as long as the daemon.

@@ -105,6 +105,13 @@ void Worker::shutdown_connections(std::uint64_t endpoint_id) {
   for (auto* c : chosen) c->disconnect(codec::Reason::ServerShuttingDown, why);
 }
 
+void Worker::reauthorize_connections(std::uint64_t endpoint_id) {
+  std::vector<ClientConnection*> chosen;
+  for (auto& [id, c] : connections_)
+    if (c->endpoint_id() == endpoint_id) chosen.push_back(c);
+  for (auto* c : chosen) c->reauthorize();
+}
+
 // ---------------------------------------------------------------- cross-thread
 
 void Worker::post(std::function<void(Worker&)> task) {
@@ -441,6 +448,10 @@ void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
     return;
   }
   if (d.message->expired(now_)) return;
+  if (!s->may_receive(d.message->topic())) {
+    messages_dropped.increment();
+    return;
+  }
   if (s->connection && s->connection->connected()) {
     s->connection->send(std::move(d));
     return;

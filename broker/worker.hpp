@@ -56,6 +56,8 @@ class Worker {
   void schedule_flush(ClientConnection* c);
   // Sends DISCONNECT 0x8B to the connections of one port (`endpoint_id`), or to all (0), and closes them.
   void shutdown_connections(std::uint64_t endpoint_id = 0);
+  // Re-applies the port's security to the connections of one port (Broker::reauthorize_endpoint).
+  void reauthorize_connections(std::uint64_t endpoint_id);
   std::size_t connection_count() const { return connections_.size(); }
 
   // --- sessions ---

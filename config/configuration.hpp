@@ -5,11 +5,13 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "authz/policy_spec.hpp"
 #include "broker/settings.hpp"
 
 namespace mqttd::config {
@@ -72,10 +74,10 @@ struct ListenerPort {
   std::string authorization_ref;   // empty: no authorization
   std::optional<PortTls> tls;      // empty: plain
   Location location;               // of the port's entry, for messages
-  // Two ports are the same when they would serve the same way; where they are written does not matter.
+  // Two ports are the same socket service when they listen and speak the same way; their
+  // authentication and authorization may change under connected clients (see PortManager).
   bool same_service(const ListenerPort& o) const {
-    return port == o.port && node_port == o.node_port && protocol == o.protocol &&
-           authentication_ref == o.authentication_ref && authorization_ref == o.authorization_ref && tls == o.tls;
+    return port == o.port && node_port == o.node_port && protocol == o.protocol && tls == o.tls;
   }
 };
 
@@ -103,15 +105,56 @@ struct Certificate {
   bool operator==(const Certificate&) const = default;
 };
 
+// BrokerAuthentication: methods tried in order (§2.2 of the reference).
+struct X509AttributeEntry {
+  std::string name;     // the entry's key in authorizationAttributes
+  std::string subject;  // a DN as written, e.g. "CN = smart-fan, OU = Engineering"
+  std::map<std::string, std::string> attributes;
+  bool operator==(const X509AttributeEntry&) const = default;
+};
+
+struct AuthenticationMethod {
+  enum class Kind { X509, Password, Anonymous };
+  Kind kind = Kind::Anonymous;
+  std::string trusted_client_ca;  // X509: a folder under the secrets folder with PEM CA certificates
+  std::vector<X509AttributeEntry> x509_attributes;
+  std::string password_secret;  // Password: a folder under the secrets folder holding `passwords`
+  bool operator==(const AuthenticationMethod&) const = default;
+};
+
+struct Authentication {
+  std::string name;
+  std::vector<AuthenticationMethod> methods;
+  Location location;
+  bool operator==(const Authentication& o) const { return name == o.name && methods == o.methods; }
+  const AuthenticationMethod* x509() const {
+    for (const auto& m : methods)
+      if (m.kind == AuthenticationMethod::Kind::X509) return &m;
+    return nullptr;
+  }
+};
+
+struct Authorization {
+  std::string name;
+  authz::PolicySpec policy;
+  Location location;
+  bool operator==(const Authorization& o) const { return name == o.name && policy == o.policy; }
+};
+
 struct Configuration {
   BrokerSettings broker;
   std::string log_level = "info";
   std::vector<Listener> listeners;
   std::vector<Issuer> issuers;
   std::vector<Certificate> certificates;
-  std::vector<std::string> files;  // what was read
+  std::vector<Authentication> authentications;
+  std::vector<Authorization> authorizations;
+  std::vector<std::string> files;     // what was read
+  std::vector<std::string> warnings;  // valid, but probably not what was meant
 
   const Issuer* find_issuer(const IssuerRef& ref) const;
+  const Authentication* find_authentication(const std::string& name) const;
+  const Authorization* find_authorization(const std::string& name) const;
 };
 
 // The issuer that AIO deploys for its default listener; the daemon provides it (a self-signed

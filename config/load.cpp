@@ -46,7 +46,8 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
   auto kind = text(root.child("kind"), doc["kind"]);
   auto ctx = Context(file, kind).child("spec");
   auto spec = doc["spec"];
-  static constexpr std::string_view kSupported = "Broker, BrokerListener, Issuer, ClusterIssuer, Certificate";
+  static constexpr std::string_view kSupported =
+      "Broker, BrokerListener, BrokerAuthentication, BrokerAuthorization, Issuer, ClusterIssuer, Certificate";
   if (kind == "Broker") {
     check_api_version(root, doc, kind, kBrokerGroup);
     if (seen.broker) root.child("kind").fail(doc["kind"], "a second Broker resource (there is one broker)");
@@ -54,10 +55,11 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
     if (spec) read_broker_spec(ctx, spec, out);
     return;
   }
-  if (kind != "BrokerListener" && kind != "Issuer" && kind != "ClusterIssuer" && kind != "Certificate")
+  bool broker_kind = kind == "BrokerListener" || kind == "BrokerAuthentication" || kind == "BrokerAuthorization";
+  if (!broker_kind && kind != "Issuer" && kind != "ClusterIssuer" && kind != "Certificate")
     root.child("kind").fail(doc["kind"],
                             fmt::format("resource kind '{}' is not supported (supported: {})", kind, kSupported));
-  check_api_version(root, doc, kind, kind == "BrokerListener" ? kBrokerGroup : kCertManagerGroup);
+  check_api_version(root, doc, kind, broker_kind ? kBrokerGroup : kCertManagerGroup);
   auto name = read_metadata_name(root, doc);
   auto where = root.locate(doc["metadata"]["name"]);
   auto [it, fresh] = seen.names.emplace(kind + "/" + name, where);
@@ -69,6 +71,10 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
   if (!spec) root.fail(doc, "missing field 'spec'");
   if (kind == "BrokerListener") {
     out.listeners.push_back(read_listener(ctx, name, spec, where));
+  } else if (kind == "BrokerAuthentication") {
+    out.authentications.push_back(read_authentication(ctx, name, spec, where));
+  } else if (kind == "BrokerAuthorization") {
+    out.authorizations.push_back(read_authorization(ctx, name, spec, where));
   } else if (kind == "Certificate") {
     out.certificates.push_back(read_certificate(ctx, name, spec));
   } else {
@@ -127,12 +133,21 @@ void cross_check(Configuration& out) {
                 fmt::format("port {} is already used by listener '{}' at {} (a port number must be unique across "
                             "listeners)",
                             p.port, pit->second.first->name, pit->second.second->location.text()));
-      if (!p.authentication_ref.empty())
+      const Authentication* authn = nullptr;
+      if (!p.authentication_ref.empty() && !(authn = out.find_authentication(p.authentication_ref)))
         fail_at(p.location, path + ".authenticationRef",
                 fmt::format("BrokerAuthentication '{}' is not defined in the configuration", p.authentication_ref));
-      if (!p.authorization_ref.empty())
+      if (!p.authorization_ref.empty() && !out.find_authorization(p.authorization_ref))
         fail_at(p.location, path + ".authorizationRef",
                 fmt::format("BrokerAuthorization '{}' is not defined in the configuration", p.authorization_ref));
+      if (authn && authn->x509() && !p.tls)
+        fail_at(p.location, path + ".authenticationRef",
+                fmt::format("BrokerAuthentication '{}' uses X509, which needs tls on this port", p.authentication_ref));
+      if (!p.authorization_ref.empty() && p.authentication_ref.empty())
+        out.warnings.push_back(fmt::format(
+            "{}: {}: authorizationRef '{}' has no effect on a port without authenticationRef: the port is open to "
+            "every client (as in the source broker)",
+            p.location.text(), path, p.authorization_ref));
       if (p.tls && p.tls->mode == PortTls::Mode::Automatic) {
         resolve_issuer(out, p.tls->automatic.issuer, p.location, path + ".tls.certManagerCertificateSpec.issuerRef");
         const auto& secret = p.tls->automatic.secret_name;
@@ -156,6 +171,18 @@ void cross_check(Configuration& out) {
 }
 
 }  // namespace
+
+const Authentication* Configuration::find_authentication(const std::string& name) const {
+  for (const auto& a : authentications)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+const Authorization* Configuration::find_authorization(const std::string& name) const {
+  for (const auto& a : authorizations)
+    if (a.name == name) return &a;
+  return nullptr;
+}
 
 const Issuer* Configuration::find_issuer(const IssuerRef& ref) const {
   for (const auto& i : issuers)

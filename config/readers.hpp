@@ -12,5 +12,9 @@ Certificate read_certificate(const Context& ctx, const std::string& name, const 
 // A BrokerListener port's certManagerCertificateSpec.
 CertificateSpec read_certificate_spec(const Context& ctx, const YAML::Node& node);
 IssuerRef read_issuer_ref(const Context& ctx, const YAML::Node& node);
+Authentication read_authentication(const Context& ctx, const std::string& name, const YAML::Node& spec,
+                                   const Location& where);
+Authorization read_authorization(const Context& ctx, const std::string& name, const YAML::Node& spec,
+                                 const Location& where);
 
 }  // namespace mqttd::config

@@ -1,19 +1,27 @@
 // mqttd: wires the configuration, the broker, its ports and certificates together, and handles
 // signals and reloads.
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "authn/password_file.hpp"
 #include "broker/broker.hpp"
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
@@ -25,6 +33,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: mqttd [options]
+       mqttd passwd FILE USERNAME [--attribute NAME=VALUE]...
 
   --config PATH         YAML resources: a file, or a folder of *.yaml files; reloaded when
                         they change and on SIGHUP
@@ -37,6 +46,10 @@ constexpr const char* kUsage = R"(usage: mqttd [options]
   --workers N           worker threads (default: one per core)
   --log-level LEVEL     trace, debug, info, warn or error
   --help                this text
+
+mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
+<secrets-dir>/<secretRef>/passwords) with a salted scrypt hash of the password read from
+standard input (asked twice on a terminal); attributes go to authorization as the principal's.
 )";
 
 struct Options {
@@ -138,6 +151,7 @@ class Reloader {
     auto digest = mqttd::config::content_digest(next.files);
     if (digest == digest_ && std::string_view(trigger) != "sighup") return;
     digest_ = digest;
+    for (const auto& w : next.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
     if (!(next.broker == current_.broker))
       spdlog::warn("event=config_restart_needed message=\"Broker resource settings take effect at the next start\"");
     next.broker = current_.broker;
@@ -178,8 +192,86 @@ class Reloader {
 
 }  // namespace
 
+// `mqttd passwd FILE USERNAME [--attribute NAME=VALUE]...`
+int passwd(int argc, char** argv) {
+  if (argc < 4) usage_error("passwd needs FILE and USERNAME");
+  std::string file = argv[2], username = argv[3];
+  if (username.empty() || username.find_first_of(":\n\r") != std::string::npos)
+    usage_error("a user name must not be empty or hold ':' or a line break");
+  std::map<std::string, std::string> attributes;
+  for (int i = 4; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg != "--attribute" || i + 1 >= argc) usage_error("passwd takes --attribute NAME=VALUE");
+    std::string pair = argv[++i];
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || eq == 0 || pair.find_first_of(",:\n") != std::string::npos)
+      usage_error("an attribute is NAME=VALUE without ',' or ':'");
+    attributes[pair.substr(0, eq)] = pair.substr(eq + 1);
+  }
+  auto read_secret = [](const char* prompt) {
+    bool tty = ::isatty(STDIN_FILENO);
+    termios saved{};
+    if (tty) {
+      std::cerr << prompt << std::flush;
+      ::tcgetattr(STDIN_FILENO, &saved);
+      termios quiet = saved;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    std::string line;
+    std::getline(std::cin, line);
+    if (tty) {
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+      std::cerr << "\n";
+    }
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  };
+  std::string password = read_secret("Password: ");
+  if (::isatty(STDIN_FILENO) && read_secret("Again: ") != password) {
+    std::cerr << "mqttd passwd: the passwords differ\n";
+    return 1;
+  }
+  if (password.empty()) {
+    std::cerr << "mqttd passwd: empty password\n";
+    return 1;
+  }
+  std::string text;
+  if (std::ifstream in(file, std::ios::binary); in) {
+    std::ostringstream s;
+    s << in.rdbuf();
+    text = s.str();
+  }
+  try {
+    mqttd::authn::PasswordFile::parse(text, file);  // refuse to rewrite a file we cannot read
+    text = mqttd::authn::PasswordFile::upsert(text, username, mqttd::authn::hash_password(password), attributes);
+  } catch (const std::exception& e) {
+    std::cerr << "mqttd passwd: " << e.what() << "\n";
+    return 1;
+  }
+  std::string tmp = file + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) {
+      std::cerr << "mqttd passwd: cannot write " << tmp << "\n";
+      return 1;
+    }
+  }
+  ::chmod(tmp.c_str(), 0600);
+  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+    std::cerr << "mqttd passwd: cannot replace " << file << "\n";
+    return 1;
+  }
+  std::cerr << "mqttd passwd: " << username << " set in " << file << "\n";
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") return passwd(argc, argv);
   Options options = parse(argc, argv);
+  // A peer that closes while OpenSSL writes to its socket must cost an error, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
 
   mqttd::config::Configuration config;
@@ -191,6 +283,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (options.check_only) {
+      for (const auto& w : config.warnings) std::cout << "warning: " << w << "\n";
       std::size_t ports = 0;
       for (const auto& l : config.listeners) ports += l.ports.size();
       std::cout << "configuration is valid (" << config.files.size() << " file(s), " << config.listeners.size()
@@ -198,6 +291,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  for (const auto& w : config.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
   if (options.workers) config.broker.workers = *options.workers;
   spdlog::set_level(spdlog::level::from_str(options.log_level.value_or(config.log_level)));
 

@@ -8,6 +8,7 @@
 #include <boost/system/system_error.hpp>
 
 #include "broker/broker.hpp"
+#include "broker/port_security.hpp"
 #include "listener/acceptor.hpp"
 #include "listener/tcp_transport.hpp"
 #include "listener/tls_credentials.hpp"
@@ -22,9 +23,11 @@ struct PortManager::Port {
   std::uint64_t endpoint_id = 0;
   std::unique_ptr<Acceptor> acceptor;
   std::shared_ptr<ssl_ctx_st> tls;  // the context new handshakes use
-  std::string loaded_stamp;         // the secret files `tls` was made from
-  std::string failed_stamp;         // files that failed to load, reported once
-  std::string bind_error;           // reported once
+  std::shared_ptr<const PortSecurity> security;
+  std::optional<std::string> client_ca;  // trusted client CA folder (X509 authentication)
+  std::string loaded_stamp;              // the secret files `tls` was made from
+  std::string failed_stamp;              // files that failed to load, reported once
+  std::string bind_error;                // reported once
   bool announced_wait = false;
 
   bool needs_tls() const { return spec.tls.has_value(); }
@@ -50,7 +53,79 @@ std::string PortManager::secret_folder_of(const Port& port) const {
   return tls::secret_folder(paths_, port.secret_name());
 }
 
+namespace {
+
+std::string stamps(const std::vector<std::string>& files) {
+  std::string out;
+  for (const auto& f : files) out += f + "=" + tls::file_stamp(f) + ";";
+  return out;
+}
+
+}  // namespace
+
+void PortManager::apply_security(const config::Configuration& config) {
+  std::map<std::string, AuthenticatorEntry> authenticators;
+  for (const auto& a : config.authentications) {
+    auto old = authenticators_.find(a.name);
+    if (old != authenticators_.end() && old->second.authenticator->resource() == a) {
+      authenticators.emplace(a.name, std::move(old->second));
+      continue;
+    }
+    AuthenticatorEntry entry;
+    entry.authenticator = authn::Authenticator::create(a, paths_.secrets_dir);
+    entry.files_stamp = stamps(entry.authenticator->watched_files());
+    authenticators.emplace(a.name, std::move(entry));
+  }
+  authenticators_ = std::move(authenticators);
+  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies;
+  for (const auto& a : config.authorizations) {
+    auto old = policies_.find(a.name);
+    if (old != policies_.end() && old->second.first == a) {
+      policies.emplace(a.name, std::move(old->second));
+      continue;
+    }
+    auto policy = authz::Policy::compile(a.policy);
+    spdlog::info("event=authorization_policy_compiled policy={} rules={} cache={}", a.name, policy->rule_count(),
+                 a.policy.cache);
+    policies.emplace(a.name, std::make_pair(a, std::move(policy)));
+  }
+  policies_ = std::move(policies);
+  for (auto& [name, entry] : authenticators_) {
+    if (entry.reported != entry.authenticator->problems())
+      for (const auto& p : entry.authenticator->problems())
+        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
+    entry.reported = entry.authenticator->problems();
+  }
+}
+
+std::shared_ptr<const PortSecurity> PortManager::security_for(const config::ListenerPort& port) const {
+  auto security = std::make_shared<PortSecurity>();
+  if (auto it = authenticators_.find(port.authentication_ref); it != authenticators_.end())
+    security->authenticator = it->second.authenticator;
+  if (auto it = policies_.find(port.authorization_ref); it != policies_.end()) security->policy = it->second.second;
+  if (!security->authenticator && !security->policy) return nullptr;
+  return security;
+}
+
+void PortManager::update_port_security(Port& port, bool connected_clients) {
+  auto next = security_for(port.spec);
+  bool same =
+      (!next && !port.security) || (next && port.security && next->authenticator == port.security->authenticator &&
+                                    next->policy == port.security->policy);
+  std::optional<std::string> client_ca =
+      next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
+  if (client_ca != port.client_ca) {
+    port.client_ca = client_ca;
+    port.loaded_stamp.clear();  // the TLS context must be rebuilt with the new trust
+  }
+  if (same) return;
+  port.security = next;
+  broker_.set_port_security(port.endpoint_id, next);
+  if (connected_clients) broker_.reauthorize_endpoint(port.endpoint_id);
+}
+
 std::vector<std::string> PortManager::apply(const config::Configuration& config) {
+  apply_security(config);
   std::vector<std::unique_ptr<Port>> next;
   for (const auto& l : config.listeners) {
     for (const auto& p : l.ports) {
@@ -58,7 +133,9 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
       for (auto& old : ports_)
         if (old && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
       if (kept) {
-        kept->spec = p;  // the same service; only where it is written may differ
+        kept->spec = p;  // the same socket service; its references may differ
+        update_port_security(*kept, true);
+        if (kept->needs_tls() && kept->loaded_stamp.empty() && kept->acceptor) refresh_certificate(*kept);
         next.push_back(std::move(kept));
         continue;
       }
@@ -66,6 +143,7 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
       port->listener = l.name;
       port->spec = p;
       port->endpoint_id = next_endpoint_id_++;
+      update_port_security(*port, false);
       next.push_back(std::move(port));
     }
   }
@@ -75,6 +153,7 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
     if (old->acceptor) old->acceptor->stop();
     old->acceptor.reset();
     broker_.close_endpoint(old->endpoint_id);
+    broker_.set_port_security(old->endpoint_id, nullptr);
     spdlog::info("event=port_closed listener={} port={}", old->listener, old->spec.port);
   }
   ports_ = std::move(next);
@@ -89,6 +168,21 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
 }
 
 void PortManager::poll() {
+  // A changed password file: the same resource, a new authenticator. Connected clients stay.
+  for (auto& [name, entry] : authenticators_) {
+    auto stamp = stamps(entry.authenticator->watched_files());
+    if (stamp == entry.files_stamp) continue;
+    entry.authenticator = authn::Authenticator::create(entry.authenticator->resource(), paths_.secrets_dir);
+    entry.files_stamp = stamp;
+    spdlog::info("event=authentication_reloaded authentication={} problems={}", name,
+                 entry.authenticator->problems().size());
+    if (entry.reported != entry.authenticator->problems())
+      for (const auto& p : entry.authenticator->problems())
+        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
+    entry.reported = entry.authenticator->problems();
+    for (auto& port : ports_)
+      if (port->spec.authentication_ref == name) update_port_security(*port, true);
+  }
   for (auto& port : ports_) {
     if (port->needs_tls()) refresh_certificate(*port);
     if (!port->acceptor) open(*port);
@@ -104,6 +198,7 @@ void PortManager::close_all() {
 void PortManager::refresh_certificate(Port& port) {
   std::string folder = secret_folder_of(port);
   std::string stamp = tls::secret_stamp(folder);
+  if (!stamp.empty() && port.client_ca) stamp += "|ca:" + *port.client_ca + "=" + tls::file_stamp(*port.client_ca);
   if (stamp.empty()) {
     // Where an operator should put a manual secret: the mounted secrets folder.
     if (port.spec.tls->mode == config::PortTls::Mode::Manual) folder = paths_.secrets_dir + "/" + port.secret_name();
@@ -118,7 +213,7 @@ void PortManager::refresh_certificate(Port& port) {
   }
   if (stamp == port.loaded_stamp) return;
   try {
-    auto credentials = tls::load_server_credentials(folder);
+    auto credentials = tls::load_server_credentials(folder, port.client_ca);
     bool replaced = port.tls != nullptr;
     port.tls = std::move(credentials.context);
     port.loaded_stamp = stamp;

@@ -6,10 +6,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "authn/authenticator.hpp"
+#include "authz/policy.hpp"
 #include "config/configuration.hpp"
 #include "listener/certificate_manager.hpp"
 
@@ -20,6 +23,7 @@ class io_context;
 namespace mqttd {
 
 class Broker;
+struct PortSecurity;
 
 class PortManager {
  public:
@@ -31,8 +35,9 @@ class PortManager {
   // Makes the open ports match `config`. Returns the ports that could not be bound (they are
   // retried at each poll).
   std::vector<std::string> apply(const config::Configuration& config);
-  // Loads certificates that appeared or changed, binds the ports that were waiting for one, and
-  // retries ports that could not be bound. Call about once a second.
+  // Loads certificates that appeared or changed, binds the ports that were waiting for one,
+  // retries ports that could not be bound, and reloads changed password files. Call about once
+  // a second.
   void poll();
   // Stops accepting on every port (the broker closes the connections when it stops).
   void close_all();
@@ -42,6 +47,19 @@ class PortManager {
   void open(Port& port);
   void refresh_certificate(Port& port);
   std::string secret_folder_of(const Port& port) const;
+  // Builds what each BrokerAuthentication and BrokerAuthorization of `config` needs, reusing
+  // what did not change, and gives every port its security.
+  void apply_security(const config::Configuration& config);
+  std::shared_ptr<const PortSecurity> security_for(const config::ListenerPort& port) const;
+  void update_port_security(Port& port, bool connected_clients);
+
+  struct AuthenticatorEntry {
+    std::shared_ptr<const authn::Authenticator> authenticator;
+    std::string files_stamp;
+    std::vector<std::string> reported;
+  };
+  std::map<std::string, AuthenticatorEntry> authenticators_;
+  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies_;
 
   boost::asio::io_context& io_;
   Broker& broker_;

@@ -5,9 +5,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "authn/credentials.hpp"
+
 struct ssl_ctx_st;
+struct ssl_st;
 
 namespace mqttd::tls {
 
@@ -21,7 +25,18 @@ struct ServerCredentials {
 
 // Throws std::runtime_error saying what is wrong (missing file, unreadable PEM, a key that does
 // not match the certificate, a chain whose certificates use different key algorithms).
-ServerCredentials load_server_credentials(const std::string& folder);
+// With `client_ca_folder`, the context asks clients for a certificate and verifies it against
+// every PEM certificate in that folder (a client without one may still connect; one whose
+// certificate does not verify fails the handshake).
+ServerCredentials load_server_credentials(const std::string& folder,
+                                          const std::optional<std::string>& client_ca_folder = std::nullopt);
+
+// The verified client chain of a finished handshake, or nothing if the client sent none.
+std::optional<authn::PeerCertificate> peer_certificate_of(ssl_st* ssl);
+
+// Identifies a file's current content (device, inode, size, mtime; following symlinks), or
+// every regular file of a folder; empty if absent.
+std::string file_stamp(const std::string& path);
 
 // Identifies the current content of a secret folder's tls.crt and tls.key (device, inode, size,
 // modification time, following symlinks, so that kubelet's atomic symlink swap counts as a

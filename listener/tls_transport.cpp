@@ -14,6 +14,7 @@
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
 #include "listener/socket_peer.hpp"
+#include "listener/tls_credentials.hpp"
 
 namespace mqttd {
 
@@ -84,6 +85,8 @@ void TlsTransport::handshake() {
   if (r == 1) {
     handshake_done_ = true;
     read_needs_ = EPOLLIN;
+    if (auto cert = tls::peer_certificate_of(ssl_.get()))
+      peer_certificate_ = std::make_unique<authn::PeerCertificate>(std::move(*cert));
     spdlog::debug("event=tls_handshake peer={} version={} cipher={}", peer(), SSL_get_version(ssl_.get()),
                   SSL_get_cipher_name(ssl_.get()));
     // The client may have sent CONNECT with its last handshake message.

@@ -34,6 +34,7 @@ class TlsTransport final : public Transport, public PollHandler {
   void close() override;
   void resume_reading() override;
   const std::string& peer() const override;
+  const authn::PeerCertificate* peer_certificate() const override { return peer_certificate_.get(); }
 
  private:
   void handshake();
@@ -48,6 +49,7 @@ class TlsTransport final : public Transport, public PollHandler {
   int fd_;
   tls::SslPtr ssl_;
   std::unique_ptr<ClientConnection> connection_;
+  std::unique_ptr<authn::PeerCertificate> peer_certificate_;  // verified at the handshake
   sockaddr_in6 peer_address_{};
   std::uint32_t interest_ = 0;
   // The socket event each direction waits for: TLS may need to write to read, or read to write.

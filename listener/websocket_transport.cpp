@@ -15,6 +15,7 @@
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
 #include "broker/transport.hpp"
+#include "listener/tls_credentials.hpp"
 
 namespace mqttd {
 namespace {
@@ -70,6 +71,8 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
       ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
                                        [this, self = self_](const boost::system::error_code& ec) {
                                          if (ec) return fail("tls handshake", ec);
+                                         if (auto cert = tls::peer_certificate_of(ws_.next_layer().native_handle()))
+                                           peer_certificate_ = std::make_unique<authn::PeerCertificate>(*cert);
                                          read_request();
                                        });
     } else {
@@ -97,6 +100,7 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
   }
 
   const std::string& peer() const override { return peer_; }
+  const authn::PeerCertificate* peer_certificate() const override { return peer_certificate_.get(); }
 
  private:
   void fail(const char* what, const boost::system::error_code& ec) {
@@ -229,6 +233,7 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
   websocket::stream<NextLayer> ws_;
   std::shared_ptr<WebSocketTransport> self_;  // alive until closed, even with no operation pending
   std::unique_ptr<ClientConnection> connection_;
+  std::unique_ptr<authn::PeerCertificate> peer_certificate_;
   beast::flat_buffer http_buffer_;
   http::request_parser<http::empty_body> parser_;
   std::array<std::byte, kReadBytes> read_buffer_{};

@@ -1,0 +1,95 @@
+// The authorization engine. A policy is compiled once when it is loaded: its rules are indexed by
+// the principals they name, and each rule's templates are parsed into levels. Binding a
+// principal (at CONNECT) selects the rules that apply to it, substitutes its tokens, and builds
+// its Permissions: topic tries whose decisions cost time proportional to a topic's levels, not
+// to the number of rules. A substituted value is always one literal level (or literal key text):
+// a client id such as "+", "#" or "a/b" can never match another client's topics or keys.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "authz/policy_spec.hpp"
+#include "authz/principal.hpp"
+
+namespace mqttd::authz {
+
+class TopicTrie;
+class KeyMatcher;
+
+class Permissions {
+ public:
+  Permissions();
+  ~Permissions();
+  bool may_connect() const { return may_connect_; }
+  // A concrete topic (no wildcards), as in PUBLISH.
+  bool may_publish(std::string_view topic) const;
+  // What the policy says about a SUBSCRIBE filter: no topic it matches is allowed, some are
+  // (the subscription is granted and each message is checked at delivery), or all are.
+  enum class Coverage { None, Partial, Full };
+  Coverage subscribe_coverage(std::string_view filter) const;
+  // A concrete topic a subscriber may receive (Subscribe permission on that topic).
+  bool may_receive(std::string_view topic) const;
+  bool may_read_key(std::string_view key) const;
+  bool may_write_key(std::string_view key) const;
+  // Two principals with equal permissions may do exactly the same things.
+  bool operator==(const Permissions& o) const { return fingerprint_ == o.fingerprint_; }
+
+ private:
+  friend class Policy;
+  bool may_connect_ = false;
+  std::unique_ptr<TopicTrie> publish_;
+  std::unique_ptr<TopicTrie> subscribe_;
+  std::unique_ptr<KeyMatcher> read_keys_;
+  std::unique_ptr<KeyMatcher> write_keys_;
+  std::string fingerprint_;  // the canonical resolved grants
+};
+
+struct PolicyError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Policy {
+ public:
+  // Throws PolicyError if a template is invalid (config/ reports it with its location first).
+  static std::shared_ptr<const Policy> compile(const PolicySpec& spec);
+  ~Policy();
+
+  std::shared_ptr<const Permissions> bind(const Principal& principal) const;
+  const std::string& name() const { return name_; }
+  std::size_t rule_count() const;
+
+  struct Compiled;
+
+ private:
+  Policy();
+  std::string name_;
+  std::unique_ptr<Compiled> compiled_;
+};
+
+// Per session: the last decisions for the topics it used, so that a busy topic costs one
+// comparison. Direct-mapped and fixed in size; owned by one thread.
+class DecisionCache {
+ public:
+  // The decision cached for `topic` under `permissions`, if any.
+  std::optional<bool> find(const Permissions* permissions, std::string_view topic) const;
+  void store(const Permissions* permissions, std::string_view topic, bool allowed);
+  // Call when the owner's permissions change (a freed Permissions' address may be reused).
+  void clear() { slots_.reset(); }
+
+ private:
+  static constexpr std::size_t kSlots = 32;
+  struct Slot {
+    std::string topic;
+    const Permissions* permissions = nullptr;
+    bool allowed = false;
+  };
+  std::unique_ptr<Slot[]> slots_;
+};
+
+}  // namespace mqttd::authz
