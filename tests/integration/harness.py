@@ -147,7 +147,8 @@ class Client:
 
     def __init__(self, port, client_id="", version=5, clean_start=True, session_expiry=None,
                  receive_maximum=None, maximum_packet_size=None, keepalive=60, will=None,
-                 user_properties=None, connect=True, cafile=None, transport="tcp", host="127.0.0.1"):
+                 user_properties=None, connect=True, cafile=None, transport="tcp", host="127.0.0.1",
+                 username=None, password=None, certfile=None, keyfile=None):
         self.port = port
         self.host = host
         self.version = version
@@ -157,7 +158,9 @@ class Client:
             kwargs["clean_session"] = clean_start
         self.client = mqtt.Client(**kwargs)
         if cafile:
-            self.client.tls_set(ca_certs=cafile)
+            self.client.tls_set(ca_certs=cafile, certfile=certfile, keyfile=keyfile)
+        if username is not None:
+            self.client.username_pw_set(username, password)
         self.messages = queue.Queue()
         self.connacks = queue.Queue()
         self.disconnects = queue.Queue()
@@ -317,13 +320,21 @@ class RawClient:
     def send(self, data):
         self.sock.sendall(data)
 
-    def connect(self, client_id, keepalive=60, clean=True, properties=b"", expect=0):
+    def connect(self, client_id, keepalive=60, clean=True, properties=b"", expect=0, username=None, password=None):
         flags = 0x02 if clean else 0
+        if username is not None:
+            flags |= 0x80
+        if password is not None:
+            flags |= 0x40
         if self.version == 5:
             body = mqtt_string("MQTT") + bytes([5, flags]) + keepalive.to_bytes(2, "big") + (properties or b"\x00")
         else:
             body = mqtt_string("MQTT") + bytes([4, flags]) + keepalive.to_bytes(2, "big")
         body += mqtt_string(client_id)
+        if username is not None:
+            body += mqtt_string(username)
+        if password is not None:
+            body += mqtt_string(password)
         self.send(packet(0x10, body))
         kind, _, body = self.read_packet()
         assert kind == 2, f"expected CONNACK, got type {kind}"

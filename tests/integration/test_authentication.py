@@ -1,0 +1,239 @@
+"""Authentication methods on a port: the password file (written by `mqttd passwd`, used by
+mosquitto_pub -u -P), X.509 client certificates (a root, an intermediate and leaves made with
+openssl, with the documents' authorizationAttributes example), Anonymous, methods in order, and a
+client certificate that expires while connected."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import pki
+from harness import Client, Daemon, RawClient, free_port, main, run_tool
+from security import (API, PASSWORD_METHOD, authentication, authorization, daemon_with_users, documents, listener,
+                      passwd, publish_ack)
+
+
+def mosquitto_pub(port, *args, version="mqttv5"):
+    return subprocess.run(["mosquitto_pub", "-h", "localhost", "-p", str(port), "-V", version, "-d", "-q", "1",
+                           *args], capture_output=True, text=True, timeout=15)
+
+
+class PasswordTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        config = documents(listener([{"port": cls.port, "authn": "users"}]), authentication("users", PASSWORD_METHOD))
+        cls.daemon = daemon_with_users(config, [("sensor", "correct horse")],
+                                       wait_for="event=listening listener=secure")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.__exit__(None, None, None)
+
+    def test_the_file_holds_salted_scrypt_hashes_only(self):
+        with open(os.path.join(self.daemon.secrets_dir, "mqtt-users", "passwords")) as f:
+            text = f.read()
+        self.assertNotIn("correct horse", text)
+        self.assertRegex(text, r"(?m)^sensor:\$scrypt\$ln=14,r=8,p=1\$[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}$")
+        self.assertEqual(oct(os.stat(os.path.join(self.daemon.secrets_dir, "mqtt-users", "passwords")).st_mode & 0o777),
+                         "0o600")
+
+    def test_mosquitto_with_user_and_password(self):
+        ok = mosquitto_pub(self.port, "-u", "sensor", "-P", "correct horse", "-t", "t", "-m", "x")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("received CONNACK (0)", ok.stdout)
+        bad = mosquitto_pub(self.port, "-u", "sensor", "-P", "wrong", "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (134)", bad.stdout)  # 0x86 Bad user name or password
+        unknown = mosquitto_pub(self.port, "-u", "nobody", "-P", "x", "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (134)", unknown.stdout)
+        v3 = mosquitto_pub(self.port, "-u", "sensor", "-P", "wrong", "-t", "t", "-m", "x", version="mqttv311")
+        self.assertIn("received CONNACK (4)", v3.stdout)
+        self.assertIn("Connection Refused: bad user name or password", v3.stderr)
+        # No user name: no method finds the credentials relevant (0x87 / 5).
+        anonymous = mosquitto_pub(self.port, "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (135)", anonymous.stdout)
+        anonymous3 = mosquitto_pub(self.port, "-t", "t", "-m", "x", version="mqttv311")
+        self.assertIn("received CONNACK (5)", anonymous3.stdout)
+        # A refused client has no session: none of the refused ids ever connected.
+        log = self.daemon.logs()
+        refused = re.findall(r"event=authentication_failed client_id=(\S+)", log)
+        self.assertGreaterEqual(len(refused), 5)
+        for client_id in refused:
+            self.assertNotIn(f"event=connected client_id={client_id} ", log)
+
+    def test_a_user_added_while_running_can_connect_and_others_stay(self):
+        staying = Client(self.port, client_id="staying", username="sensor", password="correct horse")
+        self.assertEqual(staying.connack[1], 0)
+        passwd(self.daemon.secrets_dir, "mqtt-users", "newcomer", "pw2")
+        self.daemon.wait_for_log("event=authentication_reloaded authentication=users")
+        ok = mosquitto_pub(self.port, "-u", "newcomer", "-P", "pw2", "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (0)", ok.stdout)
+        time.sleep(0.3)
+        self.assertTrue(staying.disconnects.empty())
+        staying.disconnect()
+
+
+ATTRIBUTES = """  - method: X509
+    x509Settings:
+      trustedClientCaCert: client-ca
+      authorizationAttributes:
+        root:
+          subject: "CN = Contoso Root CA Cert, OU = Engineering, C = US"
+          attributes:
+            organization: contoso
+        intermediate:
+          subject: "CN = Contoso Intermediate CA"
+          attributes:
+            city: seattle
+            foo: bar
+        smart-fan:
+          subject: "CN = smart-fan"
+          attributes:
+            building: "17"
+"""
+
+X509_RULES = """    - principals:
+        attributes:
+        - {building: "17"}
+      brokerResources:
+      - method: Connect
+      - method: Publish
+        topics: ["buildings/{principal.attributes.building}/#"]
+    - principals:
+        attributes:
+        - {city: seattle}
+      brokerResources:
+      - method: Connect
+      - method: Publish
+        topics: ["cities/{principal.attributes.city}/#"]
+    - principals:
+        usernames: [smart-lock]
+      brokerResources:
+      - method: Connect
+      - method: Publish
+        topics: ["locks/{principal.username}"]
+    - principals:
+        usernames: [operator]
+      brokerResources:
+      - method: Connect
+      - method: Publish
+        topics: ["operators/#"]
+"""
+
+
+class X509Test(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = tempfile.mkdtemp(prefix="mqttd-pki-")
+        # The server's own chain (the seed's), and a separate client PKI as in the documents.
+        cls.server_root, server_mid, server_leaf = pki.seed_chain(cls.pki)
+        cls.root = pki.make_cert(cls.pki, "client-root", ca=True,
+                                 subject="/C=US/OU=Engineering/CN=Contoso Root CA Cert")
+        cls.intermediate = pki.make_cert(cls.pki, "client-intermediate", parent=cls.root, ca=True,
+                                         subject="/CN=Contoso Intermediate CA")
+        cls.fan = pki.make_cert(cls.pki, "smart-fan", parent=cls.intermediate)
+        cls.lock = pki.make_cert(cls.pki, "smart-lock", parent=cls.intermediate)
+        stranger_root = pki.make_cert(cls.pki, "stranger-root", ca=True)
+        cls.stranger = pki.make_cert(cls.pki, "stranger", parent=stranger_root)
+        for leaf in (cls.fan, cls.lock):  # the client sends its chain: leaf, then intermediate
+            with open(leaf.crt + ".chain", "w") as f:
+                f.write(leaf.pem() + cls.intermediate.pem())
+        cls.port, cls.mixed_port = free_port(), free_port()
+        tls = "    tls:\n      mode: Manual\n      manual: {secretRef: server-cert}\n"
+        config = documents(
+            listener([{"port": cls.port, "authn": "certs", "authz": "policy", "tls": tls},
+                      {"port": cls.mixed_port, "authn": "certs-or-passwords", "authz": "policy", "tls": tls}]),
+            authentication("certs", ATTRIBUTES),
+            authentication("certs-or-passwords", ATTRIBUTES + PASSWORD_METHOD),
+            authorization("policy", X509_RULES))
+        cls.daemon = daemon_with_users(config, [("operator", "pw")])
+        pki.write_secret(cls.daemon.secrets_dir, "server-cert", [server_leaf, server_mid], server_leaf.key)
+        ca_folder = os.path.join(cls.daemon.secrets_dir, "client-ca")
+        os.makedirs(ca_folder)
+        shutil.copy(cls.root.crt, os.path.join(ca_folder, "anything-named.pem"))
+        cls.daemon.wait_for_log(f"port={cls.mixed_port} protocol=mqtt tls=manual")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.__exit__(None, None, None)
+        shutil.rmtree(cls.pki)
+
+    def pub(self, leaf, topic, port=None):
+        return mosquitto_pub(port or self.port, "--cafile", self.server_root.crt, "--cert", leaf.crt + ".chain",
+                             "--key", leaf.key, "-t", topic, "-m", "x")
+
+    def test_leaf_attributes_win_over_the_chain(self):
+        ok = self.pub(self.fan, "buildings/17/fan")
+        self.assertIn("received CONNACK (0)", ok.stdout, ok.stderr)
+        self.assertRegex(ok.stdout, r"received PUBACK \(Mid: 1, RC:(0|16)\)")
+        # smart-fan's own entry matched first: it does not get the intermediate's city.
+        denied = self.pub(self.fan, "cities/seattle/fan")
+        self.assertIn("received PUBACK (Mid: 1, RC:135)", denied.stdout)
+
+    def test_username_is_the_leaf_cn_and_attributes_come_from_up_the_chain(self):
+        self.assertRegex(self.pub(self.lock, "locks/smart-lock").stdout, r"RC:(0|16)\)")
+        self.assertRegex(self.pub(self.lock, "cities/seattle/lock").stdout, r"RC:(0|16)\)")  # the intermediate's
+        self.assertIn("RC:135", self.pub(self.lock, "buildings/17/lock").stdout)
+        self.assertIn("RC:135", self.pub(self.lock, "locks/smart-fan").stdout)
+
+    def test_a_certificate_from_another_ca_fails_the_handshake(self):
+        r = mosquitto_pub(self.port, "--cafile", self.server_root.crt, "--cert", self.stranger.crt, "--key",
+                          self.stranger.key, "-t", "t", "-m", "x")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertNotIn("received CONNACK", r.stdout)
+
+    def test_no_certificate_is_not_relevant_to_x509(self):
+        r = mosquitto_pub(self.port, "--cafile", self.server_root.crt, "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (135)", r.stdout)
+        # Methods in order: without a certificate, the password method decides.
+        ok = mosquitto_pub(self.mixed_port, "--cafile", self.server_root.crt, "-u", "operator", "-P", "pw", "-t",
+                           "operators/1", "-m", "x")
+        self.assertIn("received CONNACK (0)", ok.stdout, ok.stderr)
+        self.assertRegex(ok.stdout, r"RC:(0|16)\)")
+        # With a certificate, X509 comes first and decides (smart-fan may not publish operators/...).
+        r = mosquitto_pub(self.mixed_port, "--cafile", self.server_root.crt, "--cert", self.fan.crt + ".chain",
+                          "--key", self.fan.key, "-u", "operator", "-P", "pw", "-t", "operators/1", "-m", "x")
+        self.assertIn("RC:135", r.stdout)
+
+
+class CertificateExpiryTest(unittest.TestCase):
+    def test_a_client_whose_certificate_expires_is_closed(self):
+        """The daemon's own CA issuer makes a client certificate that lives 8 seconds."""
+        work = tempfile.mkdtemp(prefix="mqttd-pki-")
+        server_root, server_mid, server_leaf = pki.seed_chain(work)
+        client_root = pki.make_cert(work, "client-root", ca=True)
+        port = free_port()
+        tls = "    tls:\n      mode: Manual\n      manual: {secretRef: server-cert}\n"
+        rules = ("    - principals: {usernames: [smart-watch]}\n      brokerResources:\n      - method: Connect\n"
+                 "      - method: Publish\n        topics: [\"#\"]\n")
+        config = documents(
+            listener([{"port": port, "authn": "certs", "authz": "policy", "tls": tls}]),
+            authentication("certs", "  - method: X509\n    x509Settings: {trustedClientCaCert: client-ca}\n"),
+            authorization("policy", rules),
+            "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata: {name: clients}\nspec: {ca: {secretName: client-ca}}\n",
+            "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: watch}\nspec:\n  commonName: smart-watch\n"
+            "  secretName: watch-cert\n  duration: 8s\n  renewBefore: 2s\n  issuerRef: {name: clients, kind: Issuer}\n"
+            "  privateKey: {algorithm: ECDSA, size: 256}\n")
+        secrets = tempfile.mkdtemp(prefix="mqttd-secrets-")
+        pki.write_secret(secrets, "server-cert", [server_leaf, server_mid], server_leaf.key)
+        os.makedirs(os.path.join(secrets, "client-ca"))
+        shutil.copy(client_root.crt, os.path.join(secrets, "client-ca", "tls.crt"))
+        shutil.copy(client_root.key, os.path.join(secrets, "client-ca", "tls.key"))
+        with Daemon(config, extra_args=["--secrets-dir", secrets], wait_for=f"port={port} protocol=mqtt tls=manual") as d:
+            issued = os.path.join(d.state_dir, "secrets", "watch-cert")
+            c = Client(port, host="localhost", cafile=server_root.crt, certfile=os.path.join(issued, "tls.crt"),
+                       keyfile=os.path.join(issued, "tls.key"), client_id="watch")
+            self.assertEqual(c.connack[1], 0)
+            connected_at = time.time()
+            c.disconnects.get(timeout=15)
+            self.assertLess(time.time() - connected_at, 12)
+            self.assertIn("client_id=watch", d.wait_for_log("reason=\"client certificate expired\""))
+        shutil.rmtree(work)
+        shutil.rmtree(secrets)
+
+
+if __name__ == "__main__":
+    main()
