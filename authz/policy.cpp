@@ -154,6 +154,7 @@ std::size_t Policy::rule_count() const { return compiled_->rules.size(); }
 std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec) {
   std::shared_ptr<Policy> policy(new Policy());
   policy->name_ = spec.name;
+  policy->cache_ = spec.cache;
   auto& c = *policy->compiled_;
   for (std::size_t i = 0; i < spec.rules.size(); ++i) {
     const auto& r = spec.rules[i];
@@ -249,6 +250,7 @@ std::shared_ptr<const Permissions> Policy::bind(const Principal& p) const {
   }
 
   auto perms = std::make_shared<Permissions>();
+  perms->cache_decisions_ = cache_;
   std::vector<std::string> connect, publish, subscribe, read, write;
   for (auto i : matched) {
     const auto& rule = c.rules[i];

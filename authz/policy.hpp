@@ -27,6 +27,8 @@ class Permissions {
   Permissions();
   ~Permissions();
   bool may_connect() const { return may_connect_; }
+  // The policy's `cache: Enabled`: sessions keep their recent decisions in a DecisionCache.
+  bool cache_decisions() const { return cache_decisions_; }
   // A concrete topic (no wildcards), as in PUBLISH.
   bool may_publish(std::string_view topic) const;
   // What the policy says about a SUBSCRIBE filter: no topic it matches is allowed, some are
@@ -43,6 +45,7 @@ class Permissions {
  private:
   friend class Policy;
   bool may_connect_ = false;
+  bool cache_decisions_ = true;
   std::unique_ptr<TopicTrie> publish_;
   std::unique_ptr<TopicTrie> subscribe_;
   std::unique_ptr<KeyMatcher> read_keys_;
@@ -69,6 +72,7 @@ class Policy {
  private:
   Policy();
   std::string name_;
+  bool cache_ = true;
   std::unique_ptr<Compiled> compiled_;
 };
 

@@ -323,6 +323,7 @@ bool ClientConnection::admit(const codec::Connect& c, const std::string& client_
 
 bool ClientConnection::may_publish(std::string_view topic) {
   if (!permissions_) return true;
+  if (!permissions_->cache_decisions()) return permissions_->may_publish(topic);
   if (auto known = publish_decisions_.find(permissions_.get(), topic)) return *known;
   bool allowed = permissions_->may_publish(topic);
   publish_decisions_.store(permissions_.get(), topic, allowed);

@@ -26,6 +26,7 @@ void Session::release_all_packet_ids() { packet_ids_in_use_.clear(); }
 
 bool Session::may_receive(std::string_view topic) {
   if (!permissions) return true;
+  if (!permissions->cache_decisions()) return permissions->may_receive(topic);
   if (cached_for_ != permissions.get()) {
     receive_decisions_.clear();
     cached_for_ = permissions.get();
