@@ -55,13 +55,14 @@ int main() {
 
     std::size_t id = rules / 2;
     Principal p{fmt::format("device-{}", id), std::nullopt, {{"fleet", std::to_string(id)}}};
-    double binds = per_second(rules >= 100000 ? 20000 : 100000, [&](std::size_t) { return policy->bind(p)->may_connect(); });
+    double binds =
+        per_second(rules >= 100000 ? 20000 : 100000, [&](std::size_t) { return policy->bind(p)->may_connect(); });
     auto perms = policy->bind(p);
 
     // A mix of allowed and denied topics, as a busy device would use them.
     std::vector<std::string> topics;
     for (int i = 0; i < 16; ++i) {
-      topics.push_back(fmt::format("devices/device-{}/telemetry/sensor{}", id, i));  // allowed
+      topics.push_back(fmt::format("devices/device-{}/telemetry/sensor{}", id, i));      // allowed
       topics.push_back(fmt::format("devices/device-{}/telemetry/sensor{}", id + 1, i));  // another device's: denied
     }
     topics.push_back(fmt::format("fleet/{}/events", id));

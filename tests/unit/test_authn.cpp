@@ -1,0 +1,89 @@
+// Authentication on its own: password hashing and the file format, DN normalisation, and the
+// order in which methods are tried.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "authn/authenticator.hpp"
+#include "authn/password_file.hpp"
+
+using namespace mqttd::authn;
+using mqttd::config::AuthenticationMethod;
+
+TEST_CASE("scrypt hashes: salted, verified in constant time, bounded") {
+  auto a = hash_password("secret");
+  auto b = hash_password("secret");
+  CHECK(a != b);  // salted
+  CHECK(a.starts_with("$scrypt$ln=14,r=8,p=1$"));
+  CHECK(verify_password("secret", a));
+  CHECK_FALSE(verify_password("Secret", a));
+  CHECK_FALSE(verify_password("", a));
+  CHECK_FALSE(verify_password("secret", "$scrypt$ln=30,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"));  // too costly
+  CHECK_FALSE(verify_password("secret", "plain"));
+}
+
+TEST_CASE("the password file") {
+  auto hash = hash_password("pw");
+  auto text = PasswordFile::upsert("", "alice", hash, {{"building", "17"}, {"org", "contoso"}});
+  text = PasswordFile::upsert(text, "bob", hash, {});
+  text = PasswordFile::upsert(text, "alice", hash, {{"building", "18"}});
+  auto file = PasswordFile::parse("# comment\n" + text, "passwords");
+  REQUIRE(file.size() == 2);
+  REQUIRE(file.find("alice"));
+  CHECK(file.find("alice")->attributes == std::map<std::string, std::string>{{"building", "18"}});
+  CHECK(file.find("bob")->attributes.empty());
+  CHECK_FALSE(file.find("carol"));
+  CHECK_THROWS_WITH(PasswordFile::parse("alice\n", "f"), Catch::Contains("f:1: expected <username>:<hash>"));
+  CHECK_THROWS_WITH(PasswordFile::parse("alice:plaintext\n", "f"), Catch::Contains("is not a $scrypt$ hash"));
+  CHECK_THROWS_WITH(PasswordFile::parse(text + text, "f"), Catch::Contains("appears twice"));
+}
+
+TEST_CASE("distinguished names compare whatever their order and spacing") {
+  CHECK(normalize_dn("CN = Contoso Root CA Cert, OU = Engineering, C = US") ==
+        normalize_dn("C=US,OU=Engineering,CN=Contoso Root CA Cert"));
+  CHECK(normalize_dn("CN = smart-fan") == normalize_dn("commonName=smart-fan"));
+  CHECK(normalize_dn("CN = smart-fan") != normalize_dn("CN = smart-fan2"));
+  CHECK(normalize_dn("CN = a\\, b") == normalize_dn("CN=a\\, b"));
+}
+
+TEST_CASE("methods are tried in order; relevance decides who answers") {
+  auto folder = std::filesystem::temp_directory_path() / ("mqttd-authn-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "users");
+  std::ofstream(folder / "users" / "passwords") << "dev:" << hash_password("pw") << ":role=reader\n";
+  mqttd::config::Authentication resource;
+  resource.name = "a";
+  AuthenticationMethod x509;
+  x509.kind = AuthenticationMethod::Kind::X509;
+  x509.x509_attributes = {{"leaf", "CN = smart-fan", {{"building", "17"}}},
+                          {"mid", "CN = Contoso Intermediate CA", {{"city", "seattle"}}}};
+  AuthenticationMethod password;
+  password.kind = AuthenticationMethod::Kind::Password;
+  password.password_secret = "users";
+  resource.methods = {x509, password};
+  auto authenticator = Authenticator::create(resource, folder.string());
+  CHECK(authenticator->problems().empty());
+
+  PeerCertificate fan{{"CN=smart-fan", "CN=Contoso Intermediate CA", "CN=Root"}, "smart-fan", {}};
+  Credentials with_cert{"c1", std::string_view("dev"), std::string_view("wrong"), std::nullopt, &fan};
+  auto r = authenticator->authenticate(with_cert);  // X509 first: the password is not looked at
+  CHECK(r.outcome == Result::Outcome::Accepted);
+  CHECK(r.method == "X509");
+  CHECK(r.principal.username == "smart-fan");
+  CHECK(r.principal.attributes == std::map<std::string, std::string>{{"building", "17"}});
+
+  PeerCertificate lock{{"CN=smart-lock", "CN=Contoso Intermediate CA"}, "smart-lock", {}};
+  with_cert.certificate = &lock;
+  CHECK(authenticator->authenticate(with_cert).principal.attributes ==
+        std::map<std::string, std::string>{{"city", "seattle"}});
+
+  Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, nullptr};
+  r = authenticator->authenticate(pw);
+  CHECK(r.outcome == Result::Outcome::Accepted);
+  CHECK(r.principal.attributes.at("role") == "reader");
+  CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::Accepted);  // the remembered MAC
+  pw.password = "nope";
+  CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::BadCredentials);
+  Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, nullptr};
+  CHECK(authenticator->authenticate(nothing).outcome == Result::Outcome::NotAuthorized);
+  std::filesystem::remove_all(folder);
+}
