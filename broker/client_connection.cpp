@@ -846,6 +846,8 @@ void ClientConnection::pump_queue() {
     Delivery d = std::move(queue.front());
     queue.pop_front();
     if (d.message->expired(worker_.now())) continue;
+    // Queued under the permissions the session had then; the client may have fewer now.
+    if (!session_->may_receive(d.message->topic())) continue;
     if (!send_inflight(std::move(d))) break;
   }
 }

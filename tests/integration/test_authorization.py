@@ -343,6 +343,25 @@ class ReloadTest(unittest.TestCase):
             alice.disconnect()
             bob2.disconnect()
 
+    def test_removing_the_authorization_ref_disables_authorization(self):
+        port = free_port()
+        rules = ("    - principals: {usernames: [carol]}\n      brokerResources:\n      - method: Connect\n"
+                 "      - method: Publish\n        topics: [carol/#]\n")
+        with_policy = documents(listener([{"port": port, "authn": "users", "authz": "policy"}]),
+                                authentication("users", PASSWORD_METHOD), authorization("policy", rules))
+        without = documents(listener([{"port": port, "authn": "users"}]), authentication("users", PASSWORD_METHOD),
+                            authorization("policy", rules))
+        with daemon_with_users(with_policy, [("carol", "pw")], wait_for="event=listening listener=secure") as d:
+            c = raw(port, "carol", "carol")
+            self.assertEqual(publish_ack(c, "elsewhere"), (4, 0x87))
+            d.write_config(without)
+            d.wait_for_log("event=config_reloaded")
+            kind, _, body = c.read_packet()
+            self.assertEqual((kind, body[0]), (14, 0x98))  # DISCONNECT, Administrative action
+            again = raw(port, "carol", "carol")
+            self.assertEqual(publish_ack(again, "elsewhere")[1] & 0x80, 0)  # authenticated, no policy
+            raw(port, "x", "carol", password="wrong", expect=0x86)  # still authenticated
+
 
 if __name__ == "__main__":
     main()
