@@ -8,15 +8,8 @@
 namespace mqttd::config {
 namespace {
 
-std::vector<std::string> strings(const Context& ctx, const YAML::Node& node) {
-  expect_sequence(ctx, node);
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < node.size(); ++i) out.push_back(text(ctx.index(i), node[i]));
-  return out;
-}
-
 std::vector<std::string> ip_addresses(const Context& ctx, const YAML::Node& node) {
-  auto out = strings(ctx, node);
+  auto out = string_list(ctx, node);
   for (std::size_t i = 0; i < out.size(); ++i) {
     unsigned char buf[16];
     if (::inet_pton(AF_INET, out[i].c_str(), buf) != 1 && ::inet_pton(AF_INET6, out[i].c_str(), buf) != 1)
@@ -26,7 +19,7 @@ std::vector<std::string> ip_addresses(const Context& ctx, const YAML::Node& node
 }
 
 std::vector<std::string> dns_names(const Context& ctx, const YAML::Node& node) {
-  auto out = strings(ctx, node);
+  auto out = string_list(ctx, node);
   for (std::size_t i = 0; i < out.size(); ++i) {
     const auto& n = out[i];
     bool ok = !n.empty() && n.size() <= 253;

@@ -7,13 +7,6 @@
 namespace mqttd::config {
 namespace {
 
-std::vector<std::string> string_list(const Context& ctx, const YAML::Node& node) {
-  expect_sequence(ctx, node);
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < node.size(); ++i) out.push_back(text(ctx.index(i), node[i]));
-  return out;
-}
-
 std::map<std::string, std::string> string_map(const Context& ctx, const YAML::Node& node) {
   expect_map(ctx, node);
   std::map<std::string, std::string> out;

@@ -80,6 +80,13 @@ std::string text(const Context& ctx, const YAML::Node& node) {
   return node.Scalar();
 }
 
+std::vector<std::string> string_list(const Context& ctx, const YAML::Node& node) {
+  expect_sequence(ctx, node);
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < node.size(); ++i) out.push_back(text(ctx.index(i), node[i]));
+  return out;
+}
+
 bool boolean(const Context& ctx, const YAML::Node& node) {
   auto s = text(ctx, node);
   if (s == "true") return true;

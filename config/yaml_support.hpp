@@ -9,6 +9,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/configuration.hpp"
 
@@ -36,6 +37,7 @@ void expect_sequence(const Context& ctx, const YAML::Node& node);
 void reject_unknown(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> known);
 std::uint64_t integer(const Context& ctx, const YAML::Node& node, std::uint64_t min, std::uint64_t max);
 std::string text(const Context& ctx, const YAML::Node& node);
+std::vector<std::string> string_list(const Context& ctx, const YAML::Node& node);
 bool boolean(const Context& ctx, const YAML::Node& node);
 std::string enumeration(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> allowed);
 // A Go duration as Kubernetes resources write them: "90s", "1h30m", "2160h", "500ms".

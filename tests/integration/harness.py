@@ -31,6 +31,17 @@ def broker_config(clients_yaml):
             "spec:\n  advanced:\n    clients:\n" + clients_yaml)
 
 
+def check_config(text):
+    """`mqttd --check-config` on `text`: (exit code, output with the file's path as FILE)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    try:
+        r = subprocess.run([BINARY, "--check-config", f.name], capture_output=True, text=True, timeout=10)
+        return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
+    finally:
+        os.unlink(f.name)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

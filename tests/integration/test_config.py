@@ -4,19 +4,11 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BINARY, Client, Daemon, main
+from harness import check_config as check, BINARY, Client, Daemon, main
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
-def check(text):
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(text)
-    try:
-        r = subprocess.run([BINARY, "--check-config", f.name], capture_output=True, text=True, timeout=10)
-        return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
-    finally:
-        os.unlink(f.name)
 
 
 HEADER = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n"

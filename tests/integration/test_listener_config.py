@@ -8,21 +8,13 @@ import tempfile
 import unittest
 
 import pki
-from harness import BINARY, Client, Daemon, free_port, main, port_open, run_tool
+from harness import check_config as check, BINARY, Client, Daemon, free_port, main, port_open, run_tool
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 EXAMPLES = os.path.join(ROOT, "config", "examples")
 API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
 
 
-def check(text):
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(text)
-    try:
-        r = subprocess.run([BINARY, "--check-config", f.name], capture_output=True, text=True, timeout=10)
-        return r.returncode, (r.stdout + r.stderr).replace(f.name, "FILE")
-    finally:
-        os.unlink(f.name)
 
 
 def listener(name, ports, service_type=None):

@@ -10,7 +10,7 @@ import time
 import unittest
 
 import pki
-from harness import Client, Daemon, free_port, main, port_open, run_tool, wait_until
+from harness import Client, Daemon, free_port, main, port_open, read_until_closed, run_tool, wait_until
 
 API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
 
@@ -201,15 +201,7 @@ class AutomaticTlsTest(unittest.TestCase):
         with Daemon(SEED_CA + "---\n" + automatic_listener(port), wait_for=f"port={port} protocol=mqtt"):
             s = socket.create_connection(("127.0.0.1", port), timeout=5)
             s.sendall(b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04abcd")
-            data = b""
-            try:
-                while True:
-                    chunk = s.recv(1024)
-                    if not chunk:
-                        break
-                    data += chunk
-            except (ConnectionResetError, socket.timeout):
-                pass
+            data = read_until_closed(s, timeout=5)
             self.assertFalse(data.startswith(b"\x20"), data)  # no CONNACK; a TLS alert at most
             s.close()
 

@@ -9,8 +9,8 @@ import socket
 import subprocess
 import unittest
 
-from harness import (Client, Daemon, free_port, main, mqtt_string, packet, raw_connect_v5, wait_until,
-                     TIMEOUT)
+from harness import (Client, Daemon, free_port, main, mqtt_string, packet, raw_connect_v5, read_until_closed,
+                     wait_until, TIMEOUT)
 
 API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
 SELF_SIGNED = ("---\napiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: self}\n"
@@ -185,15 +185,7 @@ class WebSocketTest(unittest.TestCase):
     def test_raw_mqtt_on_a_websocket_port_is_not_served(self):
         s = socket.create_connection(("127.0.0.1", self.ws), timeout=TIMEOUT)
         s.sendall(raw_connect_v5(b"not-ws"))
-        data = b""
-        try:
-            while True:
-                chunk = s.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
+        data = read_until_closed(s, timeout=5)
         self.assertFalse(data.startswith(b"\x20"), data)
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 4"), data)
 
