@@ -116,6 +116,22 @@ bool Authenticator::check_password(const std::string& username, std::string_view
   return true;
 }
 
+bool Authenticator::may_be_slow(const Credentials& c) const {
+  for (const auto& m : resource_.methods) {
+    switch (m.kind) {
+      case config::AuthenticationMethod::Kind::X509:
+        if (c.certificate) return false;
+        break;
+      case config::AuthenticationMethod::Kind::Password:
+        if (c.username) return true;
+        break;
+      case config::AuthenticationMethod::Kind::Anonymous:
+        return false;
+    }
+  }
+  return false;
+}
+
 Result Authenticator::authenticate(const Credentials& c) const {
   Result r;
   r.principal.client_id = std::string(c.client_id);

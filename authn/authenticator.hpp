@@ -42,6 +42,9 @@ class Authenticator {
                                                      const std::string& secrets_dir);
 
   Result authenticate(const Credentials& credentials) const;
+  // Whether authenticate() may have to hash a password (the first relevant method is Password):
+  // then the broker runs it off the worker thread.
+  bool may_be_slow(const Credentials& credentials) const;
 
   const config::Authentication& resource() const { return resource_; }
   // The folder of CA certificates that client certificates must chain to, if X509 is a method.

@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "broker/authentication_pool.hpp"
 #include "broker/client_connection.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/session_registry.hpp"
@@ -16,7 +17,8 @@ namespace mqttd {
 Broker::Broker(BrokerSettings settings)
     : settings_(std::move(settings)),
       sessions_(std::make_unique<SessionRegistry>()),
-      retained_(std::make_unique<RetainedStore>()) {
+      retained_(std::make_unique<RetainedStore>()),
+      authentication_pool_(std::make_unique<AuthenticationPool>()) {
   unsigned n = settings_.workers ? settings_.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
   for (auto& w : workers_) w->set_worker_count(n);

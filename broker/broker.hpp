@@ -24,6 +24,7 @@ class Worker;
 class SessionRegistry;
 class RetainedStore;
 struct PortSecurity;
+class AuthenticationPool;
 
 struct BrokerStats {
   std::uint64_t connections = 0;
@@ -74,6 +75,7 @@ class Broker {
   Worker& worker(std::size_t i) { return *workers_[i]; }
   SessionRegistry& sessions() { return *sessions_; }
   RetainedStore& retained() { return *retained_; }
+  AuthenticationPool& authentication_pool() { return *authentication_pool_; }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   std::uint64_t next_connection_id() { return connection_ids_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -82,6 +84,7 @@ class Broker {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<RetainedStore> retained_;
+  std::unique_ptr<AuthenticationPool> authentication_pool_;
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> connection_ids_{1};
   std::atomic<std::size_t> next_worker_{0};

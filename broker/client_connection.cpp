@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "broker/authentication_pool.hpp"
 #include "broker/broker.hpp"
 #include "broker/codec/encode.hpp"
 #include "broker/codec/utf8.hpp"
@@ -220,7 +221,6 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
   }
   if (c.properties.authentication_method)
     return refuse_connect(Reason::BadAuthenticationMethod, "no enhanced authentication method is configured");
-  if (!admit(c, client_id)) return;
 
   keep_alive_ = c.keep_alive;
   bool keep_alive_changed = false;
@@ -274,30 +274,60 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
   }
 
   pending_client_id_ = client_id;
-  state_ = State::Attaching;
+  state_ = State::Attaching;  // reading waits until the session is attached (or the client refused)
   // Kept for the CONNACK, which attach() sends once the session is here.
   connack_assigned_ = assigned;
   connack_keep_alive_changed_ = keep_alive_changed;
   connack_expiry_changed_ = expiry_changed;
-  worker_.connect(*this, client_id, c.clean_start);
+  authenticate(c);
 }
 
-bool ClientConnection::admit(const codec::Connect& c, const std::string& client_id) {
+void ClientConnection::authenticate(const codec::Connect& c) {
   security_ = worker_.broker().port_security(endpoint_id());
-  if (!security_ || !security_->authenticator) return true;  // the port admits everyone
+  if (!security_ || !security_->authenticator) return worker_.connect(*this, pending_client_id_, clean_start_);
   authn::Credentials credentials;
-  credentials.client_id = client_id;
+  credentials.client_id = pending_client_id_;
   credentials.username = c.username;
   if (c.password) credentials.password = codec::as_string(*c.password);
   credentials.certificate = transport_.peer_certificate();
-  auto result = security_->authenticator->authenticate(credentials);
+  auto authenticator = security_->authenticator;
+  if (!authenticator->may_be_slow(credentials)) return admit(authenticator->authenticate(credentials));
+
+  // A password check costs a scrypt: done on the authentication thread, with copies of the
+  // credentials (the read buffer is reused, and the client may leave before the answer).
+  struct Job {
+    std::string client_id;
+    std::optional<std::string> username;
+    std::optional<std::string> password;
+  };
+  auto job = std::make_shared<Job>();
+  job->client_id = pending_client_id_;
+  if (credentials.username) job->username.emplace(*credentials.username);
+  if (credentials.password) job->password.emplace(*credentials.password);
+  Worker* worker = &worker_;
+  std::uint64_t connection = id_;
+  bool queued = worker_.broker().authentication_pool().submit([job, authenticator, worker, connection] {
+    authn::Credentials copy;
+    copy.client_id = job->client_id;
+    if (job->username) copy.username = *job->username;
+    if (job->password) copy.password = *job->password;
+    auto result = std::make_shared<authn::Result>(authenticator->authenticate(copy));
+    worker->post([connection, result](Worker& w) {
+      if (ClientConnection* c = w.find_connection(connection)) c->admit(std::move(*result));
+    });
+  });
+  if (!queued) refuse_connect(Reason::ServerBusy, "too many authentications in progress");
+}
+
+void ClientConnection::admit(authn::Result result) {
+  if (state_ != State::Attaching) return;  // the client left while it was being authenticated
+  const std::string& client_id = pending_client_id_;
   if (result.outcome != authn::Result::Outcome::Accepted) {
     spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"", client_id,
                  transport_.peer(), result.method.empty() ? "none" : result.method, result.detail);
     bool bad_password = result.outcome == authn::Result::Outcome::BadCredentials;
-    refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
-                   bad_password ? "bad user name or password" : "not authorized");
-    return false;
+    return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
+                          bad_password ? "bad user name or password" : "not authorized");
   }
   credentials_expire_ = result.expires;
   principal_ = std::make_unique<authz::Principal>(std::move(result.principal));
@@ -306,19 +336,17 @@ bool ClientConnection::admit(const codec::Connect& c, const std::string& client_
     if (!permissions_->may_connect()) {
       spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
                    principal_->username.value_or(""), security_->policy->name());
-      refuse_connect(Reason::NotAuthorized, "not authorized to connect");
-      return false;
+      return refuse_connect(Reason::NotAuthorized, "not authorized to connect");
     }
-    if (c.will && !permissions_->may_publish(c.will_topic)) {
+    if (will_ && !permissions_->may_publish(will_->topic())) {
       spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"", client_id,
                    transport_.peer());
-      refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
-      return false;
+      return refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
     }
   }
   spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
                 transport_.peer(), result.method, principal_->username.value_or(""), principal_->attributes.size());
-  return true;
+  worker_.connect(*this, pending_client_id_, clean_start_);
 }
 
 bool ClientConnection::may_publish(std::string_view topic) {

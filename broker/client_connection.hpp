@@ -83,8 +83,10 @@ class ClientConnection {
   void handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body);
   void handle_disconnect(const codec::FixedHeader& h, codec::Bytes body);
   void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
-  // Authenticates and authorizes a CONNECT on this port; false if it was refused (and answered).
-  bool admit(const codec::Connect& c, const std::string& client_id);
+  // Authenticates the CONNECT on this port's settings, inline or on the authentication thread,
+  // then admit() authorizes it and claims its session, or refuses it.
+  void authenticate(const codec::Connect& c);
+  void admit(authn::Result result);
   bool may_publish(std::string_view topic);
 
   void refuse_connect(codec::Reason reason, std::string_view why);

@@ -76,6 +76,34 @@ class PasswordTest(unittest.TestCase):
         staying.disconnect()
 
 
+class PasswordStormTest(unittest.TestCase):
+    def test_wrong_passwords_do_not_stall_other_clients(self):
+        """Password checks run on the authentication thread: with one worker, a bystander's
+        message goes through while 40 wrong-password CONNECTs are still being checked."""
+        port = free_port()
+        config = documents(listener([{"port": port, "authn": "users"}]), authentication("users", PASSWORD_METHOD))
+        with daemon_with_users(config, [("sensor", "pw")], workers=1,
+                               wait_for="event=listening listener=secure") as d:
+            bystander = Client(port, client_id="bystander", username="sensor", password="pw")
+            bystander.subscribe("by/#", qos=1)
+            attackers = [RawClient(port) for _ in range(40)]
+            for i, a in enumerate(attackers):
+                body = (b"\x00\x04MQTT\x05\xc2\x00\x3c\x00" + len(b"a%d" % i).to_bytes(2, "big") + b"a%d" % i +
+                        b"\x00\x06sensor\x00\x05wrong")
+                a.send(bytes([0x10, len(body)]) + body)
+            bystander.publish("by/x", b"through", qos=1)
+            self.assertEqual(bystander.expect().payload, b"through")
+            bystander_done = time.monotonic()
+            last = 0
+            for a in attackers:
+                kind, _, body = a.read_packet(timeout=30)
+                self.assertEqual((kind, body[1]), (2, 0x86))
+                last = time.monotonic()
+                a.close()
+            self.assertLess(bystander_done, last, "the bystander waited for every password check")
+            bystander.disconnect()
+
+
 ATTRIBUTES = """  - method: X509
     x509Settings:
       trustedClientCaCert: client-ca

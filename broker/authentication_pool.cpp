@@ -1,0 +1,41 @@
+#include "broker/authentication_pool.hpp"
+
+namespace mqttd {
+
+AuthenticationPool::AuthenticationPool(std::size_t max_pending)
+    : max_pending_(max_pending), thread_([this] { run(); }) {}
+
+AuthenticationPool::~AuthenticationPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+bool AuthenticationPool::submit(std::function<void()> job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || jobs_.size() >= max_pending_) return false;
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+  return true;
+}
+
+void AuthenticationPool::run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (stopping_) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+}  // namespace mqttd
