@@ -969,7 +969,9 @@ void ClientConnection::tick(Clock::time_point now) {
     return;
   }
   if (state_ == State::Connected && keep_alive_ != 0 &&
-      now - last_receive_ > std::chrono::milliseconds(keep_alive_ * 1500)) {
+      // last_receive_ comes from the worker's tick clock, up to one tick early: allowing one tick
+      // more never disconnects a client before one and a half keep-alive periods (MQTT 3.1.2.10).
+      now - last_receive_ > std::chrono::milliseconds(keep_alive_ * 1500) + Worker::kTickInterval) {
     disconnect(Reason::KeepAliveTimeout, "keep alive timeout");
   }
 }

@@ -16,7 +16,6 @@ namespace mqttd {
 
 namespace {
 constexpr std::size_t kReadBufferSize = 64 * 1024;
-constexpr auto kTickInterval = std::chrono::milliseconds(250);
 }  // namespace
 
 Worker::Worker(Broker& broker, unsigned index)

@@ -35,6 +35,9 @@ struct IndexChange {
 
 class Worker {
  public:
+  // How often timers are checked; now() is read at each tick, so it lags the clock by up to this.
+  static constexpr auto kTickInterval = std::chrono::milliseconds(250);
+
   Worker(Broker& broker, unsigned index);
   ~Worker();
 

@@ -309,6 +309,14 @@ int main(int argc, char** argv) {
         "event=embedded_default listener=127.0.0.1:1883 authentication=none "
         "message=\"no --config or --listen given: serving plain MQTT on loopback to anonymous clients\"");
   broker.start();
+  certificates.apply(config);
+  certificates.reconcile();
+  if (auto failures = ports.apply(config); !failures.empty()) {
+    for (const auto& f : failures) spdlog::critical("event=listen_failed error=\"{}\"", f);
+    broker.stop();
+    return 1;
+  }
+  // The extra --listen ports last: once they accept, the configured ports are open too.
   try {
     for (const auto& [host, port] : options.listen) {
       extra_ports.push_back(std::make_unique<mqttd::Acceptor>(io, broker, host, port, [&broker](std::size_t w, int fd) {
@@ -319,13 +327,6 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     spdlog::critical("event=listen_failed error=\"{}\"", e.what());
-    broker.stop();
-    return 1;
-  }
-  certificates.apply(config);
-  certificates.reconcile();
-  if (auto failures = ports.apply(config); !failures.empty()) {
-    for (const auto& f : failures) spdlog::critical("event=listen_failed error=\"{}\"", f);
     broker.stop();
     return 1;
   }
