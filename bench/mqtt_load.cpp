@@ -9,6 +9,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
@@ -41,6 +43,7 @@ struct Options {
   int inflight = 64;  // closed loop: unacknowledged messages per publisher
   int version = 4;
   int broker_pid = 0;  // connections: read the broker's memory from /proc
+  std::string tls_ca;  // MQTT over TLS, trusting this CA file
 };
 
 std::uint64_t now_ns() {
@@ -91,11 +94,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   void read();
+  void send_connect(const std::string& client_id);
   void on_packet(std::uint8_t first, const std::uint8_t* body, std::size_t len);
   void ack(std::uint8_t first, std::uint16_t id);
 
   Runner& runner_;
   tcp::socket socket_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket>> tls_;  // with --tls: the socket, moved in here
   int index_;
   bool publisher_;
   std::vector<std::string> filters_;
@@ -120,6 +125,7 @@ class Runner {
   // (a clock call per message cost ~7% of the generator).
   std::uint64_t batch_now = now_ns();
   asio::io_context io{1};
+  std::unique_ptr<asio::ssl::context> tls;  // with --tls
   Counters c;
   std::vector<std::shared_ptr<Connection>> publishers, subscribers;
   // Per publisher: which sequence numbers arrived (duplicates), and per (subscriber, publisher)
@@ -229,6 +235,19 @@ void Connection::start(const tcp::endpoint& ep, const std::string& client_id, st
   socket_.async_connect(ep, [self = shared_from_this(), client_id](const boost::system::error_code& ec) {
     if (ec) return self->runner_.error("connect: " + ec.message());
     self->socket_.set_option(tcp::no_delay(true));
+    if (!self->runner_.tls) return self->send_connect(client_id);
+    self->tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(std::move(self->socket_), *self->runner_.tls);
+    self->tls_->async_handshake(asio::ssl::stream_base::client,
+                                [self, client_id](const boost::system::error_code& hec) {
+                                  if (hec) return self->runner_.error("tls handshake: " + hec.message());
+                                  self->send_connect(client_id);
+                                });
+  });
+}
+
+void Connection::send_connect(const std::string& client_id) {
+  auto self = shared_from_this();
+  {
     std::vector<std::uint8_t> body;
     put_string(body, "MQTT");
     body.push_back(static_cast<std::uint8_t>(self->runner_.opt.version));
@@ -240,7 +259,7 @@ void Connection::start(const tcp::endpoint& ep, const std::string& client_id, st
     put_packet(self->out_, 0x10, body);
     self->flush();
     self->read();
-  });
+  }
 }
 
 void Connection::publish_one() {
@@ -274,7 +293,7 @@ void Connection::flush() {
   // Write straight to the socket; only what it does not take now goes through Asio, whose
   // per-operation bookkeeping showed as ~10% of the generator's profile. Flood publishers always
   // use Asio: its completions are what drives their next batch.
-  if (!(publisher_ && runner_.flood)) {
+  if (!(publisher_ && runner_.flood) && !tls_) {
     ssize_t n = ::send(socket_.native_handle(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n == static_cast<ssize_t>(out_.size())) {
       out_.clear();
@@ -285,18 +304,22 @@ void Connection::flush() {
   }
   writing_ = true;
   sending_.swap(out_);
-  asio::async_write(socket_, asio::buffer(sending_),
-                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                      self->writing_ = false;
-                      self->sending_.clear();
-                      if (ec) return self->runner_.error("write: " + ec.message());
-                      // flood: as fast as the broker takes it, with no window at all.
-                      if (self->publisher_ && self->runner_.flood && self->runner_.sending) {
-                        self->runner_.batch_now = now_ns();
-                        for (int i = 0; i < 64; ++i) self->publish_one();
-                      }
-                      self->flush();
-                    });
+  auto on_written = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+    self->writing_ = false;
+    self->sending_.clear();
+    if (ec) return self->runner_.error("write: " + ec.message());
+    // flood: as fast as the broker takes it, with no window at all.
+    if (self->publisher_ && self->runner_.flood && self->runner_.sending) {
+      self->runner_.batch_now = now_ns();
+      for (int i = 0; i < 64; ++i) self->publish_one();
+    }
+    self->flush();
+  };
+  if (tls_) {
+    asio::async_write(*tls_, asio::buffer(sending_), std::move(on_written));
+  } else {
+    asio::async_write(socket_, asio::buffer(sending_), std::move(on_written));
+  }
 }
 
 void Connection::ack(std::uint8_t first, std::uint16_t id) {
@@ -308,40 +331,44 @@ void Connection::ack(std::uint8_t first, std::uint16_t id) {
 
 void Connection::read() {
   if (in_len_ == in_.size()) in_.resize(in_.size() * 2);
-  socket_.async_read_some(asio::buffer(in_.data() + in_len_, in_.size() - in_len_),
-                          [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                            if (ec) {
-                              if (ec != asio::error::operation_aborted && self->runner_.sending)
-                                self->runner_.error("read: " + ec.message());
-                              return;
-                            }
-                            self->in_len_ += n;
-                            self->runner_.batch_now = now_ns();
-                            std::size_t pos = 0;
-                            while (true) {
-                              if (self->in_len_ - pos < 2) break;
-                              std::size_t len = 0, shift = 0, i = pos + 1;
-                              bool complete = false;
-                              while (i < self->in_len_ && i < pos + 5) {
-                                std::uint8_t b = self->in_[i++];
-                                len |= static_cast<std::size_t>(b & 0x7F) << shift;
-                                shift += 7;
-                                if (!(b & 0x80)) {
-                                  complete = true;
-                                  break;
-                                }
-                              }
-                              if (!complete || self->in_len_ - i < len) break;
-                              self->on_packet(self->in_[pos], &self->in_[i], len);
-                              pos = i + len;
-                            }
-                            std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
-                            self->in_len_ -= pos;
-                            self->flush();
-                            self->runner_.flush_dirty();
-                            if (self->stall && self->ready) return;  // never read again
-                            self->read();
-                          });
+  auto on_read = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && self->runner_.sending) self->runner_.error("read: " + ec.message());
+      return;
+    }
+    self->in_len_ += n;
+    self->runner_.batch_now = now_ns();
+    std::size_t pos = 0;
+    while (true) {
+      if (self->in_len_ - pos < 2) break;
+      std::size_t len = 0, shift = 0, i = pos + 1;
+      bool complete = false;
+      while (i < self->in_len_ && i < pos + 5) {
+        std::uint8_t b = self->in_[i++];
+        len |= static_cast<std::size_t>(b & 0x7F) << shift;
+        shift += 7;
+        if (!(b & 0x80)) {
+          complete = true;
+          break;
+        }
+      }
+      if (!complete || self->in_len_ - i < len) break;
+      self->on_packet(self->in_[pos], &self->in_[i], len);
+      pos = i + len;
+    }
+    std::memmove(self->in_.data(), self->in_.data() + pos, self->in_len_ - pos);
+    self->in_len_ -= pos;
+    self->flush();
+    self->runner_.flush_dirty();
+    if (self->stall && self->ready) return;  // never read again
+    self->read();
+  };
+  auto buffer = asio::buffer(in_.data() + in_len_, in_.size() - in_len_);
+  if (tls_) {
+    tls_->async_read_some(buffer, std::move(on_read));
+  } else {
+    socket_.async_read_some(buffer, std::move(on_read));
+  }
 }
 
 void Connection::on_packet(std::uint8_t first, const std::uint8_t* body, std::size_t len) {
@@ -517,6 +544,8 @@ int main(int argc, char** argv) {
       o.host = v;
     else if (k == "--port")
       o.port = std::stoi(v);
+    else if (k == "--tls")
+      o.tls_ca = v;
     else if (k == "--scenario")
       o.scenario = v;
     else if (k == "--clients")
@@ -545,6 +574,12 @@ int main(int argc, char** argv) {
     }
   }
   Runner r(o);
+  if (!o.tls_ca.empty()) {
+    r.tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    r.tls->set_options(asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    r.tls->load_verify_file(o.tls_ca);
+    r.tls->set_verify_mode(asio::ssl::verify_peer);
+  }
   if (o.scenario == "connections") return run_connections(r);
 
   int pubs = 0, subs = 0;
