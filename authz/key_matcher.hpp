@@ -27,7 +27,6 @@ class KeyMatcher {
   void add_exact(std::string key) { exact_.insert(std::move(key)); }
   void add_glob(Glob glob) { globs_.push_back(std::move(glob)); }
   bool matches(std::string_view key) const;
-  bool empty() const { return exact_.empty() && globs_.empty(); }
 
  private:
   static bool match(const Glob& glob, std::size_t g, std::string_view key, std::size_t k);

@@ -159,22 +159,20 @@ std::shared_ptr<const Policy> Policy::compile(const PolicySpec& spec) {
   for (std::size_t i = 0; i < spec.rules.size(); ++i) {
     const auto& r = spec.rules[i];
     CompiledRule rule;
-    for (const auto& id : r.principals.client_ids) {
-      auto pieces = detail::parse_pieces(id);
-      if (detail::uses_tokens(pieces)) {
-        rule.dynamic_client_ids.push_back(pieces);
-      } else {
-        c.by_client_id[id].push_back(i);
+    // A literal identity is indexed; one written with tokens is checked at every bind.
+    auto index = [i](const std::vector<std::string>& identities, std::vector<std::vector<Piece>>& dynamic,
+                     std::unordered_map<std::string, std::vector<std::size_t>>& by_value) {
+      for (const auto& identity : identities) {
+        auto pieces = detail::parse_pieces(identity);
+        if (detail::uses_tokens(pieces)) {
+          dynamic.push_back(std::move(pieces));
+        } else {
+          by_value[identity].push_back(i);
+        }
       }
-    }
-    for (const auto& u : r.principals.usernames) {
-      auto pieces = detail::parse_pieces(u);
-      if (detail::uses_tokens(pieces)) {
-        rule.dynamic_usernames.push_back(pieces);
-      } else {
-        c.by_username[u].push_back(i);
-      }
-    }
+    };
+    index(r.principals.client_ids, rule.dynamic_client_ids, c.by_client_id);
+    index(r.principals.usernames, rule.dynamic_usernames, c.by_username);
     for (const auto& set : r.principals.attributes) {
       if (set.empty()) continue;
       rule.attribute_sets.push_back(set);

@@ -23,7 +23,6 @@ class TopicTrie {
   // Whether a concrete topic is matched by some filter of the set.
   bool matches(std::string_view topic) const;
   Permissions::Coverage coverage(std::string_view filter) const;
-  bool empty() const { return !root_.terminal && !root_.hash && !root_.plus && root_.children.empty(); }
 
  private:
   struct Node {

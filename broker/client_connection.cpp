@@ -359,16 +359,19 @@ bool ClientConnection::may_publish(std::string_view topic) {
 }
 
 void ClientConnection::reauthorize() {
-  if (state_ == State::Closing || !principal_) {
-    // Not authenticated under the old settings (or leaving): new settings apply at its next CONNECT,
-    // unless the port now authenticates, which this client never did.
-    auto now = worker_.broker().port_security(endpoint_id());
-    if (state_ != State::Closing && now && now->authenticator && !(security_ && security_->authenticator))
-      disconnect(Reason::AdministrativeAction, "authentication settings changed");
-    security_ = std::move(now);
-    return;
-  }
+  if (state_ == State::Closing) return;
   auto next = worker_.broker().port_security(endpoint_id());
+  if (!principal_) {
+    // Admitted while the port did not authenticate, or still being authenticated under the old
+    // settings (admit() will use those): it may stay only if the port still admits everyone.
+    bool was_open = !security_ || !security_->authenticator;
+    bool now_open = !next || !next->authenticator;
+    if (was_open && now_open) {
+      security_ = std::move(next);
+      return;
+    }
+    return disconnect(Reason::AdministrativeAction, "authentication settings changed");
+  }
   // The same BrokerAuthentication (a reloaded password file is the same resource): the client
   // authenticated as it would now.
   bool authenticator_same = next && next->authenticator && security_ && security_->authenticator &&

@@ -102,7 +102,8 @@ struct Issuer {
 struct Certificate {
   std::string name;
   CertificateSpec spec;
-  bool operator==(const Certificate&) const = default;
+  Location location;  // of metadata.name, for messages
+  bool operator==(const Certificate& o) const { return name == o.name && spec == o.spec; }
 };
 
 // BrokerAuthentication: methods tried in order (§2.2 of the reference).

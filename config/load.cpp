@@ -77,6 +77,7 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
     out.authorizations.push_back(read_authorization(ctx, name, spec, where));
   } else if (kind == "Certificate") {
     out.certificates.push_back(read_certificate(ctx, name, spec));
+    out.certificates.back().location = where;
   } else {
     out.issuers.push_back(read_issuer(ctx, name, kind, spec));
   }
@@ -111,8 +112,8 @@ void cross_check(Configuration& out) {
   for (const auto& c : out.certificates) {
     auto [it, fresh] = secret_writers.emplace(c.spec.secret_name, "Certificate '" + c.name + "'");
     if (!fresh)
-      throw ConfigError(fmt::format("Certificate/{}: spec.secretName: secret '{}' is already written by {}", c.name,
-                                    c.spec.secret_name, it->second));
+      fail_at(c.location, "Certificate/" + c.name + ".spec.secretName",
+              fmt::format("secret '{}' is already written by {}", c.spec.secret_name, it->second));
   }
   for (const auto& l : out.listeners) {
     auto [it, fresh] = by_service_type.emplace(l.service_type, &l);
@@ -160,13 +161,10 @@ void cross_check(Configuration& out) {
       }
     }
   }
-  for (const auto& c : out.certificates) {
-    Location none{"", 0, 0};
-    if (!out.find_issuer(c.spec.issuer) &&
-        !(c.spec.issuer.name == kQuickstartIssuer && c.spec.issuer.kind == "ClusterIssuer"))
-      throw ConfigError(fmt::format("Certificate/{}: spec.issuerRef: {} '{}' is not defined in the configuration",
-                                    c.name, c.spec.issuer.kind, c.spec.issuer.name));
-    resolve_issuer(out, c.spec.issuer, none, "");
+  // By index: resolving may add the quickstart issuer, never a certificate.
+  for (std::size_t i = 0; i < out.certificates.size(); ++i) {
+    const auto c = out.certificates[i];
+    resolve_issuer(out, c.spec.issuer, c.location, "Certificate/" + c.name + ".spec.issuerRef");
   }
 }
 

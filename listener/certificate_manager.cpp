@@ -75,10 +75,6 @@ std::string automatic_secret_name(const std::string& listener, const config::Lis
 
 CertificateManager::CertificateManager(Paths paths) : paths_(std::move(paths)) {}
 
-std::string CertificateManager::quickstart_ca_file() const {
-  return paths_.state_dir + "/" + kQuickstartFolder + "/ca.crt";
-}
-
 void CertificateManager::apply(const config::Configuration& config) {
   std::vector<Managed> next;
   auto keep_state = [&](Managed m) {

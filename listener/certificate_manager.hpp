@@ -33,9 +33,6 @@ class CertificateManager {
   // Issues what is missing, changed or due for renewal. Cheap when nothing is due.
   void reconcile(std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-  // Where the quickstart issuer's root certificate is, once created.
-  std::string quickstart_ca_file() const;
-
  private:
   struct Managed {
     std::string owner;        // "Certificate/test-ca", "listener default port 18883"

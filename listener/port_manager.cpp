@@ -26,7 +26,8 @@ struct PortManager::Port {
   std::shared_ptr<const PortSecurity> security;
   std::optional<std::string> client_ca;  // trusted client CA folder (X509 authentication)
   std::string loaded_stamp;              // the secret files `tls` was made from
-  std::string failed_stamp;              // files that failed to load, reported once
+  std::string failed_stamp;              // files that failed to load once (retried at the next poll)
+  std::string reported_stamp;            // files that failed twice: reported, not read again
   std::string bind_error;                // reported once
   bool announced_wait = false;
 
@@ -117,6 +118,7 @@ void PortManager::update_port_security(Port& port, bool connected_clients) {
   if (client_ca != port.client_ca) {
     port.client_ca = client_ca;
     port.loaded_stamp.clear();  // the TLS context must be rebuilt with the new trust
+    port.reported_stamp.clear();
   }
   if (same) return;
   port.security = next;
@@ -211,13 +213,14 @@ void PortManager::refresh_certificate(Port& port) {
     }
     return;
   }
-  if (stamp == port.loaded_stamp) return;
+  if (stamp == port.loaded_stamp || stamp == port.reported_stamp) return;
   try {
     auto credentials = tls::load_server_credentials(folder, port.client_ca);
     bool replaced = port.tls != nullptr;
     port.tls = std::move(credentials.context);
     port.loaded_stamp = stamp;
     port.failed_stamp.clear();
+    port.reported_stamp.clear();
     auto days = std::chrono::duration_cast<std::chrono::hours>(credentials.not_after - std::chrono::system_clock::now())
                     .count() /
                 24.0;
@@ -232,12 +235,10 @@ void PortManager::refresh_certificate(Port& port) {
                     port.spec.port, e.what());
       return;
     }
-    if (port.loaded_stamp != "failed:" + stamp) {
-      spdlog::error("event=certificate_invalid listener={} port={} secret={} error=\"{}\"{}", port.listener,
-                    port.spec.port, port.secret_name(), e.what(),
-                    port.tls ? " serving=previous_certificate" : " serving=false");
-      port.loaded_stamp = "failed:" + stamp;
-    }
+    spdlog::error("event=certificate_invalid listener={} port={} secret={} error=\"{}\"{}", port.listener,
+                  port.spec.port, port.secret_name(), e.what(),
+                  port.tls ? " serving=previous_certificate" : " serving=false");
+    port.reported_stamp = stamp;
   }
 }
 

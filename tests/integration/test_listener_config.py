@@ -147,7 +147,8 @@ class ListenerValidationTest(unittest.TestCase):
                            "Issuer/a.spec: an issuer needs selfSigned: {} or ca: {secretName: ...}")
         self.assertRefused("apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\nspec:\n"
                            "  secretName: s\n  commonName: x\n  issuerRef: {name: nobody, kind: Issuer}\n",
-                           "Certificate/c: spec.issuerRef: Issuer 'nobody' is not defined in the configuration")
+                           "FILE:3:18: Certificate/c.spec.issuerRef: Issuer 'nobody' is not defined in the "
+                           "configuration (defined: none)")
         self.assertRefused("apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\nspec:\n"
                            "  secretName: s\n  commonName: x\n  issuerRef: {name: i, kind: Issuer}\n"
                            "  privateKey: {algorithm: ECDSA, size: 255}\n",
