@@ -96,11 +96,30 @@ void Broker::close_endpoint(std::uint64_t endpoint_id) {
   for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.shutdown_connections(endpoint_id); });
 }
 
+void Broker::limit_reached(Limit limit, std::string_view who, std::string_view detail) {
+  auto& c = limits_[static_cast<std::size_t>(limit)];
+  std::uint64_t hits = c.hits.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch())
+                         .count();
+  std::int64_t last = c.last_log_ms.load(std::memory_order_relaxed);
+  if (now - last < 1000 || !c.last_log_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
+  std::uint64_t since = hits - c.logged_hits.exchange(hits, std::memory_order_relaxed);
+  spdlog::warn("event=limit_reached limit={} who=\"{}\" detail=\"{}\" hits_since_last_log={} hits_total={}",
+               limit_name(limit), who, detail, since, hits);
+}
+
+void Broker::count_event(SecurityEvent event) {
+  events_[static_cast<std::size_t>(event)].fetch_add(1, std::memory_order_relaxed);
+}
+
 BrokerStats Broker::stats() const {
   BrokerStats s;
   s.connections = connections_.load(std::memory_order_relaxed);
   s.sessions = sessions_->size();
   s.retained_messages = retained_->size();
+  for (std::size_t i = 0; i < limits_.size(); ++i) s.limit_hits[i] = limits_[i].hits.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < events_.size(); ++i) s.security_events[i] = events_[i].load(std::memory_order_relaxed);
   for (const auto& w : workers_) {
     s.messages_received += w->messages_received.get();
     s.messages_sent += w->messages_sent.get();

@@ -2,7 +2,10 @@
 // Listeners hand each accepted connection to one worker for its whole life.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
+#include <string_view>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -10,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/limits.hpp"
 #include "broker/settings.hpp"
 
 namespace boost::asio {
@@ -33,6 +37,10 @@ struct BrokerStats {
   std::uint64_t messages_received = 0;
   std::uint64_t messages_sent = 0;
   std::uint64_t messages_dropped = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(Limit::Count)> limit_hits{};
+  std::array<std::uint64_t, static_cast<std::size_t>(SecurityEvent::Count)> security_events{};
+  std::uint64_t limit(Limit l) const { return limit_hits[static_cast<std::size_t>(l)]; }
+  std::uint64_t event(SecurityEvent e) const { return security_events[static_cast<std::size_t>(e)]; }
 };
 
 class Broker {
@@ -69,6 +77,11 @@ class Broker {
   void reauthorize_endpoint(std::uint64_t endpoint_id);
 
   const BrokerSettings& settings() const { return settings_; }
+  // A bound was hit (any thread): counted, and logged at most once a second per limit with the
+  // number of hits since the last line. `who` names the client or address, `detail` the value.
+  void limit_reached(Limit limit, std::string_view who, std::string_view detail);
+  // A security event (any thread): counted; the caller logs it.
+  void count_event(SecurityEvent event);
   BrokerStats stats() const;
 
   // --- for the workers ---
@@ -91,6 +104,13 @@ class Broker {
   mutable std::mutex security_mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<const PortSecurity>> security_;
   bool started_ = false;
+  struct LimitCounter {
+    std::atomic<std::uint64_t> hits{0};
+    std::atomic<std::uint64_t> logged_hits{0};
+    std::atomic<std::int64_t> last_log_ms{-1000000};
+  };
+  std::array<LimitCounter, static_cast<std::size_t>(Limit::Count)> limits_;
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(SecurityEvent::Count)> events_{};
 };
 
 }  // namespace mqttd

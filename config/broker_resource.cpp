@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include <type_traits>
+
 namespace mqttd::config {
 namespace {
 
@@ -10,7 +12,27 @@ void read_clients(const Context& ctx, const YAML::Node& node, BrokerSettings& s)
   expect_map(ctx, node);
   reject_unknown(ctx, node,
                  {"maxSessionExpirySeconds", "maxMessageExpirySeconds", "maxPacketSizeBytes", "maxReceiveMaximum",
-                  "maxKeepAliveSeconds", "subscriberQueueLimit", "maxConnections"});
+                  "maxKeepAliveSeconds", "subscriberQueueLimit", "maxConnections",
+                  // ours: bounds on what clients can make the broker hold (docs/security.md)
+                  "maxPreConnectPacketBytes", "maxSubscriptionsPerSession", "maxTopicFiltersPerSubscribe",
+                  "maxTopicLevels", "maxUserProperties", "maxOfflineSessions", "maxQueuedBytesPerSession",
+                  "maxQueuedBytesTotal", "maxRetainedMessages", "maxRetainedBytes",
+                  "maxConnectionsPerAddressPerSecond"});
+  auto bound = [&](const char* field, auto& target, std::uint64_t min, std::uint64_t max) {
+    if (auto n = node[field])
+      target = static_cast<std::remove_reference_t<decltype(target)>>(integer(ctx.child(field), n, min, max));
+  };
+  bound("maxPreConnectPacketBytes", s.max_pre_connect_packet_bytes, 128, 268435456);
+  bound("maxSubscriptionsPerSession", s.max_subscriptions_per_session, 1, 100'000'000);
+  bound("maxTopicFiltersPerSubscribe", s.max_filters_per_subscribe, 1, 100'000'000);
+  bound("maxTopicLevels", s.max_topic_levels, 1, 65535);
+  bound("maxUserProperties", s.max_user_properties, 0, 100'000'000);
+  bound("maxOfflineSessions", s.max_offline_sessions, 0, (std::uint64_t{1} << 40));
+  bound("maxQueuedBytesPerSession", s.max_queued_bytes_per_session, 1, (std::uint64_t{1} << 50));
+  bound("maxQueuedBytesTotal", s.max_queued_bytes_total, 1, (std::uint64_t{1} << 50));
+  bound("maxRetainedMessages", s.max_retained_messages, 0, (std::uint64_t{1} << 40));
+  bound("maxRetainedBytes", s.max_retained_bytes, 0, (std::uint64_t{1} << 50));
+  bound("maxConnectionsPerAddressPerSecond", s.max_connections_per_address_per_second, 0, 10'000'000);
   if (auto n = node["maxSessionExpirySeconds"])
     s.max_session_expiry_seconds =
         static_cast<std::uint32_t>(integer(ctx.child("maxSessionExpirySeconds"), n, 1, 4294967295u));

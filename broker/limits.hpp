@@ -1,0 +1,52 @@
+// The bounds the broker enforces (BrokerSettings' max_* fields) and the events worth counting
+// when one is hit. Every hit is counted (Broker::stats().limit_hits) and logged as
+// `event=limit_reached limit=<name>`; the log is throttled to one line per limit per second.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace mqttd {
+
+enum class Limit : std::size_t {
+  PreConnectPacketSize,    // a packet before CONNECT completed announced more than allowed
+  ConnectTimeout,          // CONNECT (with its authentication and session handover) not done in time
+  SubscriptionsPerSession,
+  FiltersPerSubscribe,
+  TopicLevels,
+  UserProperties,
+  OfflineSessions,
+  QueuedBytesPerSession,
+  QueuedBytesTotal,
+  RetainedMessages,
+  RetainedBytes,
+  ConnectionRate,          // new connections per source address per second
+  PendingAuthentications,  // the authentication thread's queue is full
+  Count
+};
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::Count)> kLimitNames = {
+    "pre_connect_packet_size", "connect_timeout",    "subscriptions_per_session", "filters_per_subscribe",
+    "topic_levels",            "user_properties",    "offline_sessions",          "queued_bytes_per_session",
+    "queued_bytes_total",      "retained_messages",  "retained_bytes",            "connection_rate",
+    "pending_authentications"};
+
+constexpr std::string_view limit_name(Limit l) { return kLimitNames[static_cast<std::size_t>(l)]; }
+
+// Security events that are not bounds but are counted the same way.
+enum class SecurityEvent : std::size_t {
+  SessionPrincipalChanged,  // a session resumed by another principal started fresh
+  SharedNoEligibleMember,   // no member of a shared group may receive a message
+  WillNotAuthorized,        // a will refused at publication
+  Count
+};
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(SecurityEvent::Count)> kSecurityEventNames = {
+    "session_principal_changed", "shared_no_eligible_member", "will_not_authorized"};
+
+constexpr std::string_view security_event_name(SecurityEvent e) {
+  return kSecurityEventNames[static_cast<std::size_t>(e)];
+}
+
+}  // namespace mqttd
