@@ -122,6 +122,18 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
+void log_stats(const mqttd::BrokerStats& s) {
+  std::string line = fmt::format(
+      "event=stats connections={} sessions={} retained_messages={} messages_received={} messages_sent={} "
+      "messages_dropped={}",
+      s.connections, s.sessions, s.retained_messages, s.messages_received, s.messages_sent, s.messages_dropped);
+  for (std::size_t i = 0; i < s.limit_hits.size(); ++i)
+    line += fmt::format(" limit_{}={}", mqttd::kLimitNames[i], s.limit_hits[i]);
+  for (std::size_t i = 0; i < s.security_events.size(); ++i)
+    line += fmt::format(" {}={}", mqttd::kSecurityEventNames[i], s.security_events[i]);
+  spdlog::info("{}", line);
+}
+
 // Reloads the configuration when its files change or on SIGHUP: an invalid configuration is
 // logged and the running one stays; a valid one reaches the certificates and the ports.
 class Reloader {
@@ -356,6 +368,17 @@ int main(int argc, char** argv) {
     });
   };
   wait_hangup();
+
+  // SIGUSR1 logs the broker's counters as one line (tests and operators read it until /metrics exists).
+  boost::asio::signal_set usr1(io, SIGUSR1);
+  std::function<void()> wait_usr1 = [&] {
+    usr1.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      log_stats(broker.stats());
+      wait_usr1();
+    });
+  };
+  wait_usr1();
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {

@@ -122,6 +122,14 @@ class Daemon:
             f.write(text)
         os.rename(tmp, self.config_path)
 
+    def stats(self):
+        """The broker's counters (SIGUSR1 logs them as one `event=stats` line): a dict of ints."""
+        before = self.logs().count("event=stats ")
+        self.proc.send_signal(signal.SIGUSR1)
+        log = self.wait_for_log("event=stats ", count=before + 1)
+        line = [l for l in log.splitlines() if "event=stats " in l][-1]
+        return {k: int(v) for k, v in (f.split("=", 1) for f in line.split("event=stats ", 1)[1].split())}
+
     def sighup(self):
         self.proc.send_signal(signal.SIGHUP)
 
