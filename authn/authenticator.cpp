@@ -142,7 +142,9 @@ Result Authenticator::authenticate(const Credentials& c) const {
         if (!c.certificate) continue;  // not relevant: try the next method
         r.method = "X509";
         r.outcome = Result::Outcome::Accepted;
-        r.principal.username = c.certificate->common_name;
+        // A certificate without a CN has no username (not an empty one: authorization treats
+        // an absent value as "this template does not apply").
+        if (!c.certificate->common_name.empty()) r.principal.username = c.certificate->common_name;
         r.expires = c.certificate->not_after;
         // Attributes of the first configured subject found walking from the leaf up the chain.
         for (const auto& subject : c.certificate->subjects) {

@@ -1,6 +1,7 @@
 #include "authz/policy.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -132,8 +133,13 @@ std::optional<std::vector<TopicTrie::Level>> resolve_topic(const TopicTemplate& 
 
 }  // namespace
 
+namespace {
+std::atomic<std::uint64_t> next_permissions_generation{1};
+}  // namespace
+
 Permissions::Permissions()
-    : publish_(std::make_unique<TopicTrie>()),
+    : generation_(next_permissions_generation.fetch_add(1, std::memory_order_relaxed)),
+      publish_(std::make_unique<TopicTrie>()),
       subscribe_(std::make_unique<TopicTrie>()),
       read_keys_(std::make_unique<KeyMatcher>()),
       write_keys_(std::make_unique<KeyMatcher>()) {}
@@ -236,8 +242,20 @@ std::shared_ptr<const Permissions> Policy::bind(const Principal& p) const {
   std::sort(matched.begin(), matched.end());
   matched.erase(std::unique(matched.begin(), matched.end()), matched.end());
 
+  // The Connect decision depends on the client id even when no template has a token (a literal
+  // `clientIds` list), so it is decided for each principal and is part of the sharing key: two
+  // principals share a Permissions object only if they matched the same rules AND got the same
+  // Connect decision.
+  bool may_connect = false;
+  for (auto i : matched)
+    for (const auto& res : c.rules[i].resources) {
+      if (res.method != BrokerMethod::Connect) continue;
+      bool ok = res.client_ids.empty();
+      for (const auto& pattern : res.client_ids) ok = ok || client_id_matches(pattern, p);
+      may_connect = may_connect || ok;
+    }
   bool tokens = false;
-  std::string key;
+  std::string key = may_connect ? "C1:" : "C0:";
   for (auto i : matched) {
     tokens = tokens || c.rules[i].uses_tokens;
     key += std::to_string(i) + ',';
@@ -249,16 +267,12 @@ std::shared_ptr<const Permissions> Policy::bind(const Principal& p) const {
 
   auto perms = std::make_shared<Permissions>();
   perms->cache_decisions_ = cache_;
+  perms->may_connect_ = may_connect;
   std::vector<std::string> connect, publish, subscribe, read, write;
   for (auto i : matched) {
     const auto& rule = c.rules[i];
     for (const auto& res : rule.resources) {
-      if (res.method == BrokerMethod::Connect) {
-        bool ok = res.client_ids.empty();
-        for (const auto& pattern : res.client_ids) ok = ok || client_id_matches(pattern, p);
-        perms->may_connect_ = perms->may_connect_ || ok;
-        continue;
-      }
+      if (res.method == BrokerMethod::Connect) continue;
       auto& trie = res.method == BrokerMethod::Publish ? *perms->publish_ : *perms->subscribe_;
       auto& canon = res.method == BrokerMethod::Publish ? publish : subscribe;
       for (const auto& t : res.topics) {
@@ -319,18 +333,18 @@ std::shared_ptr<const Permissions> Policy::bind(const Principal& p) const {
   return result;
 }
 
-std::optional<bool> DecisionCache::find(const Permissions* permissions, std::string_view topic) const {
+std::optional<bool> DecisionCache::find(const Permissions& permissions, std::string_view topic) const {
   if (!slots_) return std::nullopt;
   const Slot& s = slots_[std::hash<std::string_view>{}(topic) % kSlots];
-  if (s.permissions == permissions && s.topic == topic) return s.allowed;
+  if (s.generation == permissions.generation() && s.topic == topic) return s.allowed;
   return std::nullopt;
 }
 
-void DecisionCache::store(const Permissions* permissions, std::string_view topic, bool allowed) {
+void DecisionCache::store(const Permissions& permissions, std::string_view topic, bool allowed) {
   if (!slots_) slots_ = std::make_unique<Slot[]>(kSlots);
   Slot& s = slots_[std::hash<std::string_view>{}(topic) % kSlots];
   s.topic.assign(topic);
-  s.permissions = permissions;
+  s.generation = permissions.generation();
   s.allowed = allowed;
 }
 

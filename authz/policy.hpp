@@ -41,9 +41,13 @@ class Permissions {
   bool may_write_key(std::string_view key) const;
   // Two principals with equal permissions may do exactly the same things.
   bool operator==(const Permissions& o) const { return fingerprint_ == o.fingerprint_; }
+  // Unique for the life of the process (never reused, unlike an address): what a cached
+  // decision is keyed by.
+  std::uint64_t generation() const { return generation_; }
 
  private:
   friend class Policy;
+  const std::uint64_t generation_;
   bool may_connect_ = false;
   bool cache_decisions_ = true;
   std::unique_ptr<TopicTrie> publish_;
@@ -77,20 +81,21 @@ class Policy {
 };
 
 // Per session: the last decisions for the topics it used, so that a busy topic costs one
-// comparison. Direct-mapped and fixed in size; owned by one thread.
+// comparison. Direct-mapped and fixed in size; owned by one thread. Every entry is keyed by the
+// topic and the generation of the Permissions that decided it, so a decision never outlives the
+// permissions it came from, even if a new Permissions object lands at the same address.
 class DecisionCache {
  public:
   // The decision cached for `topic` under `permissions`, if any.
-  std::optional<bool> find(const Permissions* permissions, std::string_view topic) const;
-  void store(const Permissions* permissions, std::string_view topic, bool allowed);
-  // Call when the owner's permissions change (a freed Permissions' address may be reused).
+  std::optional<bool> find(const Permissions& permissions, std::string_view topic) const;
+  void store(const Permissions& permissions, std::string_view topic, bool allowed);
   void clear() { slots_.reset(); }
 
  private:
   static constexpr std::size_t kSlots = 32;
   struct Slot {
     std::string topic;
-    const Permissions* permissions = nullptr;
+    std::uint64_t generation = 0;  // 0: empty (generations start at 1)
     bool allowed = false;
   };
   std::unique_ptr<Slot[]> slots_;

@@ -5,19 +5,25 @@
 namespace mqttd::authz {
 namespace detail {
 
+// An empty value is no value: substituted, it would make an empty topic level ("devices//#"),
+// an empty key or client id prefix that matches everything. The template then grants nothing.
 std::optional<std::string> Token::resolve(const Principal& p) const {
+  const std::string* value = nullptr;
   switch (kind) {
     case Kind::ClientId:
-      return p.client_id;
+      value = &p.client_id;
+      break;
     case Kind::Username:
-      return p.username;
+      if (p.username) value = &*p.username;
+      break;
     case Kind::Attribute: {
       auto it = p.attributes.find(attribute);
-      if (it == p.attributes.end()) return std::nullopt;
-      return it->second;
+      if (it != p.attributes.end()) value = &it->second;
+      break;
     }
   }
-  return std::nullopt;
+  if (!value || value->empty()) return std::nullopt;
+  return *value;
 }
 
 std::optional<std::pair<Token, std::size_t>> parse_token(std::string_view text) {

@@ -74,9 +74,9 @@ int main() {
     DecisionCache cache;
     double cached = per_second(kIterations, [&](std::size_t i) {
       const auto& t = topics[i % n];
-      if (auto known = cache.find(perms.get(), t)) return *known;
+      if (auto known = cache.find(*perms, t)) return *known;
       bool allowed = perms->may_publish(t);
-      cache.store(perms.get(), t, allowed);
+      cache.store(*perms, t, allowed);
       return allowed;
     });
     std::size_t allowed = 0;

@@ -352,9 +352,9 @@ void ClientConnection::admit(authn::Result result) {
 bool ClientConnection::may_publish(std::string_view topic) {
   if (!permissions_) return true;
   if (!permissions_->cache_decisions()) return permissions_->may_publish(topic);
-  if (auto known = publish_decisions_.find(permissions_.get(), topic)) return *known;
+  if (auto known = publish_decisions_.find(*permissions_, topic)) return *known;
   bool allowed = permissions_->may_publish(topic);
-  publish_decisions_.store(permissions_.get(), topic, allowed);
+  publish_decisions_.store(*permissions_, topic, allowed);
   return allowed;
 }
 

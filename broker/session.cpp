@@ -27,13 +27,9 @@ void Session::release_all_packet_ids() { packet_ids_in_use_.clear(); }
 bool Session::may_receive(std::string_view topic) {
   if (!permissions) return true;
   if (!permissions->cache_decisions()) return permissions->may_receive(topic);
-  if (cached_for_ != permissions.get()) {
-    receive_decisions_.clear();
-    cached_for_ = permissions.get();
-  }
-  if (auto known = receive_decisions_.find(cached_for_, topic)) return *known;
+  if (auto known = receive_decisions_.find(*permissions, topic)) return *known;
   bool allowed = permissions->may_receive(topic);
-  receive_decisions_.store(cached_for_, topic, allowed);
+  receive_decisions_.store(*permissions, topic, allowed);
   return allowed;
 }
 

@@ -108,7 +108,6 @@ class Session {
   std::uint16_t next_packet_id_ = 1;
   std::vector<std::uint64_t> packet_ids_in_use_;
   authz::DecisionCache receive_decisions_;
-  const authz::Permissions* cached_for_ = nullptr;  // 65536 bits, allocated on first use
 };
 
 }  // namespace mqttd
