@@ -9,6 +9,7 @@
 #include "broker/authentication_pool.hpp"
 #include "broker/client_connection.hpp"
 #include "broker/retained_store.hpp"
+#include "broker/session.hpp"
 #include "broker/session_registry.hpp"
 #include "broker/worker.hpp"
 
@@ -118,6 +119,8 @@ BrokerStats Broker::stats() const {
   s.connections = connections_.load(std::memory_order_relaxed);
   s.sessions = sessions_->size();
   s.retained_messages = retained_->size();
+  s.offline_sessions = offline_sessions.load(std::memory_order_relaxed);
+  s.queued_bytes = DeliveryQueue<Delivery>::total_bytes();
   for (std::size_t i = 0; i < limits_.size(); ++i) s.limit_hits[i] = limits_[i].hits.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < events_.size(); ++i) s.security_events[i] = events_[i].load(std::memory_order_relaxed);
   for (const auto& w : workers_) {

@@ -37,6 +37,8 @@ struct BrokerStats {
   std::uint64_t messages_received = 0;
   std::uint64_t messages_sent = 0;
   std::uint64_t messages_dropped = 0;
+  std::uint64_t offline_sessions = 0;
+  std::uint64_t queued_bytes = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(Limit::Count)> limit_hits{};
   std::array<std::uint64_t, static_cast<std::size_t>(SecurityEvent::Count)> security_events{};
   std::uint64_t limit(Limit l) const { return limit_hits[static_cast<std::size_t>(l)]; }
@@ -90,6 +92,8 @@ class Broker {
   RetainedStore& retained() { return *retained_; }
   AuthenticationPool& authentication_pool() { return *authentication_pool_; }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  // Sessions kept with no connection, over every worker (bounded by max_offline_sessions).
+  std::atomic<std::uint64_t> offline_sessions{0};
   std::uint64_t next_connection_id() { return connection_ids_.fetch_add(1, std::memory_order_relaxed); }
 
  private:

@@ -23,7 +23,9 @@ using codec::Reason;
 
 namespace {
 
-constexpr std::uint32_t kNeverExpires = 0xFFFFFFFF;
+// A connection's own read buffer grows by at least this much at a time.
+constexpr std::size_t kMinReadChunk = 16 * 1024;
+constexpr std::uint32_t kDefaultV311SessionExpiry = 7 * 24 * 3600;
 
 std::string assign_client_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -64,7 +66,10 @@ std::span<std::byte> ClientConnection::read_buffer() {
     return worker_.shared_read_buffer();
   }
   reading_shared_buffer_ = false;
-  std::size_t want = std::max<std::size_t>(needed_ > partial_size_ ? needed_ - partial_size_ : 0, 16 * 1024);
+  // The buffer grows with the bytes that arrived (at most doubling), never to the size a packet
+  // announces: a client that announces 16 MiB and sends 10 bytes holds a few KiB, not 16 MiB.
+  std::size_t missing = needed_ > partial_size_ ? needed_ - partial_size_ : 0;
+  std::size_t want = std::max<std::size_t>(std::min(missing, std::max(partial_size_, kMinReadChunk)), 1);
   if (partial_.size() < partial_size_ + want) partial_.resize(partial_size_ + want);
   return {partial_.data() + partial_size_, partial_.size() - partial_size_};
 }
@@ -134,6 +139,8 @@ void ClientConnection::process(codec::Bytes& data) {
     }
     if (status == codec::FrameStatus::NeedMore) return;
     std::size_t total = h.header_size + std::size_t{h.remaining_length};
+    if (state_ == State::AwaitingConnect && total > worker_.broker().settings().max_pre_connect_packet_bytes)
+      return refuse_oversized_connect(data, total);
     if (total > worker_.broker().settings().max_packet_size_bytes) {
       protocol_violation(Reason::PacketTooLarge, "packet exceeds the maximum packet size");
       return;
@@ -145,6 +152,25 @@ void ClientConnection::process(codec::Bytes& data) {
     needed_ = 0;
     handle_packet(h, data.subspan(h.header_size, h.remaining_length));
     data = data.subspan(total);
+  }
+}
+
+// A CONNECT larger than the pre-CONNECT bound: nothing of it is buffered. A v5 client (its
+// protocol level is readable once 9 bytes of the variable header arrived) gets CONNACK 0x95; a
+// 3.1.1 client has no such code and is closed.
+void ClientConnection::refuse_oversized_connect(codec::Bytes data, std::size_t total) {
+  worker_.broker().limit_reached(Limit::PreConnectPacketSize, transport_.peer(), fmt::format("{} bytes", total));
+  codec::FixedHeader h;
+  codec::Bytes header = data;
+  std::size_t level_at = 0;
+  if (codec::parse_fixed_header(header, h) != codec::FrameStatus::Malformed) level_at = h.header_size + 6;
+  bool v5 = level_at != 0 && data.size() > level_at && std::to_integer<unsigned>(data[level_at]) == 5;
+  version_ = v5 ? ProtocolVersion::v5 : ProtocolVersion::v311;
+  if (v5) {
+    refuse_connect(Reason::PacketTooLarge, "CONNECT exceeds the maximum size before authentication");
+  } else {
+    log_close("CONNECT exceeds the maximum size before authentication");
+    close();
   }
 }
 
@@ -236,7 +262,10 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     client_maximum_packet_size_ = c.properties.maximum_packet_size.value_or(codec::kMaxVarint + 5);
     request_problem_information_ = c.properties.request_problem_information.value_or(1) == 1;
   } else {
-    session_expiry_ = c.clean_start ? 0 : kNeverExpires;
+    // MQTT 3.1.1 has no session expiry: a persistent session lasts maxSessionExpirySeconds (as
+    // the source broker does), or a week when that is not set, so that abandoned client ids
+    // cannot pile up sessions forever.
+    session_expiry_ = c.clean_start ? 0 : settings.max_session_expiry_seconds.value_or(kDefaultV311SessionExpiry);
   }
   if (settings.max_session_expiry_seconds && session_expiry_ > *settings.max_session_expiry_seconds) {
     session_expiry_ = *settings.max_session_expiry_seconds;
@@ -330,7 +359,10 @@ void ClientConnection::admit(authn::Result result) {
                           bad_password ? "bad user name or password" : "not authorized");
   }
   credentials_expire_ = result.expires;
-  principal_ = std::make_unique<authz::Principal>(std::move(result.principal));
+  principal_ = std::make_shared<const authz::Principal>(std::move(result.principal));
+  const authn::PeerCertificate* certificate = transport_.peer_certificate();
+  principal_identity_ = result.method + '\x1f' + principal_->username.value_or("") + '\x1f' +
+                        (certificate && !certificate->subjects.empty() ? certificate->subjects.front() : "");
   if (security_->policy) {
     permissions_ = security_->policy->bind(*principal_);
     if (!permissions_->may_connect()) {
@@ -390,7 +422,7 @@ void ClientConnection::reauthorize() {
   security_ = std::move(next);
   permissions_ = std::move(permissions);
   publish_decisions_.clear();
-  if (session_) session_->permissions = permissions_;
+  if (session_) session_->set_permissions(permissions_);
 }
 
 void ClientConnection::attach(SessionPtr session, bool session_present) {
@@ -404,8 +436,9 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   session_->connection = this;
   session_->online.store(true, std::memory_order_relaxed);
   session_->expiry_interval = session_expiry_;
-  session_->pending_will = MessageRef();  // back within the will delay: no will
-  session_->permissions = permissions_;
+  session_->pending_will = PendingWill{};  // back within the will delay: no will
+  session_->set_permissions(permissions_);
+  session_->principal_identity = principal_identity_;
   state_ = State::Connected;
 
   const auto& settings = worker_.broker().settings();
@@ -780,17 +813,7 @@ void ClientConnection::send(Delivery&& d) {
   send_inflight(std::move(d));
 }
 
-void ClientConnection::enqueue(Delivery&& d) {
-  const auto& settings = worker_.broker().settings();
-  auto& queue = session_->queue;
-  if (queue.size() >= settings.subscriber_queue_length) {
-    worker_.messages_dropped.increment();
-    ++session_->dropped_messages;
-    if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
-    queue.pop_front();
-  }
-  queue.push_back(std::move(d));
-}
+void ClientConnection::enqueue(Delivery&& d) { worker_.enqueue(*session_, std::move(d)); }
 
 bool ClientConnection::send_inflight(Delivery&& d) {
   std::uint16_t packet_id = session_->allocate_packet_id();
@@ -856,6 +879,17 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
 }
 
 void ClientConnection::resend_session_state() {
+  // Held under the permissions the session had when they were sent; the client may have fewer
+  // now (a policy change while it was away): what it may no longer receive is dropped.
+  for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
+    if (it->state != InflightMessage::State::AwaitingPubcomp && !session_->may_receive(it->delivery.message->topic())) {
+      session_->release_packet_id(it->packet_id);
+      worker_.messages_dropped.increment();
+      it = session_->inflight.erase(it);
+    } else {
+      ++it;
+    }
+  }
   for (auto& m : session_->inflight) {
     if (m.state == InflightMessage::State::AwaitingPubcomp) {
       codec::Ack rel;
@@ -874,8 +908,7 @@ void ClientConnection::pump_queue() {
   if (!session_ || state_ != State::Connected) return;
   auto& queue = session_->queue;
   while (!queue.empty() && session_->inflight.size() < send_window() && !output_full()) {
-    Delivery d = std::move(queue.front());
-    queue.pop_front();
+    Delivery d = queue.take_front();
     if (d.message->expired(worker_.now())) continue;
     // Queued under the permissions the session had then; the client may have fewer now.
     if (!session_->may_receive(d.message->topic())) continue;
@@ -915,7 +948,7 @@ void ClientConnection::disconnect(Reason reason, std::string_view why) {
 
 void ClientConnection::taken_over(bool session_ends) {
   spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
-  if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish(will_);
+  if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish_will(will_, will_authority());
   will_discarded_ = true;
   write_disconnect(Reason::SessionTakenOver, "another connection took over this client id");
   if (session_) {
@@ -949,10 +982,10 @@ void ClientConnection::finish_close() {
   if (session_->connection != this) return;
   if (will_ && !will_discarded_) {
     if (will_delay_ == 0 || session_expiry_ == 0) {
-      worker_.publish(will_);
+      worker_.publish_will(will_, will_authority());
     } else {
-      session_->pending_will = will_;
-      session_->will_due = worker_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_));
+      session_->pending_will = PendingWill{
+          will_, will_authority(), worker_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_))};
     }
   }
   worker_.session_disconnected(session_);
@@ -960,8 +993,13 @@ void ClientConnection::finish_close() {
 }
 
 void ClientConnection::tick(Clock::time_point now) {
-  if (state_ == State::AwaitingConnect && now - opened_at_ > worker_.broker().settings().connect_timeout) {
-    log_close("no CONNECT in time");
+  // The CONNECT timeout runs until the client is connected: it also bounds a pending
+  // authentication and a session handover, so neither can hold a connection forever.
+  if ((state_ == State::AwaitingConnect || state_ == State::Attaching) &&
+      now - opened_at_ > worker_.broker().settings().connect_timeout) {
+    worker_.broker().limit_reached(Limit::ConnectTimeout, transport_.peer(),
+                                   state_ == State::AwaitingConnect ? "no CONNECT" : "CONNECT not completed");
+    log_close(state_ == State::AwaitingConnect ? "no CONNECT in time" : "CONNECT not completed in time");
     close();
     return;
   }

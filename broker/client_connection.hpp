@@ -67,6 +67,9 @@ class ClientConnection {
   void superseded();
   void attach(SessionPtr session, bool session_present);
   const SessionPtr& session() const { return session_; }
+  // Who authenticated (method, username, certificate subject); empty on a port that admits
+  // everyone. A session resumed under another identity starts fresh.
+  const std::string& principal_identity() const { return principal_identity_; }
   bool connected() const { return state_ == State::Connected; }
   bool flush_scheduled = false;  // in the worker's list of connections to flush
 
@@ -90,6 +93,7 @@ class ClientConnection {
   bool may_publish(std::string_view topic);
 
   void refuse_connect(codec::Reason reason, std::string_view why);
+  void refuse_oversized_connect(codec::Bytes data, std::size_t total);
   void write_disconnect(codec::Reason reason, std::string_view why);
   void protocol_violation(codec::Reason reason, std::string_view why);
   void close();
@@ -106,6 +110,7 @@ class ClientConnection {
   std::uint16_t send_window() const;
   void request_flush();
   void log_close(std::string_view why);
+  WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }
 
   template <typename Fn>
   void write_packet(Fn&& encode);
@@ -122,7 +127,8 @@ class ClientConnection {
   Clock::time_point last_receive_;
   // Security of the port at CONNECT; the principal and its permissions when the port authenticates.
   std::shared_ptr<const PortSecurity> security_;
-  std::unique_ptr<authz::Principal> principal_;
+  std::shared_ptr<const authz::Principal> principal_;
+  std::string principal_identity_;
   std::shared_ptr<const authz::Permissions> permissions_;
   authz::DecisionCache publish_decisions_;
   // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.

@@ -41,6 +41,8 @@ class Message {
   Bytes payload() const { return {data() + topic_size_ + properties_size_, payload_size_}; }
   std::uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
+  // Bytes this message holds in memory (what queue and retained-store bounds count).
+  std::size_t stored_size() const { return sizeof(Message) + topic_size_ + properties_size_ + payload_size_; }
   const void* origin() const { return origin_; }
   bool expires() const { return expires_at_ != Clock::time_point{}; }
   Clock::time_point expires_at() const { return expires_at_; }

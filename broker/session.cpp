@@ -24,13 +24,24 @@ void Session::release_packet_id(std::uint16_t id) {
 
 void Session::release_all_packet_ids() { packet_ids_in_use_.clear(); }
 
+void Session::set_permissions(std::shared_ptr<const authz::Permissions> p) {
+  if (p == permissions_) return;
+  permissions_ = p;
+  shared_permissions_.store(std::move(p), std::memory_order_release);
+}
+
 bool Session::may_receive(std::string_view topic) {
-  if (!permissions) return true;
-  if (!permissions->cache_decisions()) return permissions->may_receive(topic);
-  if (auto known = receive_decisions_.find(*permissions, topic)) return *known;
-  bool allowed = permissions->may_receive(topic);
-  receive_decisions_.store(*permissions, topic, allowed);
+  if (!permissions_) return true;
+  if (!permissions_->cache_decisions()) return permissions_->may_receive(topic);
+  if (auto known = receive_decisions_.find(*permissions_, topic)) return *known;
+  bool allowed = permissions_->may_receive(topic);
+  receive_decisions_.store(*permissions_, topic, allowed);
   return allowed;
+}
+
+bool Session::may_receive_snapshot(std::string_view topic) const {
+  auto p = shared_permissions_.load(std::memory_order_acquire);
+  return !p || p->may_receive(topic);
 }
 
 }  // namespace mqttd

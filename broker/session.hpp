@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "authz/policy.hpp"
+#include "broker/port_security.hpp"
+#include "broker/delivery_queue.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/message.hpp"
 #include "broker/subscription_index.hpp"
@@ -65,6 +67,23 @@ struct InflightMessage {
   Delivery delivery;
 };
 
+// Who may publish a will when it falls due: the will is authorized again at publication against
+// the port's security as it is then (a policy may have changed since CONNECT, or the client may
+// have been disconnected because its permissions changed).
+struct WillAuthority {
+  std::uint64_t endpoint_id = 0;
+  // The port's security when the client connected (null: the port admitted everyone).
+  std::shared_ptr<const PortSecurity> security;
+  std::shared_ptr<const authz::Principal> principal;  // null when the port did not authenticate
+};
+
+struct PendingWill {
+  MessageRef message;
+  WillAuthority authority;
+  Clock::time_point due{};
+  explicit operator bool() const { return static_cast<bool>(message); }
+};
+
 struct StoredSubscription {
   SubscriptionOptions options;
   std::shared_ptr<const std::string> shared_filter;  // set for "$share/..." subscriptions
@@ -84,20 +103,28 @@ class Session {
 
   // --- owner-only state ---
   std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
-  LazyDeque<Delivery> queue;  // waiting for a send slot or for the client to return
+  DeliveryQueue<Delivery> queue;  // waiting for a send slot or for the client to return
   LazyDeque<InflightMessage> inflight;
   std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
   std::uint32_t expiry_interval = 0;
   Clock::time_point disconnected_at{};
-  MessageRef pending_will;
-  Clock::time_point will_due{};
+  PendingWill pending_will;
+  // Who created the session (authentication method, username, certificate subject): a session
+  // resumed by anyone else starts fresh, so nobody inherits another principal's subscriptions
+  // and messages by reusing its client id.
+  std::string principal_identity;
   ClientConnection* connection = nullptr;
   bool ended = false;
   std::uint64_t dropped_messages = 0;
   // What its client may receive when its port authorizes (null: no authorization); checked at
   // every delivery, so a filter wider than the policy only brings what the policy allows.
-  std::shared_ptr<const authz::Permissions> permissions;
+  const std::shared_ptr<const authz::Permissions>& permissions() const { return permissions_; }
+  void set_permissions(std::shared_ptr<const authz::Permissions> p);
   bool may_receive(std::string_view topic);
+  // Any thread: whether the session may receive `topic` as its owner last published its
+  // permissions (used to pick a shared-subscription member on the publisher's worker; the
+  // owner checks again at delivery).
+  bool may_receive_snapshot(std::string_view topic) const;
 
   // Allocates a packet identifier not used by an in-flight message.
   std::uint16_t allocate_packet_id();
@@ -108,6 +135,8 @@ class Session {
   std::uint16_t next_packet_id_ = 1;
   std::vector<std::uint64_t> packet_ids_in_use_;
   authz::DecisionCache receive_decisions_;
+  std::shared_ptr<const authz::Permissions> permissions_;
+  std::atomic<std::shared_ptr<const authz::Permissions>> shared_permissions_;
 };
 
 }  // namespace mqttd

@@ -157,10 +157,10 @@ void Worker::tick() {
 
   std::vector<SessionPtr> expired;
   for (auto& [raw, s] : offline_) {
-    if (s->pending_will && now_ >= s->will_due) {
-      MessageRef will = std::move(s->pending_will);
-      s->pending_will = MessageRef();
-      publish(will);
+    if (s->pending_will && now_ >= s->pending_will.due) {
+      PendingWill will = std::move(s->pending_will);
+      s->pending_will = PendingWill{};
+      publish_will(will.message, will.authority);
     }
     if (s->expiry_interval != 0xFFFFFFFF && now_ >= s->disconnected_at + std::chrono::seconds(s->expiry_interval))
       expired.push_back(s);
@@ -197,7 +197,7 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
     return;
   }
   if (s->connection) s->connection->taken_over(clean_start);
-  offline_.erase(s.get());
+  remove_offline(s.get());
   if (to == index_) {
     attach(std::move(s), generation, connection, clean_start);
     return;
@@ -214,17 +214,37 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     // A newer claimant's handover will find the session here (it is owned here now).
     if (!s->connection) {
       s->disconnected_at = now_;
-      offline_.emplace(s.get(), s);
+      add_offline(s);
     }
     return;
   }
-  if (clean_start) clear_session(s);
+  bool present = !clean_start;
+  if (present && c && s->principal_identity != c->principal_identity()) {
+    // Someone else's client id: the session is not theirs to resume (its subscriptions and
+    // messages were authorized for another principal).
+    spdlog::warn("event=session_principal_changed client_id={} message=\"the session was created by another "
+                 "principal; starting a fresh one\"",
+                 s->client_id);
+    broker_.count_event(SecurityEvent::SessionPrincipalChanged);
+    present = false;
+  }
+  if (!present) clear_session(s);
   if (!c) {
     // The client left while its session was on the way: it stays here, offline.
     session_disconnected(s);
     return;
   }
-  c->attach(std::move(s), !clean_start);
+  c->attach(std::move(s), present);
+}
+
+void Worker::add_offline(const SessionPtr& s) {
+  if (!offline_.emplace(s.get(), s).second) return;
+  broker_.offline_sessions.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Worker::remove_offline(Session* s) {
+  if (offline_.erase(s) == 0) return;
+  broker_.offline_sessions.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Worker::session_disconnected(const SessionPtr& s) {
@@ -237,7 +257,16 @@ void Worker::session_disconnected(const SessionPtr& s) {
       return;
     }
   }
-  offline_.emplace(s.get(), s);
+  if (broker_.offline_sessions.load(std::memory_order_relaxed) >= broker_.settings().max_offline_sessions) {
+    // One more offline session would pass the bound: this one ends now (as if its expiry were
+    // 0), so the sessions already kept are not evicted by a flood of new client ids.
+    broker_.limit_reached(Limit::OfflineSessions, s->client_id, "session ended at disconnect");
+    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) {
+      end_session(s);
+      return;
+    }
+  }
+  add_offline(s);
   // Unacknowledged shared-subscription messages go to another member of the group now rather
   // than wait for this one to come back.
   LazyDeque<InflightMessage> keep;
@@ -250,28 +279,80 @@ void Worker::session_disconnected(const SessionPtr& s) {
     }
   }
   s->inflight.swap(keep);
-  LazyDeque<Delivery> queued;
-  for (auto& d : s->queue) {
-    if (d.shared_filter) {
-      redistribute(s.get(), std::move(d));
-    } else {
-      queued.push_back(std::move(d));
-    }
-  }
-  s->queue.swap(queued);
+  s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
+                       [&](Delivery&& d) { redistribute(s.get(), std::move(d)); });
 }
 
 // The session is over: its will goes out, its subscriptions leave every replica, and messages
 // held for shared subscriptions go to other members.
 void Worker::end_session(const SessionPtr& s) {
-  offline_.erase(s.get());
+  remove_offline(s.get());
   s->ended = true;
   if (s->pending_will) {
-    MessageRef will = std::move(s->pending_will);
-    s->pending_will = MessageRef();
-    publish(will);
+    PendingWill will = std::move(s->pending_will);
+    s->pending_will = PendingWill{};
+    publish_will(will.message, will.authority);
   }
   clear_session(s);
+}
+
+void Worker::publish_will(const MessageRef& will, const WillAuthority& authority) {
+  auto now = broker_.port_security(authority.endpoint_id);
+  const char* refused = nullptr;
+  if (!authority.principal) {
+    // Admitted by a port that authenticated nobody: the will goes out only if it still does.
+    if (now && now->authenticator) refused = "the port now requires authentication";
+  } else if (!now || !now->authenticator || !authority.security || !authority.security->authenticator ||
+             now->authenticator->resource() != authority.security->authenticator->resource()) {
+    refused = "the port's authentication changed since CONNECT";
+  } else if (now->policy) {
+    auto permissions = now->policy->bind(*authority.principal);
+    if (!permissions->may_connect() || !permissions->may_publish(will->topic()))
+      refused = "the current policy does not allow it";
+  }
+  if (refused) {
+    spdlog::info("event=will_refused client_id={} topic=\"{}\" reason=\"{}\"",
+                 authority.principal ? authority.principal->client_id : "", will->topic(), refused);
+    broker_.count_event(SecurityEvent::WillNotAuthorized);
+    messages_dropped.increment();
+    return;
+  }
+  publish(will);
+}
+
+void Worker::enqueue(Session& s, Delivery&& d) {
+  const auto& settings = broker_.settings();
+  auto& queue = s.queue;
+  const std::uint64_t size = DeliveryQueue<Delivery>::cost(d);
+  auto over = [&]() -> std::optional<Limit> {
+    if (queue.size() >= settings.subscriber_queue_length) return Limit::Count;  // the queue's length: not ours
+    if (queue.bytes() + size > settings.max_queued_bytes_per_session) return Limit::QueuedBytesPerSession;
+    if (DeliveryQueue<Delivery>::total_bytes() + size > settings.max_queued_bytes_total) return Limit::QueuedBytesTotal;
+    return std::nullopt;
+  };
+  auto limit = over();
+  if (!limit) {
+    queue.push_back(std::move(d));
+    return;
+  }
+  if (*limit != Limit::Count)
+    broker_.limit_reached(*limit, s.client_id,
+                          settings.subscriber_queue_strategy == QueueStrategy::None ? "new message dropped"
+                                                                                     : "oldest messages dropped");
+  if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest) {
+    while (limit && !queue.empty()) {
+      queue.take_front();
+      messages_dropped.increment();
+      ++s.dropped_messages;
+      limit = over();
+    }
+    if (!limit) {
+      queue.push_back(std::move(d));
+      return;
+    }
+  }
+  messages_dropped.increment();
+  ++s.dropped_messages;
 }
 
 void Worker::clear_session(const SessionPtr& s) {
@@ -289,7 +370,7 @@ void Worker::clear_session(const SessionPtr& s) {
   s->queue.clear();
   s->inbound_qos2.clear();
   s->release_all_packet_ids();
-  s->pending_will = MessageRef();
+  s->pending_will = PendingWill{};
 }
 
 IndexChange IndexChange::removal(std::string_view filter) {
@@ -367,7 +448,8 @@ std::size_t Worker::publish(const MessageRef& msg) {
         matches_.push_back(Match{&sub, nullptr});
       },
       [&](SharedGroup& group) {
-        if (const Subscriber* member = choose_member(group, nullptr)) matches_.push_back(Match{member, &group});
+        if (const Subscriber* member = choose_member(group, nullptr, msg->topic()))
+          matches_.push_back(Match{member, &group});
       });
   if (matches_.empty()) return 0;
   // One delivery per session for its plain subscriptions: the highest QoS granted, and every
@@ -402,19 +484,27 @@ std::size_t Worker::publish(const MessageRef& msg) {
   return delivered;
 }
 
-const Subscriber* Worker::choose_member(SharedGroup& g, const Session* exclude) {
+const Subscriber* Worker::choose_member(SharedGroup& g, const Session* exclude, std::string_view topic) {
   std::size_t n = g.members.size();
   const Subscriber* fallback = nullptr;
   for (std::size_t k = 0; k < n; ++k) {
     const Subscriber& m = g.members[(g.next + k) % n];
     if (m.session.get() == exclude) continue;
+    // Only members allowed to receive it: a member that may not would drop the message after
+    // the publisher was told it was delivered.
+    if (!m.session->may_receive_snapshot(topic)) continue;
     if (m.session->online.load(std::memory_order_relaxed)) {
       g.next = (g.next + k + 1) % n;
       return &m;
     }
     if (!fallback) fallback = &m;
   }
-  if (fallback) g.next = (g.next + 1) % n;
+  if (fallback) {
+    g.next = (g.next + 1) % n;
+  } else if (n > 0) {
+    broker_.count_event(SecurityEvent::SharedNoEligibleMember);
+    spdlog::debug("event=shared_no_eligible_member topic=\"{}\"", topic);
+  }
   return fallback;
 }
 
@@ -423,7 +513,7 @@ void Worker::redistribute(const Session* leaving, Delivery&& d) {
   if (!d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return;
   SharedGroup* group = index_tree_.find_group(shared.filter, shared.group);
   if (!group) return;
-  const Subscriber* member = choose_member(*group, leaving);
+  const Subscriber* member = choose_member(*group, leaving, d.message->topic());
   if (!member) return;
   d.qos = std::min(d.message->qos(), member->options.qos);
   d.subscription_ids = SubscriptionIds();
@@ -457,14 +547,7 @@ void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
   }
   // Offline: QoS 0 is not kept (MQTT 5 section 3.1.2.4 allows either; AIO drops it).
   if (d.qos == 0) return;
-  const auto& settings = broker_.settings();
-  if (s->queue.size() >= settings.subscriber_queue_length) {
-    messages_dropped.increment();
-    ++s->dropped_messages;
-    if (settings.subscriber_queue_strategy == QueueStrategy::None) return;
-    s->queue.pop_front();
-  }
-  s->queue.push_back(std::move(d));
+  enqueue(*s, std::move(d));
 }
 
 }  // namespace mqttd

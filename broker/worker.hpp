@@ -72,6 +72,12 @@ class Worker {
   void change_subscriptions(const SessionPtr& s, std::vector<IndexChange> changes, std::function<void(Worker&)> done);
   void end_session(const SessionPtr& s);
   void clear_session(const SessionPtr& s);
+  // Queues a delivery in the session's queue under the queue bounds (length, bytes per session,
+  // bytes in total); when one is hit, subscriberQueueLimit.strategy decides: None drops the new
+  // message, DropOldest drops the oldest until it fits. The one queue-drop policy.
+  void enqueue(Session& s, Delivery&& d);
+  // Publishes a will if its client may still publish it under its port's current security.
+  void publish_will(const MessageRef& will, const WillAuthority& authority);
 
   // --- routing (worker thread only) ---
   // Stores a retained message and delivers to every matching subscription. Returns the number
@@ -112,7 +118,10 @@ class Worker {
   void handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start);
   void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool clean_start);
   void apply(const SessionPtr& s, const std::vector<IndexChange>& changes);
-  const Subscriber* choose_member(SharedGroup& g, const Session* exclude);
+  // A member of the group that may receive `topic` (online ones first), other than `exclude`.
+  const Subscriber* choose_member(SharedGroup& g, const Session* exclude, std::string_view topic);
+  void add_offline(const SessionPtr& s);
+  void remove_offline(Session* s);
   void drain_inbox();
   void flush();
   void tick();

@@ -125,8 +125,9 @@ Options parse(int argc, char** argv) {
 void log_stats(const mqttd::BrokerStats& s) {
   std::string line = fmt::format(
       "event=stats connections={} sessions={} retained_messages={} messages_received={} messages_sent={} "
-      "messages_dropped={}",
-      s.connections, s.sessions, s.retained_messages, s.messages_received, s.messages_sent, s.messages_dropped);
+      "messages_dropped={} offline_sessions={} queued_bytes={}",
+      s.connections, s.sessions, s.retained_messages, s.messages_received, s.messages_sent, s.messages_dropped,
+      s.offline_sessions, s.queued_bytes);
   for (std::size_t i = 0; i < s.limit_hits.size(); ++i)
     line += fmt::format(" limit_{}={}", mqttd::kLimitNames[i], s.limit_hits[i]);
   for (std::size_t i = 0; i < s.security_events.size(); ++i)
