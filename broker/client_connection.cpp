@@ -450,7 +450,8 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
     if (connack_keep_alive_changed_) ack.properties.server_keep_alive = keep_alive_;
     if (connack_expiry_changed_) ack.properties.session_expiry_interval = session_expiry_;
     ack.properties.receive_maximum = settings.receive_maximum;
-    ack.properties.maximum_packet_size = settings.max_packet_size_bytes;
+    // 268,435,456 (256 MiB, the High profile) is one past what clients such as paho accept.
+    ack.properties.maximum_packet_size = std::min<std::uint32_t>(settings.max_packet_size_bytes, 268'435'455);
     ack.properties.topic_alias_maximum = settings.topic_alias_maximum;
   }
   write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });

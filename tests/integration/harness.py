@@ -265,6 +265,48 @@ class Client:
         self.client.socket().close()
 
 
+class Bystander:
+    """A publisher and a subscriber exchanging QoS 1 messages for as long as the test runs;
+    every message must arrive, in order, without delay."""
+
+    def __init__(self, port):
+        self.sub = Client(port, "bystander-sub")
+        self.sub.subscribe("bystander/t", 1)
+        self.pub = Client(port, "bystander-pub")
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.pub.publish("bystander/t", str(self.sent), qos=1)
+            self.sent += 1
+            time.sleep(0.01)
+
+    def finish(self, test):
+        deadline = time.time() + TIMEOUT
+        while self.sent < 20 and time.time() < deadline:
+            time.sleep(0.01)
+        self.stop.set()
+        self.thread.join()
+        got = [int(self.sub.expect(timeout=5).payload) for _ in range(self.sent)]
+        test.assertEqual(got, list(range(self.sent)))
+        test.assertTrue(self.sub.disconnects.empty(), "the bystander was disconnected")
+        test.assertGreater(self.sent, 10)
+        self.pub.disconnect()
+        self.sub.disconnect()
+
+
+def rss_kib(pid):
+    """The resident set size of process `pid`, in KiB (VmRSS from /proc)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def run_tool(args, timeout=TIMEOUT, check=True):
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
