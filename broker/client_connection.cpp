@@ -306,16 +306,25 @@ void ClientConnection::authenticate(const codec::Connect& c) {
   if (credentials.password) job->password.emplace(*credentials.password);
   Worker* worker = &worker_;
   std::uint64_t connection = id_;
-  bool queued = worker_.broker().authentication_pool().submit([job, authenticator, worker, connection] {
-    authn::Credentials copy;
-    copy.client_id = job->client_id;
-    if (job->username) copy.username = *job->username;
-    if (job->password) copy.password = *job->password;
-    auto result = std::make_shared<authn::Result>(authenticator->authenticate(copy));
-    worker->post([connection, result](Worker& w) {
-      if (ClientConnection* c = w.find_connection(connection)) c->admit(std::move(*result));
-    });
-  });
+  authentication_abandoned_ = std::make_shared<std::atomic<bool>>(false);
+  std::string peer = transport_.peer();
+  bool queued = worker_.broker().authentication_pool().submit(
+      [job, authenticator, worker, connection] {
+        authn::Credentials copy;
+        copy.client_id = job->client_id;
+        if (job->username) copy.username = *job->username;
+        if (job->password) copy.password = *job->password;
+        auto result = std::make_shared<authn::Result>(authenticator->authenticate(copy));
+        worker->post([connection, result](Worker& w) {
+          if (ClientConnection* c = w.find_connection(connection)) c->admit(std::move(*result));
+        });
+      },
+      authentication_abandoned_,
+      [job, worker, peer] {
+        worker->broker().count_event(SecurityEvent::AuthenticationSkipped);
+        spdlog::debug("event=authentication_skipped client_id={} peer={} reason=\"the client left before its check\"",
+                      job->client_id, peer);
+      });
   if (!queued) refuse_connect(Reason::ServerBusy, "too many authentications in progress");
 }
 
@@ -943,6 +952,7 @@ void ClientConnection::finish_close() {
   if (finished_) return;
   finished_ = true;
   state_ = State::Closing;
+  if (authentication_abandoned_) authentication_abandoned_->store(true, std::memory_order_release);
   worker_.remove_connection(this);
   worker_.broker().connection_closed();
   if (!session_) return;
