@@ -533,7 +533,13 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (expiry) f.expires_at = worker_.now() + std::chrono::seconds(*expiry);
   MessageRef msg = Message::create(f);
   worker_.messages_received.increment();
-  std::size_t receivers = worker_.publish(msg);
+  std::size_t receivers = worker_.publish(msg, client_id());
+  if (receivers == Worker::kRetainRefused) {
+    // The retained store is full: v5 says so (0x97 Quota exceeded); 3.1.1 cannot, so it gets an
+    // ordinary acknowledgement and the message is dropped, as a denied publish is.
+    if (p.qos == 2 && !is_v5(version_)) session_->inbound_qos2.insert(p.packet_id);  // PUBREL still follows
+    return acknowledge(is_v5(version_) ? Reason::QuotaExceeded : Reason::Success);
+  }
   if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
   acknowledge(receivers == 0 ? Reason::NoMatchingSubscribers : Reason::Success);
 }
@@ -924,7 +930,7 @@ void ClientConnection::disconnect(Reason reason, std::string_view why) {
 
 void ClientConnection::taken_over(bool session_ends) {
   spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
-  if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish(will_);
+  if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) worker_.publish(will_, client_id());
   will_discarded_ = true;
   write_disconnect(Reason::SessionTakenOver, "another connection took over this client id");
   if (session_) {
@@ -959,7 +965,7 @@ void ClientConnection::finish_close() {
   if (session_->connection != this) return;
   if (will_ && !will_discarded_) {
     if (will_delay_ == 0 || session_expiry_ == 0) {
-      worker_.publish(will_);
+      worker_.publish(will_, client_id());
     } else {
       session_->pending_will = will_;
       session_->will_due = worker_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_));

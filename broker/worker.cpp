@@ -150,6 +150,9 @@ void Worker::schedule_tick() {
 
 void Worker::tick() {
   now_ = Clock::now();
+  // Expired retained messages leave the store (not only skipped when matched), so that they stop
+  // counting against its bounds. One worker is enough: the store is shared.
+  if (index_ == 0) broker_.retained().purge_expired(now_);
   std::vector<ClientConnection*> all;
   all.reserve(connections_.size());
   for (auto& [id, c] : connections_) all.push_back(c);
@@ -160,7 +163,7 @@ void Worker::tick() {
     if (s->pending_will && now_ >= s->will_due) {
       MessageRef will = std::move(s->pending_will);
       s->pending_will = MessageRef();
-      publish(will);
+      publish(will, s->client_id);
     }
     if (s->expiry_interval != 0xFFFFFFFF && now_ >= s->disconnected_at + std::chrono::seconds(s->expiry_interval))
       expired.push_back(s);
@@ -269,7 +272,7 @@ void Worker::end_session(const SessionPtr& s) {
   if (s->pending_will) {
     MessageRef will = std::move(s->pending_will);
     s->pending_will = MessageRef();
-    publish(will);
+    publish(will, s->client_id);
   }
   clear_session(s);
 }
@@ -356,8 +359,21 @@ void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> 
 
 // ---------------------------------------------------------------- routing
 
-std::size_t Worker::publish(const MessageRef& msg) {
-  if (msg->retain()) broker_.retained().set(msg);
+std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
+  if (msg->retain()) {
+    auto stored = broker_.retained().set(msg);
+    if (stored == RetainedStore::SetResult::TooManyMessages || stored == RetainedStore::SetResult::TooManyBytes) {
+      bool count = stored == RetainedStore::SetResult::TooManyMessages;
+      const auto& s = broker_.settings();
+      broker_.limit_reached(count ? Limit::RetainedMessages : Limit::RetainedBytes, publisher,
+                            count ? fmt::format("topic \"{}\": {} retained messages stored", msg->topic(),
+                                                s.max_retained_messages)
+                                  : fmt::format("topic \"{}\": {} bytes would exceed {}", msg->topic(),
+                                                RetainedStore::cost(*msg), s.max_retained_bytes));
+      messages_dropped.increment();
+      return kRetainRefused;
+    }
+  }
   matches_.clear();
   const Session* origin = static_cast<const Session*>(msg->origin());
   index_tree_.match(
