@@ -10,6 +10,10 @@ namespace mqttd::authn {
 namespace {
 
 constexpr std::size_t kMaxVerifiedEntries = 100000;
+// A hash with the parameters `mqttd passwd` writes (hash_password), checked for unknown users so
+// that they cost what a known user's wrong password costs. No password matches it.
+const std::string kUnknownUserHash =
+    "$scrypt$ln=14,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 std::string trim(std::string_view s) {
   auto b = s.find_first_not_of(" \t");
@@ -169,13 +173,24 @@ Result Authenticator::authenticate(const Credentials& c) const {
           r.detail = "the password file is missing or invalid";
           return r;
         }
-        if (!entry || !c.password || !check_password(username, *c.password, *entry)) {
-          if (!entry)
-            verify_password(c.password.value_or(""),
-                            "$scrypt$ln=14,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$"
-                            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        // Every refusal costs one scrypt, so that the time of an answer does not tell an attacker
+        // which user names exist: an unknown user is hashed against a hash of the same cost, and a
+        // known user without a password against its own hash (the result is not used).
+        bool refused = false;
+        if (!entry) {
+          verify_password(c.password.value_or(""), kUnknownUserHash);
+          r.detail = "unknown user";
+          refused = true;
+        } else if (!c.password) {
+          verify_password("", entry->hash);
+          r.detail = "no password";
+          refused = true;
+        } else if (!check_password(username, *c.password, *entry)) {
+          r.detail = "wrong password";
+          refused = true;
+        }
+        if (refused) {
           r.outcome = Result::Outcome::BadCredentials;
-          r.detail = entry ? "wrong password" : "unknown user";
           return r;
         }
         r.outcome = Result::Outcome::Accepted;

@@ -14,11 +14,12 @@ AuthenticationPool::~AuthenticationPool() {
   thread_.join();
 }
 
-bool AuthenticationPool::submit(std::function<void()> job) {
+bool AuthenticationPool::submit(std::function<void()> job, std::shared_ptr<const std::atomic<bool>> abandoned,
+                                std::function<void()> skipped) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || jobs_.size() >= max_pending_) return false;
-    jobs_.push_back(std::move(job));
+    jobs_.push_back(Job{std::move(job), std::move(abandoned), std::move(skipped)});
   }
   wake_.notify_one();
   return true;
@@ -26,7 +27,7 @@ bool AuthenticationPool::submit(std::function<void()> job) {
 
 void AuthenticationPool::run() {
   for (;;) {
-    std::function<void()> job;
+    Job job;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
@@ -34,7 +35,11 @@ void AuthenticationPool::run() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    job();
+    if (job.abandoned && job.abandoned->load(std::memory_order_acquire)) {
+      if (job.skipped) job.skipped();
+      continue;
+    }
+    job.run();
   }
 }
 

@@ -3,9 +3,11 @@
 // connections of a worker. Its queue is bounded: beyond it, CONNECTs are refused as busy.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -18,15 +20,24 @@ class AuthenticationPool {
   AuthenticationPool(const AuthenticationPool&) = delete;
   AuthenticationPool& operator=(const AuthenticationPool&) = delete;
 
-  // Runs `job` on the pool's thread; false (and `job` dropped) when the queue is full.
-  bool submit(std::function<void()> job);
+  // Runs `job` on the pool's thread; false (and `job` dropped) when the queue is full. When
+  // `abandoned` is set by the time the job's turn comes (its client left), `skipped` runs instead:
+  // a client that connects with a wrong password and leaves at once must not make the thread
+  // spend a scrypt on it while the clients behind it wait.
+  bool submit(std::function<void()> job, std::shared_ptr<const std::atomic<bool>> abandoned = nullptr,
+              std::function<void()> skipped = nullptr);
 
  private:
+  struct Job {
+    std::function<void()> run;
+    std::shared_ptr<const std::atomic<bool>> abandoned;
+    std::function<void()> skipped;
+  };
   void run();
   const std::size_t max_pending_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> jobs_;
+  std::deque<Job> jobs_;
   bool stopping_ = false;
   std::thread thread_;
 };

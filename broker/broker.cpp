@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -18,7 +19,7 @@ namespace mqttd {
 Broker::Broker(BrokerSettings settings)
     : settings_(std::move(settings)),
       sessions_(std::make_unique<SessionRegistry>()),
-      retained_(std::make_unique<RetainedStore>()),
+      retained_(std::make_unique<RetainedStore>(settings_.max_retained_messages, settings_.max_retained_bytes)),
       authentication_pool_(std::make_unique<AuthenticationPool>()) {
   unsigned n = settings_.workers ? settings_.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
@@ -67,6 +68,34 @@ bool Broker::admit_connection() {
     connections_.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
+  return true;
+}
+
+std::size_t Broker::AddressHash::operator()(const std::array<std::uint8_t, 16>& a) const noexcept {
+  std::uint64_t hi, lo;
+  std::memcpy(&hi, a.data(), 8);
+  std::memcpy(&lo, a.data() + 8, 8);
+  return std::hash<std::uint64_t>{}(hi * 0x9E3779B97F4A7C15ull ^ lo);
+}
+
+bool Broker::admit_address(const std::array<std::uint8_t, 16>& address) {
+  const std::uint32_t limit = settings_.max_connections_per_address_per_second;
+  if (limit == 0) return true;
+  std::int64_t second =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(rate_mutex_);
+  if (second != rate_window_) {
+    rate_window_ = second;
+    rate_counts_.clear();
+  }
+  auto it = rate_counts_.find(address);
+  if (it == rate_counts_.end()) {
+    if (rate_counts_.size() >= kMaxRateAddresses) return true;  // the table is full: not counted this second
+    rate_counts_.emplace(address, 1);
+    return true;
+  }
+  if (it->second >= limit) return false;
+  ++it->second;
   return true;
 }
 

@@ -64,6 +64,10 @@ class Broker {
   std::size_t next_worker();
   // Counts a new connection against max_connections; false if the limit is reached.
   bool admit_connection();
+  // Counts a new connection from `address` (IPv6, or IPv4 as an IPv4-mapped IPv6 address) in the
+  // current one-second window; false beyond max_connections_per_address_per_second (0: always
+  // true, nothing counted). Any thread; called once per accepted connection.
+  bool admit_address(const std::array<std::uint8_t, 16>& address);
   // Creates the protocol engine for a transport on `worker`'s thread. Call from that thread.
   std::unique_ptr<ClientConnection> open_connection(std::size_t worker, Transport& transport);
 
@@ -105,6 +109,16 @@ class Broker {
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> connection_ids_{1};
   std::atomic<std::size_t> next_worker_{0};
+  // New connections per address in the current second. Cleared when the second changes, and at
+  // most kMaxRateAddresses addresses: beyond them, addresses new in this second are not counted,
+  // so its memory stays bounded whatever the number of sources.
+  static constexpr std::size_t kMaxRateAddresses = 65'536;
+  struct AddressHash {
+    std::size_t operator()(const std::array<std::uint8_t, 16>& a) const noexcept;
+  };
+  std::mutex rate_mutex_;
+  std::int64_t rate_window_ = 0;
+  std::unordered_map<std::array<std::uint8_t, 16>, std::uint32_t, AddressHash> rate_counts_;
   mutable std::mutex security_mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<const PortSecurity>> security_;
   bool started_ = false;

@@ -68,7 +68,8 @@ std::span<std::byte> ClientConnection::read_buffer() {
   reading_shared_buffer_ = false;
   // The buffer grows with the bytes that arrived (at most doubling), never to the size a packet
   // announces: a client that announces 16 MiB and sends 10 bytes holds a few KiB, not 16 MiB.
-  std::size_t missing = needed_ > partial_size_ ? needed_ - partial_size_ : 0;
+  // While the fixed header itself is incomplete (needed_ unknown), read a chunk.
+  std::size_t missing = needed_ > partial_size_ ? needed_ - partial_size_ : kMinReadChunk;
   std::size_t want = std::max<std::size_t>(std::min(missing, std::max(partial_size_, kMinReadChunk)), 1);
   if (partial_.size() < partial_size_ + want) partial_.resize(partial_size_ + want);
   return {partial_.data() + partial_size_, partial_.size() - partial_size_};
@@ -335,16 +336,25 @@ void ClientConnection::authenticate(const codec::Connect& c) {
   if (credentials.password) job->password.emplace(*credentials.password);
   Worker* worker = &worker_;
   std::uint64_t connection = id_;
-  bool queued = worker_.broker().authentication_pool().submit([job, authenticator, worker, connection] {
-    authn::Credentials copy;
-    copy.client_id = job->client_id;
-    if (job->username) copy.username = *job->username;
-    if (job->password) copy.password = *job->password;
-    auto result = std::make_shared<authn::Result>(authenticator->authenticate(copy));
-    worker->post([connection, result](Worker& w) {
-      if (ClientConnection* c = w.find_connection(connection)) c->admit(std::move(*result));
-    });
-  });
+  authentication_abandoned_ = std::make_shared<std::atomic<bool>>(false);
+  std::string peer = transport_.peer();
+  bool queued = worker_.broker().authentication_pool().submit(
+      [job, authenticator, worker, connection] {
+        authn::Credentials copy;
+        copy.client_id = job->client_id;
+        if (job->username) copy.username = *job->username;
+        if (job->password) copy.password = *job->password;
+        auto result = std::make_shared<authn::Result>(authenticator->authenticate(copy));
+        worker->post([connection, result](Worker& w) {
+          if (ClientConnection* c = w.find_connection(connection)) c->admit(std::move(*result));
+        });
+      },
+      authentication_abandoned_,
+      [job, worker, peer] {
+        worker->broker().count_event(SecurityEvent::AuthenticationSkipped);
+        spdlog::debug("event=authentication_skipped client_id={} peer={} reason=\"the client left before its check\"",
+                      job->client_id, peer);
+      });
   if (!queued) refuse_connect(Reason::ServerBusy, "too many authentications in progress");
 }
 
@@ -558,7 +568,13 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (expiry) f.expires_at = worker_.now() + std::chrono::seconds(*expiry);
   MessageRef msg = Message::create(f);
   worker_.messages_received.increment();
-  std::size_t receivers = worker_.publish(msg);
+  std::size_t receivers = worker_.publish(msg, client_id());
+  if (receivers == Worker::kRetainRefused) {
+    // The retained store is full: v5 says so (0x97 Quota exceeded); 3.1.1 cannot, so it gets an
+    // ordinary acknowledgement and the message is dropped, as a denied publish is.
+    if (p.qos == 2 && !is_v5(version_)) session_->inbound_qos2.insert(p.packet_id);  // PUBREL still follows
+    return acknowledge(is_v5(version_) ? Reason::QuotaExceeded : Reason::Success);
+  }
   if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
   acknowledge(receivers == 0 ? Reason::NoMatchingSubscribers : Reason::Success);
 }
@@ -977,6 +993,7 @@ void ClientConnection::finish_close() {
   if (finished_) return;
   finished_ = true;
   state_ = State::Closing;
+  if (authentication_abandoned_) authentication_abandoned_->store(true, std::memory_order_release);
   worker_.remove_connection(this);
   worker_.broker().connection_closed();
   if (!session_) return;

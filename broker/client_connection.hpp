@@ -2,6 +2,7 @@
 // upon, bytes out into an OutputQueue. It does no I/O itself; its Transport does.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -71,6 +72,13 @@ class ClientConnection {
   // everyone. A session resumed under another identity starts fresh.
   const std::string& principal_identity() const { return principal_identity_; }
   bool connected() const { return state_ == State::Connected; }
+  // The peer shut its side down while input is paused and nothing of it is left unread (the
+  // transport checked the socket). True if that means the client left: it is waiting for its
+  // CONNECT to be decided and sent nothing behind it, so the only answer it could still read is
+  // a CONNACK, and the broker would close on reading the end of its stream anyway. Then its
+  // password check is skipped and the transport closes. False when the data it sent must still
+  // be processed (the transport then reads the end of the stream when input resumes).
+  bool peer_left_while_paused() const { return state_ == State::Attaching && partial_size_ == 0; }
   bool flush_scheduled = false;  // in the worker's list of connections to flush
 
  private:
@@ -133,6 +141,9 @@ class ClientConnection {
   authz::DecisionCache publish_decisions_;
   // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.
   std::optional<std::chrono::system_clock::time_point> credentials_expire_;
+  // Set when the connection closes while its password check waits on the authentication thread,
+  // which then skips the check.
+  std::shared_ptr<std::atomic<bool>> authentication_abandoned_;
   std::uint16_t keep_alive_ = 0;
   std::uint16_t client_receive_maximum_ = 65535;
   std::uint32_t client_maximum_packet_size_ = codec::kMaxVarint + 5;

@@ -39,11 +39,12 @@ enum class SecurityEvent : std::size_t {
   SessionPrincipalChanged,  // a session resumed by another principal started fresh
   SharedNoEligibleMember,   // no member of a shared group may receive a message
   WillNotAuthorized,        // a will refused at publication
+  AuthenticationSkipped,    // a password check not run: its client had left before its turn
   Count
 };
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(SecurityEvent::Count)> kSecurityEventNames = {
-    "session_principal_changed", "shared_no_eligible_member", "will_not_authorized"};
+    "session_principal_changed", "shared_no_eligible_member", "will_not_authorized", "authentication_skipped"};
 
 constexpr std::string_view security_event_name(SecurityEvent e) {
   return kSecurityEventNames[static_cast<std::size_t>(e)];

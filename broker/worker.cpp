@@ -150,6 +150,9 @@ void Worker::schedule_tick() {
 
 void Worker::tick() {
   now_ = Clock::now();
+  // Expired retained messages leave the store (not only skipped when matched), so that they stop
+  // counting against its bounds. One worker is enough: the store is shared.
+  if (index_ == 0) broker_.retained().purge_expired(now_);
   std::vector<ClientConnection*> all;
   all.reserve(connections_.size());
   for (auto& [id, c] : connections_) all.push_back(c);
@@ -301,6 +304,7 @@ void Worker::publish_will(const MessageRef& will, const WillAuthority& authority
   const char* refused = nullptr;
   if (!authority.principal) {
     // Admitted by a port that authenticated nobody: the will goes out only if it still does.
+    // (No registered security means a port that admits everyone, such as --listen.)
     if (now && now->authenticator) refused = "the port now requires authentication";
   } else if (!now || !now->authenticator || !authority.security || !authority.security->authenticator ||
              now->authenticator->resource() != authority.security->authenticator->resource()) {
@@ -317,7 +321,7 @@ void Worker::publish_will(const MessageRef& will, const WillAuthority& authority
     messages_dropped.increment();
     return;
   }
-  publish(will);
+  publish(will, authority.principal ? std::string_view(authority.principal->client_id) : std::string_view{});
 }
 
 void Worker::enqueue(Session& s, Delivery&& d) {
@@ -339,7 +343,12 @@ void Worker::enqueue(Session& s, Delivery&& d) {
     broker_.limit_reached(*limit, s.client_id,
                           settings.subscriber_queue_strategy == QueueStrategy::None ? "new message dropped"
                                                                                      : "oldest messages dropped");
-  if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest) {
+  // Dropping this session's oldest messages helps only if they are what is over the bound: a
+  // message larger than the per-session bound, or a total held by other sessions, would empty
+  // this queue and still not fit.
+  bool evicting_helps = size <= settings.max_queued_bytes_per_session &&
+                        DeliveryQueue<Delivery>::total_bytes() - queue.bytes() + size <= settings.max_queued_bytes_total;
+  if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest && evicting_helps) {
     while (limit && !queue.empty()) {
       queue.take_front();
       messages_dropped.increment();
@@ -437,8 +446,21 @@ void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> 
 
 // ---------------------------------------------------------------- routing
 
-std::size_t Worker::publish(const MessageRef& msg) {
-  if (msg->retain()) broker_.retained().set(msg);
+std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
+  if (msg->retain()) {
+    auto stored = broker_.retained().set(msg);
+    if (stored == RetainedStore::SetResult::TooManyMessages || stored == RetainedStore::SetResult::TooManyBytes) {
+      bool count = stored == RetainedStore::SetResult::TooManyMessages;
+      const auto& s = broker_.settings();
+      broker_.limit_reached(count ? Limit::RetainedMessages : Limit::RetainedBytes, publisher,
+                            count ? fmt::format("topic \"{}\": {} retained messages stored", msg->topic(),
+                                                s.max_retained_messages)
+                                  : fmt::format("topic \"{}\": {} bytes would exceed {}", msg->topic(),
+                                                RetainedStore::cost(*msg), s.max_retained_bytes));
+      messages_dropped.increment();
+      return kRetainRefused;
+    }
+  }
   matches_.clear();
   const Session* origin = static_cast<const Session*>(msg->origin());
   index_tree_.match(

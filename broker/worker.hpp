@@ -81,8 +81,11 @@ class Worker {
 
   // --- routing (worker thread only) ---
   // Stores a retained message and delivers to every matching subscription. Returns the number
-  // of sessions it was delivered to.
-  std::size_t publish(const MessageRef& msg);
+  // of sessions it was delivered to, or kRetainRefused when the message is retained and the
+  // retained store's bounds refused it: then it is neither stored nor delivered, and the limit is
+  // counted against `publisher` (a client id, for the log).
+  static constexpr std::size_t kRetainRefused = static_cast<std::size_t>(-1);
+  std::size_t publish(const MessageRef& msg, std::string_view publisher = {});
   void deliver(const SessionPtr& s, Delivery&& d);
   // Sends a shared-subscription message to another member of its group than `leaving`.
   void redistribute(const Session* leaving, Delivery&& d);

@@ -74,6 +74,7 @@ struct ListenerPort {
   std::string authorization_ref;   // empty: no authorization
   std::optional<PortTls> tls;      // empty: plain
   Location location;               // of the port's entry, for messages
+  Location authorization_ref_location;
   // Two ports are the same socket service when they listen and speak the same way; their
   // authentication and authorization may change under connected clients (see PortManager).
   bool same_service(const ListenerPort& o) const {

@@ -46,7 +46,10 @@ ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
     p.protocol = enumeration(ctx.child("protocol"), n, {"Mqtt", "WebSockets"}) == "Mqtt" ? PortProtocol::Mqtt
                                                                                          : PortProtocol::WebSockets;
   if (auto n = node["authenticationRef"]) p.authentication_ref = object_name(ctx.child("authenticationRef"), n);
-  if (auto n = node["authorizationRef"]) p.authorization_ref = object_name(ctx.child("authorizationRef"), n);
+  if (auto n = node["authorizationRef"]) {
+    p.authorization_ref = object_name(ctx.child("authorizationRef"), n);
+    p.authorization_ref_location = ctx.locate(n);
+  }
   if (auto n = node["tls"]) p.tls = read_tls(ctx.child("tls"), n);
   return p;
 }

@@ -144,11 +144,13 @@ void cross_check(Configuration& out) {
       if (authn && authn->x509() && !p.tls)
         fail_at(p.location, path + ".authenticationRef",
                 fmt::format("BrokerAuthentication '{}' uses X509, which needs tls on this port", p.authentication_ref));
+      // Fail closed: the source broker ignores such a policy, which would leave the port open to every client
+      // while its configuration reads as if it were restricted.
       if (!p.authorization_ref.empty() && p.authentication_ref.empty())
-        out.warnings.push_back(fmt::format(
-            "{}: {}: authorizationRef '{}' has no effect on a port without authenticationRef: the port is open to "
-            "every client (as in the source broker)",
-            p.location.text(), path, p.authorization_ref));
+        fail_at(p.authorization_ref_location, path + ".authorizationRef",
+                fmt::format("authorizationRef '{}' needs an authenticationRef on the same port: without "
+                            "authentication the policy cannot apply and the port would be open to everyone",
+                            p.authorization_ref));
       if (p.tls && p.tls->mode == PortTls::Mode::Automatic) {
         resolve_issuer(out, p.tls->automatic.issuer, p.location, path + ".tls.certManagerCertificateSpec.issuerRef");
         const auto& secret = p.tls->automatic.secret_name;

@@ -18,6 +18,8 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
       if (ec == boost::asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (ec) {
         spdlog::warn("event=accept_failed port={} error=\"{}\"", self->port, ec.message());
+      } else if (!self->admit_address(socket)) {
+        // Closed at once, before any TLS or WebSocket work (the socket's destructor closes it).
       } else if (!self->broker.admit_connection()) {
         spdlog::warn("event=connection_refused port={} reason=\"max connections reached\"", self->port);
       } else {
@@ -33,6 +35,23 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
       }
       self->accept();
     });
+  }
+
+  // New connections per source address per second (every port, TCP, TLS and WebSockets, is
+  // accepted here). False when the address is over its limit: counted and logged.
+  bool admit_address(tcp::socket& socket) {
+    const auto limit = broker.settings().max_connections_per_address_per_second;
+    if (limit == 0) return true;
+    boost::system::error_code ec;
+    auto remote = socket.remote_endpoint(ec);
+    if (ec) return true;  // already gone; the handoff notices
+    auto address = remote.address();
+    auto v6 = address.is_v4() ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4())
+                               : address.to_v6();
+    if (broker.admit_address(v6.to_bytes())) return true;
+    broker.limit_reached(Limit::ConnectionRate, address.to_string(),
+                         fmt::format("more than {} new connections in one second (port {})", limit, port));
+    return false;
   }
 
   Broker& broker;

@@ -26,4 +26,9 @@ std::string format_peer(const sockaddr_in6& address) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+bool peer_finished_sending(int fd) {
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 }  // namespace mqttd

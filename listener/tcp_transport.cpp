@@ -25,7 +25,7 @@ void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64
   EpollPoller& poller = EpollPoller::of(broker.io_context(worker));
   auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id);
   auto* raw = transport.get();
-  raw->interest_ = EPOLLIN;
+  raw->interest_ = EPOLLIN | EPOLLRDHUP;
   poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
@@ -61,13 +61,30 @@ void TcpTransport::on_events(std::uint32_t events) {
       return;
     }
   }
+  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !closing_ && connection_->reading_paused() &&
+      gone_while_paused(events)) {
+    closing_ = true;
+    finish_close();
+    return;
+  }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable();
   if (!closed_) update_interest();
+}
+
+bool TcpTransport::gone_while_paused(std::uint32_t events) {
+  // Input is paused (a CONNECT being authenticated, or a client not reading its output), so the
+  // end of the stream would be read only when it resumes. A client that left while its password
+  // is checked must be noticed now, so that its check is skipped.
+  if (events & (EPOLLHUP | EPOLLERR)) return true;  // reset, or both directions closed
+  if (peer_finished_sending(fd_) && connection_->peer_left_while_paused()) return true;
+  rdhup_ignored_ = true;  // level-triggered: stop watching it, the data left is read when input resumes
+  return false;
 }
 
 void TcpTransport::update_interest() {
   std::uint32_t wanted = 0;
   if (!closing_ && !connection_->reading_paused()) wanted |= EPOLLIN;
+  if (!closing_ && !rdhup_ignored_) wanted |= EPOLLRDHUP;
   if (write_blocked_) wanted |= EPOLLOUT;
   if (wanted != interest_) {
     interest_ = wanted;

@@ -35,6 +35,8 @@ class TcpTransport final : public Transport, public PollHandler {
   void write_pending();
   void update_interest();
   void finish_close();
+  // Whether the events, which arrived while input is paused, say that the client is gone.
+  bool gone_while_paused(std::uint32_t events);
 
   EpollPoller& poller_;
   int fd_;
@@ -44,6 +46,8 @@ class TcpTransport final : public Transport, public PollHandler {
   bool write_blocked_ = false;
   bool closing_ = false;
   bool closed_ = false;
+  // EPOLLRDHUP is no longer watched: the peer shut its side down but left data to process.
+  bool rdhup_ignored_ = false;
 };
 
 }  // namespace mqttd

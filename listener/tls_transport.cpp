@@ -75,8 +75,24 @@ void TlsTransport::on_events(std::uint32_t events) {
     if (closed_) return;
     if (closing_ && connection_->output().empty() && !write_blocked_) return finish_close();
   }
+  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !closing_ && connection_->reading_paused() &&
+      gone_while_paused(events)) {
+    closing_ = true;
+    finish_close();
+    return;
+  }
   if (events & (read_needs_ | EPOLLHUP | EPOLLERR)) on_readable();
   if (!closed_) update_interest();
+}
+
+bool TlsTransport::gone_while_paused(std::uint32_t events) {
+  // As TcpTransport: notice a client that left while its password is checked. A client that
+  // sent close_notify before leaving is noticed only when input resumes.
+  if (events & (EPOLLHUP | EPOLLERR)) return true;
+  if (!SSL_has_pending(ssl_.get()) && peer_finished_sending(fd_) && connection_->peer_left_while_paused())
+    return true;
+  rdhup_ignored_ = true;
+  return false;
 }
 
 void TlsTransport::handshake() {
@@ -114,6 +130,7 @@ void TlsTransport::fail(const char* what) {
 void TlsTransport::update_interest() {
   std::uint32_t wanted = 0;
   if (!closing_ && !connection_->reading_paused()) wanted |= read_needs_;
+  if (!closing_ && !rdhup_ignored_) wanted |= EPOLLRDHUP;
   if (!handshake_done_) wanted = read_needs_;
   if (write_blocked_) wanted |= write_needs_;
   if (wanted != interest_) {

@@ -43,6 +43,8 @@ class TlsTransport final : public Transport, public PollHandler {
   void update_interest();
   void fail(const char* what);
   void finish_close();
+  // Whether the events, which arrived while input is paused, say that the client is gone.
+  bool gone_while_paused(std::uint32_t events);
   void read_buffered_later();
 
   EpollPoller& poller_;
@@ -59,6 +61,8 @@ class TlsTransport final : public Transport, public PollHandler {
   bool write_blocked_ = false;
   bool closing_ = false;
   bool closed_ = false;
+  // EPOLLRDHUP is no longer watched: the peer shut its side down but left data to process.
+  bool rdhup_ignored_ = false;
 };
 
 }  // namespace mqttd

@@ -103,6 +103,34 @@ class PasswordStormTest(unittest.TestCase):
             self.assertLess(bystander_done, last, "the bystander waited for every password check")
             bystander.disconnect()
 
+    def test_checks_of_clients_that_left_are_skipped(self):
+        """30 wrong-password CONNECTs whose clients close at once: their scrypt checks are skipped
+        (counted, logged at debug), so a bystander's correct password is answered after about one
+        check, not thirty."""
+        port = free_port()
+        config = documents(listener([{"port": port, "authn": "users"}]), authentication("users", PASSWORD_METHOD))
+        with daemon_with_users(config, [("sensor", "pw"), ("bystander", "pw2")], workers=1,
+                               wait_for="event=listening listener=secure") as d:
+            # What one check costs here (the machine may be busy).
+            started = time.monotonic()
+            RawClient(port).connect("probe", username="sensor", password="nope", expect=0x86)
+            one_check = time.monotonic() - started
+            leavers = [RawClient(port) for _ in range(30)]
+            for i, c in enumerate(leavers):
+                body = (b"\x00\x04MQTT\x05\xc2\x00\x3c\x00" + len(b"l%d" % i).to_bytes(2, "big") + b"l%d" % i +
+                        b"\x00\x06sensor\x00\x05wrong")
+                c.send(bytes([0x10, len(body)]) + body)
+            for c in leavers:
+                c.close()
+            started = time.monotonic()
+            RawClient(port).connect("bystander", username="bystander", password="pw2")
+            waited = time.monotonic() - started
+            self.assertLess(waited, 6 * one_check + 0.1,
+                            f"the bystander waited {waited:.2f} s; one check costs {one_check:.3f} s")
+            skipped = d.stats().get("authentication_skipped", 0)
+            self.assertGreaterEqual(skipped, 20, d.logs()[-3000:])
+            self.assertIn("event=authentication_skipped", d.logs())
+
 
 ATTRIBUTES = """  - method: X509
     x509Settings:

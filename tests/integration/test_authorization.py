@@ -269,13 +269,13 @@ class PolicyShapesTest(unittest.TestCase):
             raw(port, "c", "u", expect=0x87)
             raw(port, "c", "u", version=4, expect=0x05)
 
-    def test_authorization_without_authentication_is_ignored_and_said(self):
+    def test_authorization_without_authentication_is_refused(self):
+        # Fail closed (the source broker ignores the policy and leaves the port open).
         port = free_port()
         config = documents(listener([{"port": port, "authz": "policy"}]), authorization("policy", GROUP))
-        with Daemon(config) as d:
-            self.assertIn("authorizationRef 'policy' has no effect on a port without authenticationRef", d.logs())
-            c = raw(port, "anyone", None, password=None)
-            self.assertEqual(publish_ack(c, "orders")[1] & 0x80, 0)
+        code, out = check_config(config)
+        self.assertEqual(code, 1)
+        self.assertIn("authorizationRef 'policy' needs an authenticationRef on the same port", out)
 
     def test_anonymous_clients_governed_by_client_id(self):
         port = free_port()

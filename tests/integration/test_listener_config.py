@@ -128,6 +128,34 @@ class ListenerValidationTest(unittest.TestCase):
                            "BrokerListener/a.spec.ports[0].authenticationRef: BrokerAuthentication 'default' is not "
                            "defined in the configuration")
 
+    def test_authorization_ref_without_authentication_ref_is_refused(self):
+        """Fail closed: the source broker ignores such a policy and leaves the port open to everyone.
+        Refused by --check-config, at startup, and on reload (the running configuration stays)."""
+        policy = ("---\n" + API + "kind: BrokerAuthorization\nmetadata: {name: x}\nspec:\n"
+                  "  authorizationPolicies:\n    rules: []\n")
+        text = listener("a", "  - port: 1883\n    authorizationRef: x\n", "LoadBalancer") + policy
+        why = ("FILE:9:23: BrokerListener/a.spec.ports[0].authorizationRef: authorizationRef 'x' needs an "
+               "authenticationRef on the same port: without authentication the policy cannot apply and the port "
+               "would be open to everyone")
+        self.assertRefused(text, why)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "open.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            r = subprocess.run([BINARY, "--config", path], capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("mqttd: configuration error: " + why.replace("FILE", path), r.stderr)
+        port = free_port()
+        with Daemon(listener("a", f"  - port: {port}\n", "LoadBalancer"), wait_for=f"port={port} protocol=mqtt") as d:
+            c = Client(port, client_id="steady")
+            d.write_config(listener("a", f"  - port: {port}\n    authorizationRef: x\n", "LoadBalancer") + policy)
+            log = d.wait_for_log("event=config_rejected trigger=file_change")
+            self.assertIn("authorizationRef 'x' needs an authenticationRef on the same port", log)
+            self.assertIn("the running configuration stays", log)
+            c.publish("still/served", b"x", qos=1)
+            self.assertTrue(c.disconnects.empty())
+            c.disconnect()
+
     def test_api_version_must_serve_the_kind(self):
         self.assertRefused("apiVersion: cert-manager.io/v1\nkind: BrokerListener\nmetadata: {name: a}\n"
                            "spec: {ports: [{port: 1883}]}\n",

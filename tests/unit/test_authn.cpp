@@ -1,6 +1,8 @@
 // Authentication on its own: password hashing and the file format, DN normalisation, and the
 // order in which methods are tried.
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -85,5 +87,46 @@ TEST_CASE("methods are tried in order; relevance decides who answers") {
   CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::BadCredentials);
   Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, nullptr};
   CHECK(authenticator->authenticate(nothing).outcome == Result::Outcome::NotAuthorized);
+  std::filesystem::remove_all(folder);
+}
+
+TEST_CASE("every refusal costs the same scrypt: no user enumeration by timing") {
+  // Unknown user, known user without a password, known user with a wrong password: an attacker
+  // who times the answers must not learn which user names exist.
+  auto folder = std::filesystem::temp_directory_path() / ("mqttd-authn-timing-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "users");
+  std::ofstream(folder / "users" / "passwords") << "dev:" << hash_password("pw") << "\n";
+  mqttd::config::Authentication resource;
+  resource.name = "a";
+  AuthenticationMethod password;
+  password.kind = AuthenticationMethod::Kind::Password;
+  password.password_secret = "users";
+  resource.methods = {password};
+  auto authenticator = Authenticator::create(resource, folder.string());
+  REQUIRE(authenticator->problems().empty());
+
+  Credentials unknown{"c", std::string_view("nobody"), std::string_view("pw"), std::nullopt, nullptr};
+  Credentials no_password{"c", std::string_view("dev"), std::nullopt, std::nullopt, nullptr};
+  Credentials wrong{"c", std::string_view("dev"), std::string_view("nope"), std::nullopt, nullptr};
+  std::vector<double> times[3];
+  const Credentials* paths[3] = {&unknown, &no_password, &wrong};
+  for (int run = 0; run < 5; ++run) {
+    for (int p = 0; p < 3; ++p) {  // interleaved, so that a busy moment of the machine hits every path alike
+      auto started = std::chrono::steady_clock::now();
+      CHECK(authenticator->authenticate(*paths[p]).outcome == Result::Outcome::BadCredentials);
+      times[p].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  double reference = median(times[2]);
+  INFO("medians (s): unknown user " << median(times[0]) << ", known user without password " << median(times[1])
+                                    << ", wrong password " << reference);
+  CHECK(median(times[0]) / reference > 0.5);
+  CHECK(median(times[0]) / reference < 2.0);
+  CHECK(median(times[1]) / reference > 0.5);
+  CHECK(median(times[1]) / reference < 2.0);
   std::filesystem::remove_all(folder);
 }
