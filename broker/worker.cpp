@@ -452,11 +452,11 @@ std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
     if (stored == RetainedStore::SetResult::TooManyMessages || stored == RetainedStore::SetResult::TooManyBytes) {
       bool count = stored == RetainedStore::SetResult::TooManyMessages;
       const auto& s = broker_.settings();
-      broker_.limit_reached(count ? Limit::RetainedMessages : Limit::RetainedBytes, publisher,
-                            count ? fmt::format("topic \"{}\": {} retained messages stored", msg->topic(),
-                                                s.max_retained_messages)
-                                  : fmt::format("topic \"{}\": {} bytes would exceed {}", msg->topic(),
-                                                RetainedStore::cost(*msg), s.max_retained_bytes));
+      broker_.limit_reached(
+          count ? Limit::RetainedMessages : Limit::RetainedBytes, publisher,
+          count ? fmt::format("topic \"{}\": {} retained messages stored", msg->topic(), s.max_retained_messages)
+                : fmt::format("topic \"{}\": {} bytes would exceed {}", msg->topic(), RetainedStore::cost(*msg),
+                              s.max_retained_bytes));
       messages_dropped.increment();
       return kRetainRefused;
     }

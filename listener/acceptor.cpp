@@ -47,7 +47,7 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
     if (ec) return true;  // already gone; the handoff notices
     auto address = remote.address();
     auto v6 = address.is_v4() ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4())
-                               : address.to_v6();
+                              : address.to_v6();
     if (broker.admit_address(v6.to_bytes())) return true;
     broker.limit_reached(Limit::ConnectionRate, address.to_string(),
                          fmt::format("more than {} new connections in one second (port {})", limit, port));

@@ -30,6 +30,15 @@ struct PortManager::Port {
   std::string reported_stamp;            // files that failed twice: reported, not read again
   std::string bind_error;                // reported once
   bool announced_wait = false;
+  // A security that could not be applied because the TLS context for its client CA did not load:
+  // the port keeps its running security whole (context, authenticator, policy) and retries when
+  // the files change.
+  struct PendingSecurity {
+    std::shared_ptr<const PortSecurity> security;
+    std::optional<std::string> client_ca;
+    std::string failed_stamp;
+  };
+  std::optional<PendingSecurity> pending;
 
   bool needs_tls() const { return spec.tls.has_value(); }
   const char* protocol() const { return spec.protocol == config::PortProtocol::Mqtt ? "mqtt" : "websockets"; }
@@ -108,18 +117,51 @@ std::shared_ptr<const PortSecurity> PortManager::security_for(const config::List
   return security;
 }
 
+std::string PortManager::tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const {
+  std::string stamp = tls::secret_stamp(secret_folder_of(port));
+  if (!stamp.empty() && client_ca) stamp += "|ca:" + *client_ca + "=" + tls::file_stamp(*client_ca);
+  return stamp;
+}
+
 void PortManager::update_port_security(Port& port, bool connected_clients) {
   auto next = security_for(port.spec);
+  std::optional<std::string> client_ca =
+      next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
+  port.pending.reset();
+  if (client_ca != port.client_ca && port.tls) {
+    // The port serves TLS under the old trust. Its new security applies together with a context
+    // built on the new trust, or not at all: a new authenticator (or policy) behind the old CA
+    // would admit clients that the configuration no longer trusts, or decide them by rules meant
+    // for other clients.
+    std::string stamp = tls_stamp(port, client_ca);
+    try {
+      auto credentials = tls::load_server_credentials(secret_folder_of(port), client_ca);
+      port.tls = std::move(credentials.context);
+      port.loaded_stamp = stamp;
+      port.failed_stamp.clear();
+      port.reported_stamp.clear();
+      spdlog::info("event=port_security_applied listener={} port={} client_ca={}", port.listener, port.spec.port,
+                   client_ca.value_or("none"));
+    } catch (const std::exception& e) {
+      spdlog::error(
+          "event=port_security_unchanged listener={} port={} reason=\"the TLS context for the new client CA cannot "
+          "be built: {}\" message=\"the running TLS context, authentication and authorization stay; retried when "
+          "the files change\"",
+          port.listener, port.spec.port, e.what());
+      port.pending = Port::PendingSecurity{std::move(next), client_ca, stamp};
+      return;
+    }
+  }
+  if (client_ca != port.client_ca) {
+    port.client_ca = client_ca;
+    if (!port.tls) {  // not serving yet: the context is built with this trust when the port opens
+      port.loaded_stamp.clear();
+      port.reported_stamp.clear();
+    }
+  }
   bool same =
       (!next && !port.security) || (next && port.security && next->authenticator == port.security->authenticator &&
                                     next->policy == port.security->policy);
-  std::optional<std::string> client_ca =
-      next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
-  if (client_ca != port.client_ca) {
-    port.client_ca = client_ca;
-    port.loaded_stamp.clear();  // the TLS context must be rebuilt with the new trust
-    port.reported_stamp.clear();
-  }
   if (same) return;
   port.security = next;
   broker_.set_port_security(port.endpoint_id, next);
@@ -186,6 +228,9 @@ void PortManager::poll() {
       if (port->spec.authentication_ref == name) update_port_security(*port, true);
   }
   for (auto& port : ports_) {
+    // A security waiting for its client CA: retried once the files changed since it failed.
+    if (port->pending && tls_stamp(*port, port->pending->client_ca) != port->pending->failed_stamp)
+      update_port_security(*port, true);
     if (port->needs_tls()) refresh_certificate(*port);
     if (!port->acceptor) open(*port);
   }
@@ -199,8 +244,7 @@ void PortManager::close_all() {
 
 void PortManager::refresh_certificate(Port& port) {
   std::string folder = secret_folder_of(port);
-  std::string stamp = tls::secret_stamp(folder);
-  if (!stamp.empty() && port.client_ca) stamp += "|ca:" + *port.client_ca + "=" + tls::file_stamp(*port.client_ca);
+  std::string stamp = tls_stamp(port, port.client_ca);
   if (stamp.empty()) {
     // Where an operator should put a manual secret: the mounted secrets folder.
     if (port.spec.tls->mode == config::PortTls::Mode::Manual) folder = paths_.secrets_dir + "/" + port.secret_name();

@@ -51,7 +51,12 @@ class PortManager {
   // what did not change, and gives every port its security.
   void apply_security(const config::Configuration& config);
   std::shared_ptr<const PortSecurity> security_for(const config::ListenerPort& port) const;
+  // Gives the port the security its references name now. When that changes the trusted client
+  // CA of a serving TLS port, a new TLS context is built first, and nothing changes if it fails
+  // (logged as event=port_security_unchanged; retried by poll() when the files change).
   void update_port_security(Port& port, bool connected_clients);
+  // What the port's TLS context is built from: its secret's files and, with `client_ca`, the CA's.
+  std::string tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const;
 
   struct AuthenticatorEntry {
     std::shared_ptr<const authn::Authenticator> authenticator;

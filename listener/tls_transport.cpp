@@ -89,8 +89,7 @@ bool TlsTransport::gone_while_paused(std::uint32_t events) {
   // As TcpTransport: notice a client that left while its password is checked. A client that
   // sent close_notify before leaving is noticed only when input resumes.
   if (events & (EPOLLHUP | EPOLLERR)) return true;
-  if (!SSL_has_pending(ssl_.get()) && peer_finished_sending(fd_) && connection_->peer_left_while_paused())
-    return true;
+  if (!SSL_has_pending(ssl_.get()) && peer_finished_sending(fd_) && connection_->peer_left_while_paused()) return true;
   rdhup_ignored_ = true;
   return false;
 }

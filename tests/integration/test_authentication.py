@@ -291,5 +291,61 @@ class CertificateExpiryTest(unittest.TestCase):
         shutil.rmtree(secrets)
 
 
+class SecurityReloadTest(unittest.TestCase):
+    def test_a_port_security_applies_whole_or_not_at_all(self):
+        """A reload that moves X509 authentication to a new client CA, with a new policy: while the
+        new CA bundle is garbage, the port keeps its old TLS context AND its old authenticator and
+        policy (logged as port_security_unchanged with the reason); once the bundle is good, the
+        new ones apply together."""
+        folder = tempfile.mkdtemp(prefix="mqttd-pki-")
+        server_root, server_mid, server_leaf = pki.seed_chain(folder)
+        root_a = pki.make_cert(folder, "root-a", ca=True)
+        fan_a = pki.make_cert(folder, "smart-fan", parent=root_a)
+        root_b = pki.make_cert(folder, "root-b", ca=True)
+        fan_b = pki.make_cert(folder, "fan-b", parent=root_b, subject="/CN=smart-fan")
+        port = free_port()
+        tls = "    tls:\n      mode: Manual\n      manual: {secretRef: server-cert}\n"
+
+        def config(ca, topics):
+            method = f"  - method: X509\n    x509Settings:\n      trustedClientCaCert: {ca}\n"
+            rules = ("    - principals: {usernames: [smart-fan]}\n      brokerResources:\n      - method: Connect\n"
+                     f"      - method: Publish\n        topics: [\"{topics}\"]\n")
+            return documents(listener([{"port": port, "authn": "certs", "authz": "policy", "tls": tls}]),
+                             authentication("certs", method), authorization("policy", rules))
+
+        def pub(leaf, topic):
+            r = mosquitto_pub(port, "--cafile", server_root.crt, "--cert", leaf.crt, "--key", leaf.key, "-t", topic,
+                              "-m", "x")
+            return r.stdout + r.stderr
+
+        with Daemon(config("ca-a", "old/#")) as d:
+            pki.write_secret(d.secrets_dir, "server-cert", [server_leaf, server_mid], server_leaf.key)
+            for name, root in (("ca-a", root_a), ("ca-b", None)):
+                os.makedirs(os.path.join(d.secrets_dir, name))
+                with open(os.path.join(d.secrets_dir, name, "ca.crt"), "w") as f:
+                    f.write(root.pem() if root else "this is not a certificate\n")
+            d.wait_for_log(f"port={port} protocol=mqtt tls=manual")
+            self.assertRegex(pub(fan_a, "old/x"), r"received PUBACK \(Mid: 1, RC:(0|16)\)")
+
+            d.write_config(config("ca-b", "new/#"))
+            log = d.wait_for_log(f"event=port_security_unchanged listener=secure port={port}")
+            self.assertIn("no PEM CA certificate in the trusted client CA folder", log)
+            # The old trust, the old authenticator and the old policy, together.
+            self.assertRegex(pub(fan_a, "old/x"), r"received PUBACK \(Mid: 1, RC:(0|16)\)")
+            self.assertIn("RC:135", pub(fan_a, "new/x"))
+            self.assertNotIn("received CONNACK", pub(fan_b, "new/x"))
+
+            # A good bundle (written as a mounted ConfigMap changes: a new file renamed into place).
+            tmp = os.path.join(d.secrets_dir, "ca-b", ".ca.crt.tmp")
+            with open(tmp, "w") as f:
+                f.write(root_b.pem())
+            os.replace(tmp, os.path.join(d.secrets_dir, "ca-b", "ca.crt"))
+            d.wait_for_log(f"event=port_security_applied listener=secure port={port} client_ca=")
+            self.assertRegex(pub(fan_b, "new/x"), r"received PUBACK \(Mid: 1, RC:(0|16)\)")
+            self.assertIn("RC:135", pub(fan_b, "old/x"))
+            self.assertNotIn("received CONNACK", pub(fan_a, "old/x"))
+        shutil.rmtree(folder)
+
+
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 // Authentication on its own: password hashing and the file format, DN normalisation, and the
 // order in which methods are tried.
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
