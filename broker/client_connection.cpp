@@ -211,6 +211,14 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
 
   const auto& settings = worker_.broker().settings();
   bool v5 = is_v5(version_);
+  if (c.will && codec::more_levels_than(c.will_topic, settings.max_topic_levels)) {
+    worker_.broker().limit_reached(Limit::TopicLevels, c.client_id, "will topic");
+    // v5: CONNACK 0x90, "the Will Topic Name is not malformed, but is not accepted by this
+    // Server" (MQTT 5 section 3.2.2.2). 3.1.1 has no code for it: closed, as for a will topic
+    // the decoder refuses.
+    return refuse_connect(v5 ? Reason::TopicNameInvalid : Reason::MalformedPacket,
+                          "will topic has more levels than allowed");
+  }
   std::string client_id(c.client_id);
   bool assigned = false;
   if (client_id.empty()) {
@@ -470,6 +478,10 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     }
   }
   if (!codec::valid_topic_name(topic)) return protocol_violation(Reason::TopicNameInvalid, "invalid topic name");
+  if (codec::more_levels_than(topic, settings.max_topic_levels)) {
+    worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "PUBLISH topic");
+    return protocol_violation(Reason::TopicNameInvalid, "topic has more levels than allowed");
+  }
   if (!p.properties.subscription_identifiers.empty())
     return protocol_violation(Reason::ProtocolError, "subscription identifier in PUBLISH");
 
@@ -594,6 +606,7 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
   if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok())
     return protocol_violation(st.reason, st.detail);
   bool v5 = is_v5(version_);
+  const auto& settings = worker_.broker().settings();
   std::uint32_t identifier =
       s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
 
@@ -609,6 +622,12 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
     bool is_shared = codec::is_shared_filter(t.filter);
     bool valid = is_shared ? codec::parse_shared_filter(t.filter, shared) : codec::valid_topic_filter(t.filter);
     if (!valid) {
+      reasons.push_back(v5 ? Reason::TopicFilterInvalid : Reason::UnspecifiedError);
+      continue;
+    }
+    // The filter the index will hold: its levels are what matching walks.
+    if (codec::more_levels_than(is_shared ? shared.filter : t.filter, settings.max_topic_levels)) {
+      worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "SUBSCRIBE filter");
       reasons.push_back(v5 ? Reason::TopicFilterInvalid : Reason::UnspecifiedError);
       continue;
     }
@@ -678,9 +697,16 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
     return protocol_violation(st.reason, st.detail);
   std::vector<Reason> reasons;
   std::vector<IndexChange> changes;
+  const auto& settings = worker_.broker().settings();
   for (auto filter : u.filters) {
     auto it = session_->subscriptions.find(filter);
     if (it == session_->subscriptions.end()) {
+      // A filter subscribed before the bound was lowered can still be removed (found above).
+      if (codec::more_levels_than(filter, settings.max_topic_levels)) {
+        worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
+        reasons.push_back(Reason::TopicFilterInvalid);
+        continue;
+      }
       reasons.push_back(Reason::NoSubscriptionExisted);
       continue;
     }

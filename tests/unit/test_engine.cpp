@@ -454,3 +454,104 @@ TEST_CASE("broker statistics count received, sent and dropped messages", "[engin
   CHECK(stats.sessions == 2);
   CHECK(stats.connections == 2);
 }
+
+// ---------------------------------------------------------------- bounds (docs/security.md "Limits")
+
+namespace {
+
+std::vector<std::byte> encoded(auto&& encode) {
+  Buffer b;
+  encode(b);
+  return {b.begin(), b.end()};
+}
+
+std::vector<Reason> suback_reasons(const Received& r, ProtocolVersion v) {
+  REQUIRE(r.type() == PacketType::Suback);
+  Suback s;
+  DecodeScratch scratch;
+  REQUIRE(decode_suback(r.header, r.body, v, s, scratch).ok());
+  return {s.reasons.begin(), s.reasons.end()};
+}
+
+std::vector<Reason> unsuback_reasons(const Received& r, ProtocolVersion v) {
+  REQUIRE(r.type() == PacketType::Unsuback);
+  Unsuback u;
+  DecodeScratch scratch;
+  REQUIRE(decode_unsuback(r.header, r.body, v, u, scratch).ok());
+  return {u.reasons.begin(), u.reasons.end()};
+}
+
+std::string levels(std::size_t n, std::string_view level = "l") {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) s += '/';
+    s += level;
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("Topic levels: names and filters beyond maxTopicLevels are invalid", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_topic_levels = 8;
+  Broker broker(settings);
+
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("levels-sub");
+  sub.next();
+  // One SUBSCRIBE: a filter at the bound, one beyond it (plain and shared), one wildcard beyond.
+  std::string ok = levels(8), deep = levels(9), shared = "$share/g/" + levels(9), deep_plus = levels(9, "+");
+  SubscribeTopic topics[] = {{ok, 0}, {deep, 0}, {shared, 0}, {deep_plus, 0}};
+  Subscribe s;
+  s.packet_id = 1;
+  s.topics = topics;
+  sub.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(sub.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::TopicFilterInvalid, Reason::TopicFilterInvalid,
+                            Reason::TopicFilterInvalid});
+  std::string_view filters[] = {ok, deep};
+  Unsubscribe u;
+  u.packet_id = 2;
+  u.filters = filters;
+  sub.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  CHECK(unsuback_reasons(sub.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::TopicFilterInvalid});
+  CHECK(broker.stats().limit(Limit::TopicLevels) == 4);
+
+  // 3.1.1: SUBACK 0x80 for that filter.
+  MemoryClient sub311(broker, ProtocolVersion::v311);
+  sub311.connect("levels-sub311");
+  sub311.next();
+  sub311.subscribe(deep, 1);
+  CHECK(suback_reasons(sub311.next(), ProtocolVersion::v311) == std::vector<Reason>{Reason::UnspecifiedError});
+
+  // A PUBLISH: DISCONNECT 0x90, as any invalid topic name.
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("levels-pub");
+  pub.next();
+  pub.publish(ok, "fine", 1, 1);
+  CHECK(pub.decode_ack_packet(pub.next()).reason == Reason::NoMatchingSubscribers);
+  pub.publish(deep, "too deep", 1, 2);
+  CHECK(pub.decode_disconnect_packet(pub.next()).reason == Reason::TopicNameInvalid);
+  CHECK(pub.closed());
+
+  // Through a topic alias: the topic is checked whichever way it came.
+  MemoryClient alias(broker, ProtocolVersion::v5);
+  alias.connect("levels-alias");
+  alias.next();
+  alias.publish(deep, "x", 0, 0, false, 1);
+  CHECK(alias.decode_disconnect_packet(alias.next()).reason == Reason::TopicNameInvalid);
+
+  // A will topic: CONNACK 0x90 (MQTT 5 section 3.2.2.2: "The Will Topic Name is not malformed,
+  // but is not accepted by this Server").
+  MemoryClient will(broker, ProtocolVersion::v5);
+  Connect c;
+  c.client_id = "levels-will";
+  c.will = true;
+  c.will_topic = deep;
+  will.send_bytes(encoded([&](Buffer& b) { encode_connect(c, b); }));
+  CHECK(will.decode_connack_packet(will.next()).reason == Reason::TopicNameInvalid);
+  CHECK(will.closed());
+  CHECK(broker.stats().limit(Limit::TopicLevels) == 8);
+}
