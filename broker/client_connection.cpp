@@ -207,7 +207,10 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     close();
     return;
   }
-  if (!st.ok()) return refuse_connect(st.reason, st.detail);
+  if (!st.ok()) {
+    count_bound(st, c.client_id);
+    return refuse_connect(st.reason, st.detail);
+  }
 
   const auto& settings = worker_.broker().settings();
   bool v5 = is_v5(version_);
@@ -461,8 +464,7 @@ void ClientConnection::refuse_connect(Reason reason, std::string_view why) {
 void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Publish p;
   auto& scratch = worker_.scratch();
-  if (auto st = codec::decode_publish(h, body, version_, p, scratch); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_publish(h, body, version_, p, scratch); !st.ok()) return refuse_packet(st);
   const auto& settings = worker_.broker().settings();
   std::string_view topic = p.topic;
   if (auto alias = p.properties.topic_alias) {
@@ -543,8 +545,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
 
 void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Ack a;
-  if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   auto& inflight = session_->inflight;
   auto find = [&](InflightMessage::State state) {
     return std::find_if(inflight.begin(), inflight.end(),
@@ -603,8 +604,7 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
 
 void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Subscribe s;
-  if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok()) return refuse_packet(st);
   bool v5 = is_v5(version_);
   const auto& settings = worker_.broker().settings();
   std::uint32_t identifier =
@@ -693,8 +693,7 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
 
 void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Unsubscribe u;
-  if (auto st = codec::decode_unsubscribe(h, body, version_, u, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_unsubscribe(h, body, version_, u, worker_.scratch()); !st.ok()) return refuse_packet(st);
   std::vector<Reason> reasons;
   std::vector<IndexChange> changes;
   const auto& settings = worker_.broker().settings();
@@ -736,8 +735,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
 
 void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Disconnect d;
-  if (auto st = codec::decode_disconnect(h, body, version_, d, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_disconnect(h, body, version_, d, worker_.scratch()); !st.ok()) return refuse_packet(st);
   if (auto expiry = d.properties.session_expiry_interval) {
     if (session_expiry_was_zero_ && *expiry != 0)
       return protocol_violation(Reason::ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT");
@@ -753,8 +751,7 @@ void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Byt
 
 void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Auth a;
-  if (auto st = codec::decode_auth(h, body, version_, a, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_auth(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   protocol_violation(Reason::ProtocolError, "AUTH without enhanced authentication");
 }
 
@@ -922,6 +919,16 @@ void ClientConnection::write_disconnect(Reason reason, std::string_view why) {
   d.reason = reason;
   d.properties.reason_string = why.empty() ? codec::reason_name(reason) : why;
   write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+}
+
+void ClientConnection::count_bound(const codec::DecodeStatus& st, std::string_view who) {
+  if (st.bound == codec::DecodeBound::UserProperties)
+    worker_.broker().limit_reached(Limit::UserProperties, who, st.detail);
+}
+
+void ClientConnection::refuse_packet(const codec::DecodeStatus& st) {
+  count_bound(st, client_id());
+  protocol_violation(st.reason, st.detail);
 }
 
 void ClientConnection::protocol_violation(Reason reason, std::string_view why) {

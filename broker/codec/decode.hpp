@@ -2,6 +2,7 @@
 // DecodeScratch has grown to the largest packet seen.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -24,14 +25,23 @@ FrameStatus parse_fixed_header(Bytes buffer, FixedHeader& out);
 
 // What went wrong, as the reason code the specification asks for, and a short explanation for
 // the log and for the v5 Reason String.
+// A bound of DecodeScratch was exceeded (the reason is then QuotaExceeded), so that the caller
+// can count the hit against the right limit.
+enum class DecodeBound : std::uint8_t { None, UserProperties };
+
 struct DecodeStatus {
   Reason reason = Reason::Success;
   std::string_view detail;
+  DecodeBound bound = DecodeBound::None;
   bool ok() const { return reason == Reason::Success; }
 };
 
-// Reusable storage for the repeated fields of decoded packets.
+// Reusable storage for the repeated fields of decoded packets, and the bounds on how much of
+// them one packet may fill (the codec knows no broker: the owner of the scratch sets them).
 struct DecodeScratch {
+  // User properties per packet (a CONNECT's and its will's together); beyond: QuotaExceeded.
+  std::size_t max_user_properties = SIZE_MAX;
+
   std::vector<UserProperty> user_properties;
   std::vector<UserProperty> will_user_properties;
   std::vector<std::uint32_t> subscription_identifiers;

@@ -41,6 +41,35 @@ class PacketLimitsTest(unittest.TestCase):
         raw.close()
         raw311.close()
 
+    def test_user_properties(self):
+        def user_properties(n):
+            return props(*[(0x26, mqtt_string("k") + mqtt_string(str(i))) for i in range(n)])
+
+        sub = RawClient(self.port)
+        sub.connect("props-sub")
+        sub.subscribe("props/t", 0)
+        # At the bound (128): delivered, every property with it.
+        raw = RawClient(self.port)
+        raw.connect("props-pub")
+        raw.publish("props/t", b"ok", qos=1, packet_id=1, properties=user_properties(128))
+        kind, _, puback = raw.read_packet()
+        self.assertEqual(kind, 4)
+        kind, _, body = sub.read_packet()
+        self.assertEqual(kind, 3)
+        self.assertEqual(body.count(b"\x26\x00\x01k"), 128)
+        # 10,000: DISCONNECT 0x97 Quota exceeded, nothing delivered.
+        raw.publish("props/t", b"too many", qos=1, packet_id=2, properties=user_properties(10000))
+        self.assertEqual([(p[0], p[2][:1]) for p in raw.expect_closed()], [(14, b"\x97")])
+        raw.close()
+        # CONNECT: CONNACK 0x97.
+        raw = RawClient(self.port)
+        raw.connect("props-connect", properties=user_properties(129), expect=0x97)
+        raw.close()
+        self.assertEqual(self.daemon.stats()["limit_user_properties"], 2)
+        sub.publish("props/t", b"after")
+        self.assertEqual(sub.read_publish()["payload"], b"after")
+        sub.close()
+
 
 if __name__ == "__main__":
     main()

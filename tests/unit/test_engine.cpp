@@ -555,3 +555,92 @@ TEST_CASE("Topic levels: names and filters beyond maxTopicLevels are invalid", "
   CHECK(will.closed());
   CHECK(broker.stats().limit(Limit::TopicLevels) == 8);
 }
+
+TEST_CASE("User properties: more than maxUserProperties in one packet is 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_user_properties = 4;
+  Broker broker(settings);
+  std::vector<UserProperty> four(4, UserProperty{"k", "v"}), five(5, UserProperty{"k", "v"});
+  auto refused_after_connect = [&](std::string id, auto&& encode) {
+    MemoryClient c(broker, ProtocolVersion::v5);
+    c.connect(id);
+    c.next();
+    c.send_bytes(encoded(encode));
+    CHECK(c.decode_disconnect_packet(c.next()).reason == Reason::QuotaExceeded);
+    CHECK(c.closed());
+  };
+
+  // PUBLISH: at the bound it goes through (and its properties with it); beyond, DISCONNECT 0x97.
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("props-sub");
+  sub.next();
+  sub.subscribe("props/#", 0);
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("props-pub");
+  pub.next();
+  Publish p;
+  p.topic = "props/t";
+  p.payload = as_bytes(std::string_view("x"));
+  p.properties.user_properties = four;
+  pub.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(sub.decode_publish_packet(sub.next()).properties.user_properties.size() == 4);
+  p.properties.user_properties = five;
+  pub.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(pub.decode_disconnect_packet(pub.next()).reason == Reason::QuotaExceeded);
+  CHECK(sub.nothing_more());
+
+  // Every other packet that carries them.
+  refused_after_connect("props-subscribe", [&](Buffer& b) {
+    SubscribeTopic t{"a", 0};
+    Subscribe s;
+    s.packet_id = 1;
+    s.topics = {&t, 1};
+    s.properties.user_properties = five;
+    encode_subscribe(s, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-unsubscribe", [&](Buffer& b) {
+    std::string_view f = "a";
+    Unsubscribe u;
+    u.packet_id = 1;
+    u.filters = {&f, 1};
+    u.properties.user_properties = five;
+    encode_unsubscribe(u, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-ack", [&](Buffer& b) {
+    Ack a;
+    a.type = PacketType::Puback;
+    a.packet_id = 1;
+    a.properties.user_properties = five;
+    encode_ack(a, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-disconnect", [&](Buffer& b) {
+    Disconnect d;
+    d.properties.user_properties = five;
+    encode_disconnect(d, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-auth", [&](Buffer& b) {
+    Auth a;
+    a.reason = Reason::ContinueAuthentication;
+    a.properties.user_properties = five;
+    encode_auth(a, b);
+  });
+
+  // CONNECT: CONNACK 0x97, for its own properties and for its will's, which count together.
+  auto connack_reason = [&](std::span<const UserProperty> props, std::span<const UserProperty> will_props) {
+    MemoryClient c(broker, ProtocolVersion::v5);
+    Connect conn;
+    conn.client_id = "props-connect";
+    conn.properties.user_properties = props;
+    conn.will = !will_props.empty();
+    conn.will_topic = "w";
+    conn.will_properties.user_properties = will_props;
+    c.send_bytes(encoded([&](Buffer& b) { encode_connect(conn, b); }));
+    return c.decode_connack_packet(c.next()).reason;
+  };
+  CHECK(connack_reason(five, {}) == Reason::QuotaExceeded);
+  CHECK(connack_reason({}, five) == Reason::QuotaExceeded);
+  CHECK(connack_reason(std::span(four).first(2), std::span(four).first(3)) == Reason::QuotaExceeded);
+  CHECK(connack_reason(std::span(four).first(2), std::span(four).first(2)) == Reason::Success);
+  CHECK(broker.stats().limit(Limit::UserProperties) == 9);
+}
