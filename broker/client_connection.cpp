@@ -644,7 +644,17 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
     opts.retain_as_published = t.retain_as_published;
     opts.retain_handling = t.retain_handling;
     opts.identifier = identifier;
-    auto [it, inserted] = session_->subscriptions.try_emplace(std::string(t.filter));
+    auto it = session_->subscriptions.find(t.filter);
+    bool inserted = it == session_->subscriptions.end();
+    if (inserted) {
+      // Replacing a subscription is always allowed; a new one only below the bound.
+      if (session_->subscriptions.size() >= settings.max_subscriptions_per_session) {
+        worker_.broker().limit_reached(Limit::SubscriptionsPerSession, client_id(), "SUBSCRIBE");
+        reasons.push_back(v5 ? Reason::QuotaExceeded : Reason::UnspecifiedError);
+        continue;
+      }
+      it = session_->subscriptions.try_emplace(std::string(t.filter)).first;
+    }
     it->second.options = opts;
     IndexChange ch;
     ch.add = true;
@@ -924,6 +934,8 @@ void ClientConnection::write_disconnect(Reason reason, std::string_view why) {
 void ClientConnection::count_bound(const codec::DecodeStatus& st, std::string_view who) {
   if (st.bound == codec::DecodeBound::UserProperties)
     worker_.broker().limit_reached(Limit::UserProperties, who, st.detail);
+  else if (st.bound == codec::DecodeBound::TopicFilters)
+    worker_.broker().limit_reached(Limit::FiltersPerSubscribe, who, st.detail);
 }
 
 void ClientConnection::refuse_packet(const codec::DecodeStatus& st) {

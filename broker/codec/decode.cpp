@@ -79,6 +79,10 @@ bool set_once(std::optional<T>& field, T value) {
   return true;
 }
 
+DecodeStatus too_many_topic_filters() {
+  return {Reason::QuotaExceeded, "too many topic filters", DecodeBound::TopicFilters};
+}
+
 DecodeStatus too_many_user_properties() {
   return {Reason::QuotaExceeded, "too many user properties", DecodeBound::UserProperties};
 }
@@ -429,6 +433,8 @@ DecodeStatus decode_subscribe(const FixedHeader& h, Bytes body, ProtocolVersion 
   }
   s.topics.clear();
   while (!r.at_end()) {
+    // Checked before reading another: the scratch never grows past the bound.
+    if (s.topics.size() >= s.max_topic_filters) return too_many_topic_filters();
     SubscribeTopic t;
     if (!read_utf8(r, t.filter)) return malformed("topic filter is not valid UTF-8");
     std::uint8_t opts = r.u8();
@@ -481,6 +487,7 @@ DecodeStatus decode_unsubscribe(const FixedHeader& h, Bytes body, ProtocolVersio
   }
   s.filters.clear();
   while (!r.at_end()) {
+    if (s.filters.size() >= s.max_topic_filters) return too_many_topic_filters();
     std::string_view f;
     if (!read_utf8(r, f)) return malformed("topic filter is not valid UTF-8");
     s.filters.push_back(f);

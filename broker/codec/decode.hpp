@@ -27,7 +27,7 @@ FrameStatus parse_fixed_header(Bytes buffer, FixedHeader& out);
 // the log and for the v5 Reason String.
 // A bound of DecodeScratch was exceeded (the reason is then QuotaExceeded), so that the caller
 // can count the hit against the right limit.
-enum class DecodeBound : std::uint8_t { None, UserProperties };
+enum class DecodeBound : std::uint8_t { None, UserProperties, TopicFilters };
 
 struct DecodeStatus {
   Reason reason = Reason::Success;
@@ -41,6 +41,8 @@ struct DecodeStatus {
 struct DecodeScratch {
   // User properties per packet (a CONNECT's and its will's together); beyond: QuotaExceeded.
   std::size_t max_user_properties = SIZE_MAX;
+  // Topic filters per SUBSCRIBE or UNSUBSCRIBE; beyond: QuotaExceeded.
+  std::size_t max_topic_filters = SIZE_MAX;
 
   std::vector<UserProperty> user_properties;
   std::vector<UserProperty> will_user_properties;

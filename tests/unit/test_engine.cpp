@@ -14,6 +14,7 @@
 #include "broker/codec/encode.hpp"
 #include "broker/codec/wire.hpp"
 #include "broker/transport.hpp"
+#include "broker/worker.hpp"
 
 using namespace mqttd;
 using namespace mqttd::codec;
@@ -643,4 +644,91 @@ TEST_CASE("User properties: more than maxUserProperties in one packet is 0x97", 
   CHECK(connack_reason(std::span(four).first(2), std::span(four).first(3)) == Reason::QuotaExceeded);
   CHECK(connack_reason(std::span(four).first(2), std::span(four).first(2)) == Reason::Success);
   CHECK(broker.stats().limit(Limit::UserProperties) == 9);
+}
+
+TEST_CASE("Topic filters per SUBSCRIBE: more than maxTopicFiltersPerSubscribe is DISCONNECT 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_filters_per_subscribe = 3;
+  Broker broker(settings);
+  std::vector<std::string> names = {"f/1", "f/2", "f/3", "f/4"};
+  auto subscribe = [&](MemoryClient& c, ProtocolVersion v, std::size_t n) {
+    std::vector<SubscribeTopic> topics;
+    for (std::size_t i = 0; i < n; ++i) topics.push_back({names[i], 1});
+    Subscribe s;
+    s.packet_id = 1;
+    s.topics = topics;
+    c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, v, b); }));
+  };
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("filters");
+  c.next();
+  subscribe(c, ProtocolVersion::v5, 3);
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5).size() == 3);
+  subscribe(c, ProtocolVersion::v5, 4);
+  CHECK(c.decode_disconnect_packet(c.next()).reason == Reason::QuotaExceeded);
+  CHECK(c.closed());
+  // The decoder stopped at the bound rather than collecting every filter first.
+  CHECK(broker.worker(0).scratch().topics.size() <= 3);
+
+  // UNSUBSCRIBE is bounded the same way.
+  MemoryClient u(broker, ProtocolVersion::v5);
+  u.connect("filters-unsubscribe");
+  u.next();
+  std::vector<std::string_view> filters(names.begin(), names.end());
+  Unsubscribe un;
+  un.packet_id = 1;
+  un.filters = filters;
+  u.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(un, ProtocolVersion::v5, b); }));
+  CHECK(u.decode_disconnect_packet(u.next()).reason == Reason::QuotaExceeded);
+
+  // 3.1.1 has no DISCONNECT to send: closed.
+  MemoryClient c311(broker, ProtocolVersion::v311);
+  c311.connect("filters311");
+  c311.next();
+  subscribe(c311, ProtocolVersion::v311, 4);
+  CHECK(c311.closed());
+  CHECK(c311.nothing_more());
+  CHECK(broker.stats().limit(Limit::FiltersPerSubscribe) == 3);
+}
+
+TEST_CASE("Subscriptions per session: a new filter beyond maxSubscriptionsPerSession gets 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_subscriptions_per_session = 3;
+  Broker broker(settings);
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("subs");
+  c.next();
+  for (auto f : {"s/1", "s/2", "s/3"}) {
+    c.subscribe(f, 1);
+    CHECK(suback_reasons(c.next(), ProtocolVersion::v5) == std::vector<Reason>{Reason::GrantedQos1});
+  }
+  // Replacing an existing subscription is fine; a fourth is refused, and only it.
+  SubscribeTopic topics[] = {{"s/1", 0}, {"s/4", 1}, {"$share/g/s/5", 1}};
+  Subscribe s;
+  s.packet_id = 2;
+  s.topics = topics;
+  c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::QuotaExceeded, Reason::QuotaExceeded});
+  // Room again once one is removed.
+  std::string_view gone = "s/2";
+  Unsubscribe u;
+  u.packet_id = 3;
+  u.filters = {&gone, 1};
+  c.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  c.next();
+  c.subscribe("s/4", 1, 4);
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5) == std::vector<Reason>{Reason::GrantedQos1});
+
+  // 3.1.1: 0x80.
+  MemoryClient c311(broker, ProtocolVersion::v311);
+  c311.connect("subs311");
+  c311.next();
+  for (auto f : {"t/1", "t/2", "t/3"}) {
+    c311.subscribe(f, 0);
+    c311.next();
+  }
+  c311.subscribe("t/4", 0);
+  CHECK(suback_reasons(c311.next(), ProtocolVersion::v311) == std::vector<Reason>{Reason::UnspecifiedError});
+  CHECK(broker.stats().limit(Limit::SubscriptionsPerSession) == 3);
 }
