@@ -35,12 +35,6 @@ std::string assign_client_id() {
   return id;
 }
 
-codec::Buffer& encode_scratch() {
-  thread_local codec::Buffer buffer;
-  buffer.clear();
-  return buffer;
-}
-
 bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
 
 }  // namespace
@@ -118,8 +112,12 @@ void ClientConnection::process(codec::Bytes& data) {
   in_process_ = true;
   struct Reset {
     bool& flag;
-    ~Reset() { flag = false; }
-  } reset{in_process_};
+    Worker& worker;
+    ~Reset() {
+      flag = false;
+      worker.release_large_scratch();
+    }
+  } reset{in_process_, worker_};
   while (!data.empty() && state_ != State::Closing && state_ != State::Attaching) {
     codec::FixedHeader h;
     auto status = codec::parse_fixed_header(data, h);
@@ -267,7 +265,7 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     fwd.response_topic = wp.response_topic;
     fwd.correlation_data = wp.correlation_data;
     fwd.user_properties = wp.user_properties;
-    codec::Buffer& props = encode_scratch();
+    codec::Buffer& props = worker_.encode_scratch();
     props.resize(codec::properties_size(fwd));
     codec::encode_property_contents(fwd, props.data());
     MessageFields f;
@@ -475,6 +473,8 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     if (topic.empty()) {
       if (slot.empty()) return protocol_violation(Reason::ProtocolError, "unknown topic alias");
       topic = slot;
+    } else if (slot.capacity() > 1024 && topic.size() <= 1024) {
+      slot = std::string(topic);  // a long topic replaced: its memory is not kept for the connection's life
     } else {
       slot.assign(topic);
     }
@@ -518,7 +518,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   bool strip = p.properties.topic_alias || p.properties.message_expiry_interval;
   codec::Buffer* stripped = nullptr;
   if (strip) {
-    stripped = &encode_scratch();
+    stripped = &worker_.encode_scratch();
     codec::for_each_raw_property(p.raw_properties, [&](codec::PropertyId id, codec::Bytes raw) {
       if (id == codec::PropertyId::TopicAlias || id == codec::PropertyId::MessageExpiryInterval) return;
       stripped->insert(stripped->end(), raw.begin(), raw.end());
@@ -769,9 +769,10 @@ void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes bod
 
 template <typename Fn>
 void ClientConnection::write_packet(Fn&& encode) {
-  codec::Buffer& b = encode_scratch();
+  codec::Buffer& b = worker_.encode_scratch();
   encode(b);
   std::memcpy(output_.append(b.size()), b.data(), b.size());
+  worker_.release_large_scratch();
   request_flush();
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "broker/codec/packets.hpp"
@@ -50,6 +51,20 @@ struct DecodeScratch {
   std::vector<SubscribeTopic> topics;
   std::vector<std::string_view> filters;
   std::vector<Reason> reasons;
+
+  // Gives back the memory of every vector grown beyond `keep` entries: a scratch is reused for
+  // every packet of a worker, so it would otherwise hold the largest packet's worth forever.
+  void release_if_large(std::size_t keep = 64) {
+    auto release = [keep](auto& v) {
+      if (v.capacity() > keep) std::remove_reference_t<decltype(v)>().swap(v);
+    };
+    release(user_properties);
+    release(will_user_properties);
+    release(subscription_identifiers);
+    release(topics);
+    release(filters);
+    release(reasons);
+  }
 };
 
 // The first packet's protocol level, before a version is known. Errors in CONNECT are reported

@@ -732,3 +732,47 @@ TEST_CASE("Subscriptions per session: a new filter beyond maxSubscriptionsPerSes
   CHECK(suback_reasons(c311.next(), ProtocolVersion::v311) == std::vector<Reason>{Reason::UnspecifiedError});
   CHECK(broker.stats().limit(Limit::SubscriptionsPerSession) == 3);
 }
+
+TEST_CASE("Scratch buffers shrink after a large packet", "[engine][limits]") {
+  Broker broker(one_worker());
+  Worker& worker = broker.worker(0);
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("scratch");
+  c.next();
+  // A SUBSCRIBE with 1,000 filters (the default bound) and 128 user properties.
+  std::vector<std::string> names;
+  for (int i = 0; i < 1000; ++i) names.push_back("x/" + std::to_string(i));
+  std::vector<SubscribeTopic> topics;
+  for (auto& n : names) topics.push_back({n, 0});
+  std::vector<UserProperty> props(128, UserProperty{"k", "v"});
+  Subscribe s;
+  s.packet_id = 1;
+  s.topics = topics;
+  s.properties.user_properties = props;
+  c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5).size() == 1000);
+  // A PUBLISH whose properties (240 KB) are copied into the encode scratch (Message Expiry is
+  // stripped before forwarding), and 1,000 filters to unsubscribe.
+  std::string big(60'000, 'v');
+  UserProperty large[] = {{"k", big}, {"k", big}, {"k", big}, {"k", big}};
+  Publish p;
+  p.topic = "x/1";
+  p.payload = as_bytes(std::string_view("x"));
+  p.properties.message_expiry_interval = 60;
+  p.properties.user_properties = large;
+  c.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(c.next().type() == PacketType::Publish);
+  std::vector<std::string_view> filters(names.begin(), names.end());
+  Unsubscribe u;
+  u.packet_id = 2;
+  u.filters = filters;
+  c.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  CHECK(unsuback_reasons(c.next(), ProtocolVersion::v5).size() == 1000);
+
+  const auto& d = worker.scratch();
+  CHECK(d.topics.capacity() <= 64);
+  CHECK(d.filters.capacity() <= 64);
+  CHECK(d.user_properties.capacity() <= 64);
+  CHECK(d.reasons.capacity() <= 64);
+  CHECK(worker.encode_scratch().capacity() <= 64 * 1024);
+}
