@@ -32,18 +32,53 @@ void TopicTrie::insert(const std::vector<Level>& filter) {
   n->terminal = true;
 }
 
-// Wildcards at the first level do not match topics that start with '$' (MQTT 4.7.2): a policy
-// that allows "#" does not allow "$SYS/...", only a rule that names the '$' level does.
-bool TopicTrie::match(const Node& n, std::string_view topic, std::size_t pos, bool dollar) {
-  if (n.hash && !dollar) return true;
-  if (pos > topic.size()) return n.terminal;
-  auto [level, next] = level_at(topic, pos);
-  if (auto it = n.children.find(level); it != n.children.end() && match(*it->second, topic, next, false)) return true;
-  return n.plus && !dollar && match(*n.plus, topic, next, false);
+// Nodes are freed from a worklist: unique_ptr's recursive destruction would cost a stack frame
+// per level of the deepest filter.
+TopicTrie::~TopicTrie() {
+  std::vector<std::unique_ptr<Node>> pending;
+  auto take_children = [&](Node& n) {
+    for (auto& [text, child] : n.children) pending.push_back(std::move(child));
+    if (n.plus) pending.push_back(std::move(n.plus));
+  };
+  take_children(root_);
+  while (!pending.empty()) {
+    std::unique_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    take_children(*n);
+  }
 }
 
+// Wildcards at the first level do not match topics that start with '$' (MQTT 4.7.2): a policy
+// that allows "#" does not allow "$SYS/...", only a rule that names the '$' level does.
 bool TopicTrie::matches(std::string_view topic) const {
-  return match(root_, topic, 0, !topic.empty() && topic[0] == '$');
+  // Depth first with an explicit stack (per thread, reused: this runs for every PUBLISH and
+  // delivery without a cached decision).
+  struct Frame {
+    const Node* node;
+    std::size_t pos;  // where the next level of `topic` starts; topic.size() + 1 once consumed
+    bool dollar;      // the first level starts with '$'
+  };
+  thread_local std::vector<Frame> stack;
+  stack.clear();
+  stack.push_back(Frame{&root_, 0, !topic.empty() && topic[0] == '$'});
+  bool found = false;
+  while (!stack.empty() && !found) {
+    Frame f = stack.back();
+    stack.pop_back();
+    const Node& n = *f.node;
+    if (n.hash && !f.dollar) {
+      found = true;
+    } else if (f.pos > topic.size()) {
+      found = n.terminal;
+    } else {
+      auto [level, next] = level_at(topic, f.pos);
+      if (n.plus && !f.dollar) stack.push_back(Frame{n.plus.get(), next, false});
+      if (auto it = n.children.find(level); it != n.children.end()) stack.push_back(Frame{it->second.get(), next, false});
+    }
+  }
+  // A policy's deepest filter sized it; do not keep that for the thread's life.
+  if (stack.capacity() > 1024) std::vector<Frame>().swap(stack);
+  return found;
 }
 
 bool TopicTrie::anything_below(const Node& n, bool skip_dollar) {

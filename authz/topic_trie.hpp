@@ -19,9 +19,17 @@ class TopicTrie {
     enum class Kind { Literal, Plus, Hash } kind = Kind::Literal;
     std::string text;
   };
+  TopicTrie() = default;
+  ~TopicTrie();
+  TopicTrie(const TopicTrie&) = delete;
+  TopicTrie& operator=(const TopicTrie&) = delete;
+
   void insert(const std::vector<Level>& filter);
-  // Whether a concrete topic is matched by some filter of the set.
+  // Whether a concrete topic is matched by some filter of the set. Iterative: a policy may hold
+  // filters of thousands of levels.
   bool matches(std::string_view topic) const;
+  // Recursive, one frame per level of `filter` at most: the broker refuses deeper filters than
+  // maxTopicLevels before it asks.
   Permissions::Coverage coverage(std::string_view filter) const;
 
  private:
@@ -31,7 +39,6 @@ class TopicTrie {
     bool hash = false;      // a filter ends with "#" here (it also matches this node's topic)
     bool terminal = false;  // a filter ends exactly here
   };
-  static bool match(const Node& n, std::string_view topic, std::size_t pos, bool dollar);
   static Permissions::Coverage cover(const Node& n, std::string_view filter, std::size_t pos, bool dollar);
   static bool anything_below(const Node& n, bool skip_dollar);
   Node root_;

@@ -37,12 +37,6 @@ std::string assign_client_id() {
   return id;
 }
 
-codec::Buffer& encode_scratch() {
-  thread_local codec::Buffer buffer;
-  buffer.clear();
-  return buffer;
-}
-
 bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
 
 }  // namespace
@@ -124,8 +118,12 @@ void ClientConnection::process(codec::Bytes& data) {
   in_process_ = true;
   struct Reset {
     bool& flag;
-    ~Reset() { flag = false; }
-  } reset{in_process_};
+    Worker& worker;
+    ~Reset() {
+      flag = false;
+      worker.release_large_scratch();
+    }
+  } reset{in_process_, worker_};
   while (!data.empty() && state_ != State::Closing && state_ != State::Attaching) {
     codec::FixedHeader h;
     auto status = codec::parse_fixed_header(data, h);
@@ -234,10 +232,21 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     close();
     return;
   }
-  if (!st.ok()) return refuse_connect(st.reason, st.detail);
+  if (!st.ok()) {
+    count_bound(st, c.client_id);
+    return refuse_connect(st.reason, st.detail);
+  }
 
   const auto& settings = worker_.broker().settings();
   bool v5 = is_v5(version_);
+  if (c.will && codec::more_levels_than(c.will_topic, settings.max_topic_levels)) {
+    worker_.broker().limit_reached(Limit::TopicLevels, c.client_id, "will topic");
+    // v5: CONNACK 0x90, "the Will Topic Name is not malformed, but is not accepted by this
+    // Server" (MQTT 5 section 3.2.2.2). 3.1.1 has no code for it: closed, as for a will topic
+    // the decoder refuses.
+    return refuse_connect(v5 ? Reason::TopicNameInvalid : Reason::MalformedPacket,
+                          "will topic has more levels than allowed");
+  }
   std::string client_id(c.client_id);
   bool assigned = false;
   if (client_id.empty()) {
@@ -286,7 +295,7 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     fwd.response_topic = wp.response_topic;
     fwd.correlation_data = wp.correlation_data;
     fwd.user_properties = wp.user_properties;
-    codec::Buffer& props = encode_scratch();
+    codec::Buffer& props = worker_.encode_scratch();
     props.resize(codec::properties_size(fwd));
     codec::encode_property_contents(fwd, props.data());
     MessageFields f;
@@ -497,8 +506,7 @@ void ClientConnection::refuse_connect(Reason reason, std::string_view why) {
 void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Publish p;
   auto& scratch = worker_.scratch();
-  if (auto st = codec::decode_publish(h, body, version_, p, scratch); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_publish(h, body, version_, p, scratch); !st.ok()) return refuse_packet(st);
   const auto& settings = worker_.broker().settings();
   std::string_view topic = p.topic;
   if (auto alias = p.properties.topic_alias) {
@@ -509,11 +517,17 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     if (topic.empty()) {
       if (slot.empty()) return protocol_violation(Reason::ProtocolError, "unknown topic alias");
       topic = slot;
+    } else if (slot.capacity() > 1024 && topic.size() <= 1024) {
+      slot = std::string(topic);  // a long topic replaced: its memory is not kept for the connection's life
     } else {
       slot.assign(topic);
     }
   }
   if (!codec::valid_topic_name(topic)) return protocol_violation(Reason::TopicNameInvalid, "invalid topic name");
+  if (codec::more_levels_than(topic, settings.max_topic_levels)) {
+    worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "PUBLISH topic");
+    return protocol_violation(Reason::TopicNameInvalid, "topic has more levels than allowed");
+  }
   if (!p.properties.subscription_identifiers.empty())
     return protocol_violation(Reason::ProtocolError, "subscription identifier in PUBLISH");
 
@@ -548,7 +562,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   bool strip = p.properties.topic_alias || p.properties.message_expiry_interval;
   codec::Buffer* stripped = nullptr;
   if (strip) {
-    stripped = &encode_scratch();
+    stripped = &worker_.encode_scratch();
     codec::for_each_raw_property(p.raw_properties, [&](codec::PropertyId id, codec::Bytes raw) {
       if (id == codec::PropertyId::TopicAlias || id == codec::PropertyId::MessageExpiryInterval) return;
       stripped->insert(stripped->end(), raw.begin(), raw.end());
@@ -581,8 +595,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
 
 void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Ack a;
-  if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   auto& inflight = session_->inflight;
   auto find = [&](InflightMessage::State state) {
     return std::find_if(inflight.begin(), inflight.end(),
@@ -641,9 +654,9 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
 
 void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Subscribe s;
-  if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_subscribe(h, body, version_, s, worker_.scratch()); !st.ok()) return refuse_packet(st);
   bool v5 = is_v5(version_);
+  const auto& settings = worker_.broker().settings();
   std::uint32_t identifier =
       s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
 
@@ -662,6 +675,12 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       reasons.push_back(v5 ? Reason::TopicFilterInvalid : Reason::UnspecifiedError);
       continue;
     }
+    // The filter the index will hold: its levels are what matching walks.
+    if (codec::more_levels_than(is_shared ? shared.filter : t.filter, settings.max_topic_levels)) {
+      worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "SUBSCRIBE filter");
+      reasons.push_back(v5 ? Reason::TopicFilterInvalid : Reason::UnspecifiedError);
+      continue;
+    }
     if (is_shared && t.no_local) return protocol_violation(Reason::ProtocolError, "No Local on a shared subscription");
     if (permissions_ &&
         permissions_->subscribe_coverage(is_shared ? shared.filter : t.filter) == authz::Permissions::Coverage::None) {
@@ -675,7 +694,17 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
     opts.retain_as_published = t.retain_as_published;
     opts.retain_handling = t.retain_handling;
     opts.identifier = identifier;
-    auto [it, inserted] = session_->subscriptions.try_emplace(std::string(t.filter));
+    auto it = session_->subscriptions.find(t.filter);
+    bool inserted = it == session_->subscriptions.end();
+    if (inserted) {
+      // Replacing a subscription is always allowed; a new one only below the bound.
+      if (session_->subscriptions.size() >= settings.max_subscriptions_per_session) {
+        worker_.broker().limit_reached(Limit::SubscriptionsPerSession, client_id(), "SUBSCRIBE");
+        reasons.push_back(v5 ? Reason::QuotaExceeded : Reason::UnspecifiedError);
+        continue;
+      }
+      it = session_->subscriptions.try_emplace(std::string(t.filter)).first;
+    }
     it->second.options = opts;
     IndexChange ch;
     ch.add = true;
@@ -724,13 +753,19 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
 
 void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Unsubscribe u;
-  if (auto st = codec::decode_unsubscribe(h, body, version_, u, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_unsubscribe(h, body, version_, u, worker_.scratch()); !st.ok()) return refuse_packet(st);
   std::vector<Reason> reasons;
   std::vector<IndexChange> changes;
+  const auto& settings = worker_.broker().settings();
   for (auto filter : u.filters) {
     auto it = session_->subscriptions.find(filter);
     if (it == session_->subscriptions.end()) {
+      // A filter subscribed before the bound was lowered can still be removed (found above).
+      if (codec::more_levels_than(filter, settings.max_topic_levels)) {
+        worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
+        reasons.push_back(Reason::TopicFilterInvalid);
+        continue;
+      }
       reasons.push_back(Reason::NoSubscriptionExisted);
       continue;
     }
@@ -760,8 +795,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
 
 void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Disconnect d;
-  if (auto st = codec::decode_disconnect(h, body, version_, d, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_disconnect(h, body, version_, d, worker_.scratch()); !st.ok()) return refuse_packet(st);
   if (auto expiry = d.properties.session_expiry_interval) {
     if (session_expiry_was_zero_ && *expiry != 0)
       return protocol_violation(Reason::ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT");
@@ -777,8 +811,7 @@ void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Byt
 
 void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Auth a;
-  if (auto st = codec::decode_auth(h, body, version_, a, worker_.scratch()); !st.ok())
-    return protocol_violation(st.reason, st.detail);
+  if (auto st = codec::decode_auth(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   protocol_violation(Reason::ProtocolError, "AUTH without enhanced authentication");
 }
 
@@ -786,9 +819,10 @@ void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes bod
 
 template <typename Fn>
 void ClientConnection::write_packet(Fn&& encode) {
-  codec::Buffer& b = encode_scratch();
+  codec::Buffer& b = worker_.encode_scratch();
   encode(b);
   std::memcpy(output_.append(b.size()), b.data(), b.size());
+  worker_.release_large_scratch();
   request_flush();
 }
 
@@ -946,6 +980,18 @@ void ClientConnection::write_disconnect(Reason reason, std::string_view why) {
   d.reason = reason;
   d.properties.reason_string = why.empty() ? codec::reason_name(reason) : why;
   write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+}
+
+void ClientConnection::count_bound(const codec::DecodeStatus& st, std::string_view who) {
+  if (st.bound == codec::DecodeBound::UserProperties)
+    worker_.broker().limit_reached(Limit::UserProperties, who, st.detail);
+  else if (st.bound == codec::DecodeBound::TopicFilters)
+    worker_.broker().limit_reached(Limit::FiltersPerSubscribe, who, st.detail);
+}
+
+void ClientConnection::refuse_packet(const codec::DecodeStatus& st) {
+  count_bound(st, client_id());
+  protocol_violation(st.reason, st.detail);
 }
 
 void ClientConnection::protocol_violation(Reason reason, std::string_view why) {

@@ -104,6 +104,9 @@ class ClientConnection {
   void refuse_oversized_connect(codec::Bytes data, std::size_t total);
   void write_disconnect(codec::Reason reason, std::string_view why);
   void protocol_violation(codec::Reason reason, std::string_view why);
+  // A packet the decoder refused: counted if it exceeded a bound, then protocol_violation().
+  void refuse_packet(const codec::DecodeStatus& st);
+  void count_bound(const codec::DecodeStatus& st, std::string_view who);
   void close();
   void finish_close();
   void handle_will_on_close();

@@ -5,7 +5,20 @@
 namespace mqttd {
 
 SubscriptionIndex::SubscriptionIndex() : root_(std::make_unique<Node>()) {}
-SubscriptionIndex::~SubscriptionIndex() = default;
+// Nodes are freed from a worklist: unique_ptr's recursive destruction would cost a stack frame
+// per level of the deepest filter.
+SubscriptionIndex::~SubscriptionIndex() {
+  std::vector<std::unique_ptr<Node>> pending;
+  pending.push_back(std::move(root_));
+  while (!pending.empty()) {
+    std::unique_ptr<Node> node = std::move(pending.back());
+    pending.pop_back();
+    for (auto& [level, child] : node->children)
+      if (child) pending.push_back(std::move(child));
+    if (node->plus) pending.push_back(std::move(node->plus));
+    if (node->hash) pending.push_back(std::move(node->hash));
+  }
+}
 
 namespace {
 

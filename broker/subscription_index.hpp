@@ -78,9 +78,16 @@ class SubscriptionIndex {
     bool empty() const { return children.empty() && !plus && !hash && subscribers.empty() && groups.empty(); }
   };
 
+  // A node still to visit while matching: `rest` is the part of the topic not matched yet;
+  // `at_end` is true once every level has been consumed.
+  struct Frame {
+    Node* node;
+    std::string_view rest;
+    bool at_end;
+    bool first_level;
+  };
+
   Node* find_node(std::string_view filter);
-  template <typename OnSubscriber, typename OnGroup>
-  static void visit(Node& node, std::string_view rest, bool at_end, bool first_level, OnSubscriber& s, OnGroup& g);
   template <typename OnSubscriber, typename OnGroup>
   static void emit(Node& node, OnSubscriber& s, OnGroup& g) {
     for (const auto& sub : node.subscribers) s(sub);
@@ -89,31 +96,38 @@ class SubscriptionIndex {
 
   std::unique_ptr<Node> root_;
   std::size_t count_ = 0;
+  // match()'s explicit stack, kept between calls so that matching allocates nothing: a topic of
+  // thousands of levels must not cost a stack frame per level.
+  std::vector<Frame> stack_;
 };
 
+// Depth first, '+' before the literal level (the order deliveries are made in). Topics
+// beginning with '$' are not matched by '+' or '#' at the first level. A callback may match
+// again: a nested call uses the stack above `base`.
 template <typename OnSubscriber, typename OnGroup>
-void SubscriptionIndex::match(std::string_view topic, OnSubscriber&& on_subscriber, OnGroup&& on_group) {
-  visit(*root_, topic, false, true, on_subscriber, on_group);
-}
-
-// `rest` is the part of the topic not matched yet; `at_end` is true once every level has been
-// consumed. Topics beginning with '$' are not matched by '+' or '#' at the first level.
-template <typename OnSubscriber, typename OnGroup>
-void SubscriptionIndex::visit(Node& node, std::string_view rest, bool at_end, bool first_level, OnSubscriber& s,
-                              OnGroup& g) {
-  if (at_end) {
-    emit(node, s, g);
-    if (node.hash) emit(*node.hash, s, g);  // "a/#" also matches "a"
-    return;
+void SubscriptionIndex::match(std::string_view topic, OnSubscriber&& s, OnGroup&& g) {
+  const std::size_t base = stack_.size();
+  stack_.push_back(Frame{root_.get(), topic, false, true});
+  while (stack_.size() > base) {
+    Frame f = stack_.back();
+    stack_.pop_back();
+    Node& node = *f.node;
+    if (f.at_end) {
+      emit(node, s, g);
+      if (node.hash) emit(*node.hash, s, g);  // "a/#" also matches "a"
+      continue;
+    }
+    auto slash = f.rest.find('/');
+    std::string_view level = f.rest.substr(0, slash);
+    std::string_view next = slash == std::string_view::npos ? std::string_view{} : f.rest.substr(slash + 1);
+    bool last = slash == std::string_view::npos;
+    bool dollar = f.first_level && !level.empty() && level.front() == '$';
+    if (node.hash && !dollar) emit(*node.hash, s, g);
+    // Pushed in reverse: the '+' branch is popped, and finished, first.
+    if (auto it = node.children.find(level); it != node.children.end())
+      stack_.push_back(Frame{it->second.get(), next, last, false});
+    if (node.plus && !dollar) stack_.push_back(Frame{node.plus.get(), next, last, false});
   }
-  auto slash = rest.find('/');
-  std::string_view level = rest.substr(0, slash);
-  std::string_view next = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
-  bool last = slash == std::string_view::npos;
-  bool dollar = first_level && !level.empty() && level.front() == '$';
-  if (node.hash && !dollar) emit(*node.hash, s, g);
-  if (node.plus && !dollar) visit(*node.plus, next, last, false, s, g);
-  if (auto it = node.children.find(level); it != node.children.end()) visit(*it->second, next, last, false, s, g);
 }
 
 }  // namespace mqttd

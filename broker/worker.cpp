@@ -19,7 +19,10 @@ constexpr std::size_t kReadBufferSize = 64 * 1024;
 }  // namespace
 
 Worker::Worker(Broker& broker, unsigned index)
-    : broker_(broker), index_(index), io_(1), ticker_(io_), now_(Clock::now()), read_buffer_(kReadBufferSize) {}
+    : broker_(broker), index_(index), io_(1), ticker_(io_), now_(Clock::now()), read_buffer_(kReadBufferSize) {
+  scratch_.max_user_properties = broker.settings().max_user_properties;
+  scratch_.max_topic_filters = broker.settings().max_filters_per_subscribe;
+}
 
 Worker::~Worker() { join(); }
 

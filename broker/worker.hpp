@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/codec/decode.hpp"
+#include "broker/codec/encode.hpp"
 #include "broker/session.hpp"
 #include "broker/subscription_index.hpp"
 
@@ -50,6 +51,17 @@ class Worker {
   Broker& broker() { return broker_; }
   Clock::time_point now() const { return now_; }
   codec::DecodeScratch& scratch() { return scratch_; }
+  // Where one packet is encoded before it is copied out (cleared by each call).
+  codec::Buffer& encode_scratch() {
+    encode_scratch_.clear();
+    return encode_scratch_;
+  }
+  // After a packet that grew the scratch buffers beyond a small bound (64 entries, 64 KiB),
+  // gives their memory back rather than hold the largest packet ever seen.
+  void release_large_scratch() {
+    scratch_.release_if_large();
+    if (encode_scratch_.capacity() > 64 * 1024) codec::Buffer().swap(encode_scratch_);
+  }
   std::span<std::byte> shared_read_buffer() { return read_buffer_; }
 
   // --- connections (worker thread only) ---
@@ -145,6 +157,7 @@ class Worker {
   std::vector<std::vector<RemoteDelivery>> outbox_;  // per target worker
   std::vector<Match> matches_;                       // scratch for publish()
   codec::DecodeScratch scratch_;
+  codec::Buffer encode_scratch_;
   std::vector<std::byte> read_buffer_;
 
   std::mutex inbox_mutex_;

@@ -1,5 +1,7 @@
 #include "broker/codec/decode.hpp"
 
+#include <algorithm>
+
 #include "broker/codec/utf8.hpp"
 #include "broker/codec/wire.hpp"
 
@@ -77,9 +79,18 @@ bool set_once(std::optional<T>& field, T value) {
   return true;
 }
 
-// Reads a property block (length varint, then properties) into `out`.
+DecodeStatus too_many_topic_filters() {
+  return {Reason::QuotaExceeded, "too many topic filters", DecodeBound::TopicFilters};
+}
+
+DecodeStatus too_many_user_properties() {
+  return {Reason::QuotaExceeded, "too many user properties", DecodeBound::UserProperties};
+}
+
+// Reads a property block (length varint, then properties) into `out`, with at most
+// `max_user_props` user properties.
 DecodeStatus read_properties(Reader& r, Context ctx, Properties& out, std::vector<UserProperty>& user_props,
-                             std::vector<std::uint32_t>* sub_ids, Bytes* raw = nullptr) {
+                             std::vector<std::uint32_t>* sub_ids, std::size_t max_user_props, Bytes* raw = nullptr) {
   user_props.clear();
   if (sub_ids) sub_ids->clear();
   std::uint32_t length = r.varint();
@@ -177,6 +188,8 @@ DecodeStatus read_properties(Reader& r, Context ctx, Properties& out, std::vecto
         auto k = p.string();
         auto v = p.string();
         if (!p.failed() && (!valid_utf8(k) || !valid_utf8(v))) return malformed("invalid UTF-8 in user property");
+        // Checked before the push: the scratch never grows past the bound.
+        if (user_props.size() >= max_user_props) return too_many_user_properties();
         user_props.push_back({k, v});
         break;
       }
@@ -312,12 +325,15 @@ DecodeStatus decode_connect(const FixedHeader& h, Bytes body, Connect& out, Deco
     return malformed("password without username");
   bool v5 = out.version == ProtocolVersion::v5;
   if (v5) {
-    if (auto st = read_properties(r, kConnect, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kConnect, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   if (!read_utf8(r, out.client_id)) return malformed("client identifier is not valid UTF-8");
   if (out.will) {
     if (v5) {
-      if (auto st = read_properties(r, kWill, out.will_properties, s.will_user_properties, nullptr); !st.ok())
+      std::size_t max = s.max_user_properties - std::min(s.max_user_properties, out.properties.user_properties.size());
+      if (auto st = read_properties(r, kWill, out.will_properties, s.will_user_properties, nullptr, max); !st.ok())
         return st;
     }
     if (!read_utf8(r, out.will_topic)) return malformed("will topic is not valid UTF-8");
@@ -348,7 +364,9 @@ DecodeStatus decode_connack(const FixedHeader& h, Bytes body, ProtocolVersion v,
   if (ack_flags & 0xFE) return malformed("reserved CONNACK flags");
   out.session_present = ack_flags & 1;
   if (v == ProtocolVersion::v5) {
-    if (auto st = read_properties(r, kConnack, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kConnack, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   if (!r.at_end()) return malformed("trailing bytes after CONNACK");
   return {};
@@ -372,7 +390,7 @@ DecodeStatus decode_publish(const FixedHeader& h, Bytes body, ProtocolVersion v,
   out.raw_properties = {};
   if (v == ProtocolVersion::v5) {
     if (auto st = read_properties(r, kPublish, out.properties, s.user_properties, &s.subscription_identifiers,
-                                  &out.raw_properties);
+                                  s.max_user_properties, &out.raw_properties);
         !st.ok())
       return st;
   }
@@ -391,7 +409,9 @@ DecodeStatus decode_ack(const FixedHeader& h, Bytes body, ProtocolVersion v, Ack
   if (v == ProtocolVersion::v5 && !r.at_end()) {
     out.reason = static_cast<Reason>(r.u8());
     if (!r.at_end()) {
-      if (auto st = read_properties(r, kAck, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+      if (auto st = read_properties(r, kAck, out.properties, s.user_properties, nullptr, s.max_user_properties);
+          !st.ok())
+        return st;
     }
   }
   if (r.failed() || !r.at_end()) return malformed("malformed acknowledgement");
@@ -406,12 +426,15 @@ DecodeStatus decode_subscribe(const FixedHeader& h, Bytes body, ProtocolVersion 
   if (r.failed()) return malformed("truncated SUBSCRIBE");
   if (out.packet_id == 0) return protocol_error("packet identifier 0");
   if (v == ProtocolVersion::v5) {
-    if (auto st = read_properties(r, kSubscribe, out.properties, s.user_properties, &s.subscription_identifiers);
+    if (auto st = read_properties(r, kSubscribe, out.properties, s.user_properties, &s.subscription_identifiers,
+                                  s.max_user_properties);
         !st.ok())
       return st;
   }
   s.topics.clear();
   while (!r.at_end()) {
+    // Checked before reading another: the scratch never grows past the bound.
+    if (s.topics.size() >= s.max_topic_filters) return too_many_topic_filters();
     SubscribeTopic t;
     if (!read_utf8(r, t.filter)) return malformed("topic filter is not valid UTF-8");
     std::uint8_t opts = r.u8();
@@ -438,7 +461,9 @@ DecodeStatus decode_suback(const FixedHeader& h, Bytes body, ProtocolVersion v, 
   out = Suback{};
   out.packet_id = r.u16();
   if (v == ProtocolVersion::v5) {
-    if (auto st = read_properties(r, kSuback, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kSuback, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   s.reasons.clear();
   while (!r.at_end() && !r.failed()) s.reasons.push_back(static_cast<Reason>(r.u8()));
@@ -456,10 +481,13 @@ DecodeStatus decode_unsubscribe(const FixedHeader& h, Bytes body, ProtocolVersio
   if (r.failed()) return malformed("truncated UNSUBSCRIBE");
   if (out.packet_id == 0) return protocol_error("packet identifier 0");
   if (v == ProtocolVersion::v5) {
-    if (auto st = read_properties(r, kUnsubscribe, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kUnsubscribe, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   s.filters.clear();
   while (!r.at_end()) {
+    if (s.filters.size() >= s.max_topic_filters) return too_many_topic_filters();
     std::string_view f;
     if (!read_utf8(r, f)) return malformed("topic filter is not valid UTF-8");
     s.filters.push_back(f);
@@ -476,7 +504,9 @@ DecodeStatus decode_unsuback(const FixedHeader& h, Bytes body, ProtocolVersion v
   out.packet_id = r.u16();
   s.reasons.clear();
   if (v == ProtocolVersion::v5) {
-    if (auto st = read_properties(r, kUnsuback, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kUnsuback, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
     while (!r.at_end() && !r.failed()) s.reasons.push_back(static_cast<Reason>(r.u8()));
   }
   if (r.failed() || !r.at_end()) return malformed("malformed UNSUBACK");
@@ -494,7 +524,9 @@ DecodeStatus decode_disconnect(const FixedHeader& h, Bytes body, ProtocolVersion
   }
   if (!r.at_end()) out.reason = static_cast<Reason>(r.u8());
   if (!r.at_end()) {
-    if (auto st = read_properties(r, kDisconnect, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kDisconnect, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   if (r.failed() || !r.at_end()) return malformed("malformed DISCONNECT");
   return {};
@@ -507,7 +539,9 @@ DecodeStatus decode_auth(const FixedHeader& h, Bytes body, ProtocolVersion v, Au
   out = Auth{};
   if (!r.at_end()) out.reason = static_cast<Reason>(r.u8());
   if (!r.at_end()) {
-    if (auto st = read_properties(r, kAuth, out.properties, s.user_properties, nullptr); !st.ok()) return st;
+    if (auto st = read_properties(r, kAuth, out.properties, s.user_properties, nullptr, s.max_user_properties);
+        !st.ok())
+      return st;
   }
   if (r.failed() || !r.at_end()) return malformed("malformed AUTH");
   return {};

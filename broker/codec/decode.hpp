@@ -2,7 +2,9 @@
 // DecodeScratch has grown to the largest packet seen.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "broker/codec/packets.hpp"
@@ -24,20 +26,45 @@ FrameStatus parse_fixed_header(Bytes buffer, FixedHeader& out);
 
 // What went wrong, as the reason code the specification asks for, and a short explanation for
 // the log and for the v5 Reason String.
+// A bound of DecodeScratch was exceeded (the reason is then QuotaExceeded), so that the caller
+// can count the hit against the right limit.
+enum class DecodeBound : std::uint8_t { None, UserProperties, TopicFilters };
+
 struct DecodeStatus {
   Reason reason = Reason::Success;
   std::string_view detail;
+  DecodeBound bound = DecodeBound::None;
   bool ok() const { return reason == Reason::Success; }
 };
 
-// Reusable storage for the repeated fields of decoded packets.
+// Reusable storage for the repeated fields of decoded packets, and the bounds on how much of
+// them one packet may fill (the codec knows no broker: the owner of the scratch sets them).
 struct DecodeScratch {
+  // User properties per packet (a CONNECT's and its will's together); beyond: QuotaExceeded.
+  std::size_t max_user_properties = SIZE_MAX;
+  // Topic filters per SUBSCRIBE or UNSUBSCRIBE; beyond: QuotaExceeded.
+  std::size_t max_topic_filters = SIZE_MAX;
+
   std::vector<UserProperty> user_properties;
   std::vector<UserProperty> will_user_properties;
   std::vector<std::uint32_t> subscription_identifiers;
   std::vector<SubscribeTopic> topics;
   std::vector<std::string_view> filters;
   std::vector<Reason> reasons;
+
+  // Gives back the memory of every vector grown beyond `keep` entries: a scratch is reused for
+  // every packet of a worker, so it would otherwise hold the largest packet's worth forever.
+  void release_if_large(std::size_t keep = 64) {
+    auto release = [keep](auto& v) {
+      if (v.capacity() > keep) std::remove_reference_t<decltype(v)>().swap(v);
+    };
+    release(user_properties);
+    release(will_user_properties);
+    release(subscription_identifiers);
+    release(topics);
+    release(filters);
+    release(reasons);
+  }
 };
 
 // The first packet's protocol level, before a version is known. Errors in CONNECT are reported

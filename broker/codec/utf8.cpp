@@ -1,6 +1,7 @@
 #include "broker/codec/utf8.hpp"
 
 #include <cstdint>
+#include <cstring>
 
 namespace mqttd::codec {
 
@@ -51,6 +52,14 @@ bool has_wildcard(std::string_view s) {
 }  // namespace
 
 bool valid_topic_name(std::string_view topic) { return !topic.empty() && !has_wildcard(topic); }
+
+bool more_levels_than(std::string_view topic, std::size_t max_levels) {
+  std::size_t levels = 1;
+  for (const char* p = topic.data(), *end = p + topic.size();
+       (p = static_cast<const char*>(std::memchr(p, '/', end - p))) != nullptr; ++p)
+    if (++levels > max_levels) return true;
+  return false;
+}
 
 bool valid_topic_filter(std::string_view filter) {
   if (filter.empty()) return false;

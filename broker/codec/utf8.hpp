@@ -12,6 +12,10 @@ bool valid_utf8(std::string_view s);
 // A Topic Name: at least one character, no wildcard characters.
 bool valid_topic_name(std::string_view topic);
 
+// Whether a topic name or filter has more than `max_levels` levels ("a/b" has two, "/" too).
+// Stops counting at the bound.
+bool more_levels_than(std::string_view topic, std::size_t max_levels);
+
 // A Topic Filter: at least one character; '+' fills a whole level; '#' fills the last level.
 bool valid_topic_filter(std::string_view filter);
 

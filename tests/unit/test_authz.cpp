@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "authz/policy.hpp"
+#include "small_stack.hpp"
 
 using namespace mqttd::authz;
 using Coverage = Permissions::Coverage;
@@ -354,4 +355,29 @@ TEST_CASE("tokens: an empty or absent value never substitutes") {
   CHECK(named->may_publish("devices/alice/x"));
   CHECK(named->may_read_key("alice-1"));
   CHECK(named->may_write_key("k-o"));
+}
+
+// Hardening "Topic levels": the authorization tries are built from the policy (as deep as an
+// administrator writes, up to 32,000 levels in 65,535 bytes), and matched against client topics.
+// Neither matching nor destruction may cost a stack frame per level.
+TEST_CASE("Topic levels: a 32000-level topic against the authorization trie does not recurse") {
+  const std::string deep = mqttd::test::repeat_levels("a", 32'000);
+  const std::string deep_plus = mqttd::test::repeat_levels("+", 32'000);
+  bool exact = false, via_plus = false, other = true, coverage_none = false;
+  mqttd::test::run_on_small_stack(256 * 1024, [&] {
+    RuleSpec rule;
+    rule.principals.client_ids = {"c"};
+    rule.broker_resources = {resource(BrokerMethod::Publish, {deep, deep_plus + "/b"}),
+                             resource(BrokerMethod::Subscribe, {deep})};
+    auto p = Policy::compile(PolicySpec{"deep", true, {rule}})->bind(principal("c"));
+    exact = p->may_publish(deep);
+    via_plus = p->may_publish(deep + "/b");
+    other = p->may_publish(deep + "/c");
+    coverage_none = p->subscribe_coverage("x/y") == Coverage::None;
+    // The policy and its tries are destroyed here.
+  });
+  CHECK(exact);
+  CHECK(via_plus);
+  CHECK_FALSE(other);
+  CHECK(coverage_none);
 }

@@ -14,6 +14,7 @@
 #include "broker/codec/encode.hpp"
 #include "broker/codec/wire.hpp"
 #include "broker/transport.hpp"
+#include "broker/worker.hpp"
 
 using namespace mqttd;
 using namespace mqttd::codec;
@@ -453,4 +454,325 @@ TEST_CASE("broker statistics count received, sent and dropped messages", "[engin
   CHECK(stats.messages_sent == 2);
   CHECK(stats.sessions == 2);
   CHECK(stats.connections == 2);
+}
+
+// ---------------------------------------------------------------- bounds (docs/security.md "Limits")
+
+namespace {
+
+std::vector<std::byte> encoded(auto&& encode) {
+  Buffer b;
+  encode(b);
+  return {b.begin(), b.end()};
+}
+
+std::vector<Reason> suback_reasons(const Received& r, ProtocolVersion v) {
+  REQUIRE(r.type() == PacketType::Suback);
+  Suback s;
+  DecodeScratch scratch;
+  REQUIRE(decode_suback(r.header, r.body, v, s, scratch).ok());
+  return {s.reasons.begin(), s.reasons.end()};
+}
+
+std::vector<Reason> unsuback_reasons(const Received& r, ProtocolVersion v) {
+  REQUIRE(r.type() == PacketType::Unsuback);
+  Unsuback u;
+  DecodeScratch scratch;
+  REQUIRE(decode_unsuback(r.header, r.body, v, u, scratch).ok());
+  return {u.reasons.begin(), u.reasons.end()};
+}
+
+std::string levels(std::size_t n, std::string_view level = "l") {
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) s += '/';
+    s += level;
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("Topic levels: names and filters beyond maxTopicLevels are invalid", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_topic_levels = 8;
+  Broker broker(settings);
+
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("levels-sub");
+  sub.next();
+  // One SUBSCRIBE: a filter at the bound, one beyond it (plain and shared), one wildcard beyond.
+  std::string ok = levels(8), deep = levels(9), shared = "$share/g/" + levels(9), deep_plus = levels(9, "+");
+  SubscribeTopic topics[] = {{ok, 0}, {deep, 0}, {shared, 0}, {deep_plus, 0}};
+  Subscribe s;
+  s.packet_id = 1;
+  s.topics = topics;
+  sub.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(sub.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::TopicFilterInvalid, Reason::TopicFilterInvalid,
+                            Reason::TopicFilterInvalid});
+  std::string_view filters[] = {ok, deep};
+  Unsubscribe u;
+  u.packet_id = 2;
+  u.filters = filters;
+  sub.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  CHECK(unsuback_reasons(sub.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::TopicFilterInvalid});
+  CHECK(broker.stats().limit(Limit::TopicLevels) == 4);
+
+  // 3.1.1: SUBACK 0x80 for that filter.
+  MemoryClient sub311(broker, ProtocolVersion::v311);
+  sub311.connect("levels-sub311");
+  sub311.next();
+  sub311.subscribe(deep, 1);
+  CHECK(suback_reasons(sub311.next(), ProtocolVersion::v311) == std::vector<Reason>{Reason::UnspecifiedError});
+
+  // A PUBLISH: DISCONNECT 0x90, as any invalid topic name.
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("levels-pub");
+  pub.next();
+  pub.publish(ok, "fine", 1, 1);
+  CHECK(pub.decode_ack_packet(pub.next()).reason == Reason::NoMatchingSubscribers);
+  pub.publish(deep, "too deep", 1, 2);
+  CHECK(pub.decode_disconnect_packet(pub.next()).reason == Reason::TopicNameInvalid);
+  CHECK(pub.closed());
+
+  // Through a topic alias: the topic is checked whichever way it came.
+  MemoryClient alias(broker, ProtocolVersion::v5);
+  alias.connect("levels-alias");
+  alias.next();
+  alias.publish(deep, "x", 0, 0, false, 1);
+  CHECK(alias.decode_disconnect_packet(alias.next()).reason == Reason::TopicNameInvalid);
+
+  // A will topic: CONNACK 0x90 (MQTT 5 section 3.2.2.2: "The Will Topic Name is not malformed,
+  // but is not accepted by this Server").
+  MemoryClient will(broker, ProtocolVersion::v5);
+  Connect c;
+  c.client_id = "levels-will";
+  c.will = true;
+  c.will_topic = deep;
+  will.send_bytes(encoded([&](Buffer& b) { encode_connect(c, b); }));
+  CHECK(will.decode_connack_packet(will.next()).reason == Reason::TopicNameInvalid);
+  CHECK(will.closed());
+  CHECK(broker.stats().limit(Limit::TopicLevels) == 8);
+}
+
+TEST_CASE("User properties: more than maxUserProperties in one packet is 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_user_properties = 4;
+  Broker broker(settings);
+  std::vector<UserProperty> four(4, UserProperty{"k", "v"}), five(5, UserProperty{"k", "v"});
+  auto refused_after_connect = [&](std::string id, auto&& encode) {
+    MemoryClient c(broker, ProtocolVersion::v5);
+    c.connect(id);
+    c.next();
+    c.send_bytes(encoded(encode));
+    CHECK(c.decode_disconnect_packet(c.next()).reason == Reason::QuotaExceeded);
+    CHECK(c.closed());
+  };
+
+  // PUBLISH: at the bound it goes through (and its properties with it); beyond, DISCONNECT 0x97.
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("props-sub");
+  sub.next();
+  sub.subscribe("props/#", 0);
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("props-pub");
+  pub.next();
+  Publish p;
+  p.topic = "props/t";
+  p.payload = as_bytes(std::string_view("x"));
+  p.properties.user_properties = four;
+  pub.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(sub.decode_publish_packet(sub.next()).properties.user_properties.size() == 4);
+  p.properties.user_properties = five;
+  pub.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(pub.decode_disconnect_packet(pub.next()).reason == Reason::QuotaExceeded);
+  CHECK(sub.nothing_more());
+
+  // Every other packet that carries them.
+  refused_after_connect("props-subscribe", [&](Buffer& b) {
+    SubscribeTopic t{"a", 0};
+    Subscribe s;
+    s.packet_id = 1;
+    s.topics = {&t, 1};
+    s.properties.user_properties = five;
+    encode_subscribe(s, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-unsubscribe", [&](Buffer& b) {
+    std::string_view f = "a";
+    Unsubscribe u;
+    u.packet_id = 1;
+    u.filters = {&f, 1};
+    u.properties.user_properties = five;
+    encode_unsubscribe(u, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-ack", [&](Buffer& b) {
+    Ack a;
+    a.type = PacketType::Puback;
+    a.packet_id = 1;
+    a.properties.user_properties = five;
+    encode_ack(a, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-disconnect", [&](Buffer& b) {
+    Disconnect d;
+    d.properties.user_properties = five;
+    encode_disconnect(d, ProtocolVersion::v5, b);
+  });
+  refused_after_connect("props-auth", [&](Buffer& b) {
+    Auth a;
+    a.reason = Reason::ContinueAuthentication;
+    a.properties.user_properties = five;
+    encode_auth(a, b);
+  });
+
+  // CONNECT: CONNACK 0x97, for its own properties and for its will's, which count together.
+  auto connack_reason = [&](std::span<const UserProperty> props, std::span<const UserProperty> will_props) {
+    MemoryClient c(broker, ProtocolVersion::v5);
+    Connect conn;
+    conn.client_id = "props-connect";
+    conn.properties.user_properties = props;
+    conn.will = !will_props.empty();
+    conn.will_topic = "w";
+    conn.will_properties.user_properties = will_props;
+    c.send_bytes(encoded([&](Buffer& b) { encode_connect(conn, b); }));
+    return c.decode_connack_packet(c.next()).reason;
+  };
+  CHECK(connack_reason(five, {}) == Reason::QuotaExceeded);
+  CHECK(connack_reason({}, five) == Reason::QuotaExceeded);
+  CHECK(connack_reason(std::span(four).first(2), std::span(four).first(3)) == Reason::QuotaExceeded);
+  CHECK(connack_reason(std::span(four).first(2), std::span(four).first(2)) == Reason::Success);
+  CHECK(broker.stats().limit(Limit::UserProperties) == 9);
+}
+
+TEST_CASE("Topic filters per SUBSCRIBE: more than maxTopicFiltersPerSubscribe is DISCONNECT 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_filters_per_subscribe = 3;
+  Broker broker(settings);
+  std::vector<std::string> names = {"f/1", "f/2", "f/3", "f/4"};
+  auto subscribe = [&](MemoryClient& c, ProtocolVersion v, std::size_t n) {
+    std::vector<SubscribeTopic> topics;
+    for (std::size_t i = 0; i < n; ++i) topics.push_back({names[i], 1});
+    Subscribe s;
+    s.packet_id = 1;
+    s.topics = topics;
+    c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, v, b); }));
+  };
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("filters");
+  c.next();
+  subscribe(c, ProtocolVersion::v5, 3);
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5).size() == 3);
+  subscribe(c, ProtocolVersion::v5, 4);
+  CHECK(c.decode_disconnect_packet(c.next()).reason == Reason::QuotaExceeded);
+  CHECK(c.closed());
+  // The decoder stopped at the bound rather than collecting every filter first.
+  CHECK(broker.worker(0).scratch().topics.size() <= 3);
+
+  // UNSUBSCRIBE is bounded the same way.
+  MemoryClient u(broker, ProtocolVersion::v5);
+  u.connect("filters-unsubscribe");
+  u.next();
+  std::vector<std::string_view> filters(names.begin(), names.end());
+  Unsubscribe un;
+  un.packet_id = 1;
+  un.filters = filters;
+  u.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(un, ProtocolVersion::v5, b); }));
+  CHECK(u.decode_disconnect_packet(u.next()).reason == Reason::QuotaExceeded);
+
+  // 3.1.1 has no DISCONNECT to send: closed.
+  MemoryClient c311(broker, ProtocolVersion::v311);
+  c311.connect("filters311");
+  c311.next();
+  subscribe(c311, ProtocolVersion::v311, 4);
+  CHECK(c311.closed());
+  CHECK(c311.nothing_more());
+  CHECK(broker.stats().limit(Limit::FiltersPerSubscribe) == 3);
+}
+
+TEST_CASE("Subscriptions per session: a new filter beyond maxSubscriptionsPerSession gets 0x97", "[engine][limits]") {
+  BrokerSettings settings = one_worker();
+  settings.max_subscriptions_per_session = 3;
+  Broker broker(settings);
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("subs");
+  c.next();
+  for (auto f : {"s/1", "s/2", "s/3"}) {
+    c.subscribe(f, 1);
+    CHECK(suback_reasons(c.next(), ProtocolVersion::v5) == std::vector<Reason>{Reason::GrantedQos1});
+  }
+  // Replacing an existing subscription is fine; a fourth is refused, and only it.
+  SubscribeTopic topics[] = {{"s/1", 0}, {"s/4", 1}, {"$share/g/s/5", 1}};
+  Subscribe s;
+  s.packet_id = 2;
+  s.topics = topics;
+  c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5) ==
+        std::vector<Reason>{Reason::Success, Reason::QuotaExceeded, Reason::QuotaExceeded});
+  // Room again once one is removed.
+  std::string_view gone = "s/2";
+  Unsubscribe u;
+  u.packet_id = 3;
+  u.filters = {&gone, 1};
+  c.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  c.next();
+  c.subscribe("s/4", 1, 4);
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5) == std::vector<Reason>{Reason::GrantedQos1});
+
+  // 3.1.1: 0x80.
+  MemoryClient c311(broker, ProtocolVersion::v311);
+  c311.connect("subs311");
+  c311.next();
+  for (auto f : {"t/1", "t/2", "t/3"}) {
+    c311.subscribe(f, 0);
+    c311.next();
+  }
+  c311.subscribe("t/4", 0);
+  CHECK(suback_reasons(c311.next(), ProtocolVersion::v311) == std::vector<Reason>{Reason::UnspecifiedError});
+  CHECK(broker.stats().limit(Limit::SubscriptionsPerSession) == 3);
+}
+
+TEST_CASE("Scratch buffers shrink after a large packet", "[engine][limits]") {
+  Broker broker(one_worker());
+  Worker& worker = broker.worker(0);
+  MemoryClient c(broker, ProtocolVersion::v5);
+  c.connect("scratch");
+  c.next();
+  // A SUBSCRIBE with 1,000 filters (the default bound) and 128 user properties.
+  std::vector<std::string> names;
+  for (int i = 0; i < 1000; ++i) names.push_back("x/" + std::to_string(i));
+  std::vector<SubscribeTopic> topics;
+  for (auto& n : names) topics.push_back({n, 0});
+  std::vector<UserProperty> props(128, UserProperty{"k", "v"});
+  Subscribe s;
+  s.packet_id = 1;
+  s.topics = topics;
+  s.properties.user_properties = props;
+  c.send_bytes(encoded([&](Buffer& b) { encode_subscribe(s, ProtocolVersion::v5, b); }));
+  CHECK(suback_reasons(c.next(), ProtocolVersion::v5).size() == 1000);
+  // A PUBLISH whose properties (240 KB) are copied into the encode scratch (Message Expiry is
+  // stripped before forwarding), and 1,000 filters to unsubscribe.
+  std::string big(60'000, 'v');
+  UserProperty large[] = {{"k", big}, {"k", big}, {"k", big}, {"k", big}};
+  Publish p;
+  p.topic = "x/1";
+  p.payload = as_bytes(std::string_view("x"));
+  p.properties.message_expiry_interval = 60;
+  p.properties.user_properties = large;
+  c.send_bytes(encoded([&](Buffer& b) { encode_publish(p, ProtocolVersion::v5, b); }));
+  CHECK(c.next().type() == PacketType::Publish);
+  std::vector<std::string_view> filters(names.begin(), names.end());
+  Unsubscribe u;
+  u.packet_id = 2;
+  u.filters = filters;
+  c.send_bytes(encoded([&](Buffer& b) { encode_unsubscribe(u, ProtocolVersion::v5, b); }));
+  CHECK(unsuback_reasons(c.next(), ProtocolVersion::v5).size() == 1000);
+
+  const auto& d = worker.scratch();
+  CHECK(d.topics.capacity() <= 64);
+  CHECK(d.filters.capacity() <= 64);
+  CHECK(d.user_properties.capacity() <= 64);
+  CHECK(d.reasons.capacity() <= 64);
+  CHECK(worker.encode_scratch().capacity() <= 64 * 1024);
 }

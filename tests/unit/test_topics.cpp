@@ -7,6 +7,7 @@
 #include "broker/retained_store.hpp"
 #include "broker/session.hpp"
 #include "broker/subscription_index.hpp"
+#include "small_stack.hpp"
 
 using namespace mqttd;
 
@@ -137,4 +138,33 @@ TEST_CASE("retained messages expire", "[topics]") {
   out.clear();
   store.match("e", Clock::now() + std::chrono::seconds(6), out);
   CHECK(out.empty());
+}
+
+// Hardening "Topic levels": a topic of 40,000 levels (more than MQTT's 65,535-byte strings
+// allow, so any deeper input is covered) must not cost one stack frame per level anywhere in the
+// index: not when matching, not when adding or removing, not when the index is destroyed. The
+// broker refuses such topics (maxTopicLevels), the index must survive them regardless.
+TEST_CASE("Topic levels: a 40000-level topic and filter do not recurse in the subscription index", "[topics]") {
+  const std::string deep_topic = test::repeat_levels("a", 40'000);
+  const std::string deep_plus = test::repeat_levels("+", 40'000);
+  std::set<std::string> before, after, plain;
+  bool removed = false;
+  test::run_on_small_stack(256 * 1024, [&] {
+    SubscriptionIndex index;
+    auto a = std::make_shared<Session>("a", 0);
+    auto b = std::make_shared<Session>("b", 0);
+    auto c = std::make_shared<Session>("c", 0);
+    index.add(a, deep_topic, {});
+    index.add(b, deep_plus, {});
+    index.add(c, deep_plus + "/#", {});
+    before = matching(index, deep_topic);
+    plain = matching(index, "a/a");
+    removed = index.remove(b.get(), deep_plus);
+    after = matching(index, deep_topic);
+    // The index is destroyed here, with two 40,000-node chains in it.
+  });
+  CHECK(before == std::set<std::string>{"a", "b", "c"});
+  CHECK(plain.empty());
+  CHECK(removed);
+  CHECK(after == std::set<std::string>{"a", "c"});
 }
