@@ -29,10 +29,11 @@ struct Received {
 
 class MemoryClient : public Transport {
  public:
-  MemoryClient(Broker& broker, ProtocolVersion v) : broker_(broker), version_(v) {
+  MemoryClient(Broker& broker, ProtocolVersion v, std::size_t worker = 0) : broker_(broker), version_(v), worker_(worker) {
     REQUIRE(broker.admit_connection());  // as a listener does at accept; released at close
-    connection_ = broker.open_connection(0, *this);
+    connection_ = broker.open_connection(worker, *this);
   }
+  ClientConnection& connection() { return *connection_; }
   ~MemoryClient() override {
     if (!closed_) {
       closed_ = true;
@@ -55,7 +56,7 @@ class MemoryClient : public Transport {
     connection_->on_output_drained();
   }
   void close() override {
-    boost::asio::post(broker_.io_context(0), [this] {
+    boost::asio::post(broker_.io_context(worker_), [this] {
       if (closed_) return;
       flush();
       closed_ = true;
@@ -70,7 +71,7 @@ class MemoryClient : public Transport {
     pump();
   }
   void pump() {
-    auto& io = broker_.io_context(0);
+    auto& io = broker_.io_context(worker_);
     io.restart();
     io.poll();
   }
@@ -176,6 +177,7 @@ class MemoryClient : public Transport {
  private:
   Broker& broker_;
   ProtocolVersion version_;
+  std::size_t worker_ = 0;
   std::unique_ptr<ClientConnection> connection_;
   std::vector<std::byte> wire_;
   std::deque<Received> pending_;
@@ -775,4 +777,39 @@ TEST_CASE("Scratch buffers shrink after a large packet", "[engine][limits]") {
   CHECK(d.user_properties.capacity() <= 64);
   CHECK(d.reasons.capacity() <= 64);
   CHECK(worker.encode_scratch().capacity() <= 64 * 1024);
+}
+
+TEST_CASE("MQTT 3.1.1 persistent sessions expire (a week unless maxSessionExpirySeconds says)", "[engine][limits]") {
+  Broker broker(one_worker());
+  MemoryClient old(broker, ProtocolVersion::v311);
+  old.connect("old-311", false);
+  old.next();
+  // Before: 0xFFFFFFFF, a session that never expires, so abandoned client ids piled up forever.
+  CHECK(old.connection().session()->expiry_interval == 7u * 24 * 3600);
+  BrokerSettings capped = one_worker();
+  capped.max_session_expiry_seconds = 60;
+  Broker broker2(capped);
+  MemoryClient old2(broker2, ProtocolVersion::v311);
+  old2.connect("old-311", false);
+  old2.next();
+  CHECK(old2.connection().session()->expiry_interval == 60);
+}
+
+TEST_CASE("the CONNECT timeout also bounds a session handover that never completes", "[engine][limits]") {
+  BrokerSettings two = one_worker();
+  two.workers = 2;
+  Broker broker(two);
+  // The session lives on worker 1; a new CONNECT on worker 0 asks worker 1 to hand it over, and
+  // worker 1 (never polled here) never answers: the connection waits in its Attaching state.
+  MemoryClient first(broker, ProtocolVersion::v5, 1);
+  first.connect("stuck", false, 600);
+  first.next();
+  MemoryClient second(broker, ProtocolVersion::v5, 0);
+  second.connect("stuck", false, 600);
+  CHECK(second.nothing_more());
+  CHECK_FALSE(second.closed());
+  second.connection().tick(Clock::now() + std::chrono::seconds(11));
+  second.pump();
+  CHECK(second.closed());
+  CHECK(broker.stats().limit(Limit::ConnectTimeout) == 1);
 }
