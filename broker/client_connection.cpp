@@ -380,8 +380,17 @@ void ClientConnection::admit(authn::Result result) {
   credentials_expire_ = result.expires;
   principal_ = std::make_shared<const authz::Principal>(std::move(result.principal));
   const authn::PeerCertificate* certificate = transport_.peer_certificate();
-  principal_identity_ = result.method + '\x1f' + principal_->username.value_or("") + '\x1f' +
-                        (certificate && !certificate->subjects.empty() ? certificate->subjects.front() : "");
+  // Length-prefixed fields, so that no choice of username or subject can imitate another
+  // identity; the BrokerAuthentication's name, so that another resource's user of the same name
+  // is someone else; every subject of the verified chain, so that another CA's leaf with the same
+  // subject is someone else.
+  principal_identity_.clear();
+  auto field = [this](std::string_view v) { principal_identity_ += fmt::format("{}:{};", v.size(), v); };
+  field(security_->authenticator->resource().name);
+  field(result.method);
+  field(principal_->username.value_or(""));
+  if (certificate)
+    for (const auto& subject : certificate->subjects) field(subject);
   if (security_->policy) {
     permissions_ = security_->policy->bind(*principal_);
     if (!permissions_->may_connect()) {

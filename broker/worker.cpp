@@ -184,15 +184,18 @@ void Worker::connect(ClientConnection& c, const std::string& client_id, bool cle
     c.attach(claim.session, false);
     return;
   }
-  handover(claim.session, claim.generation, index_, c.id(), clean_start);
+  handover(claim.session, claim.generation, index_, c.id(), clean_start, c.principal_identity());
 }
 
 // Runs on the session's owner (chasing it if it moved): detaches the old connection, then
 // passes ownership to worker `to`.
-void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start) {
+void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start,
+                      std::string identity) {
   unsigned owner = s->owner.load(std::memory_order_acquire);
   if (owner != index_) {
-    broker_.worker(owner).post([=](Worker& w) { w.handover(s, generation, to, connection, clean_start); });
+    broker_.worker(owner).post([=, identity = std::move(identity)](Worker& w) mutable {
+      w.handover(s, generation, to, connection, clean_start, std::move(identity));
+    });
     return;
   }
   if (s->generation.load(std::memory_order_acquire) != generation) {
@@ -202,17 +205,34 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
     });
     return;
   }
-  if (s->connection) s->connection->taken_over(clean_start);
+  // Someone else's client id: the session is not theirs to resume (its subscriptions and
+  // messages were authorized for another principal). For its owner the session ends here, so
+  // its will goes out as at any session end.
+  bool fresh = clean_start;
+  if (!clean_start && s->principal_identity != identity) {
+    spdlog::warn("event=session_principal_changed client_id={} message=\"the session was created by another "
+                 "principal; starting a fresh one\"",
+                 s->client_id);
+    broker_.count_event(SecurityEvent::SessionPrincipalChanged);
+    fresh = true;
+    if (s->pending_will) {
+      PendingWill will = std::move(s->pending_will);
+      s->pending_will = PendingWill{};
+      publish_will(will.message, will.authority);
+    }
+  }
+  if (s->connection) s->connection->taken_over(fresh);
   remove_offline(s.get());
   if (to == index_) {
-    attach(std::move(s), generation, connection, clean_start);
+    attach(std::move(s), generation, connection, fresh);
     return;
   }
   s->owner.store(to, std::memory_order_release);
-  broker_.worker(to).post([=](Worker& w) { w.attach(s, generation, connection, clean_start); });
+  broker_.worker(to).post([=](Worker& w) { w.attach(s, generation, connection, fresh); });
 }
 
-void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool clean_start) {
+// `fresh`: Clean Start, or a session taken from another principal; it starts empty.
+void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh) {
   ClientConnection* c = find_connection(connection);
   bool current = s->generation.load(std::memory_order_acquire) == generation;
   if (!current) {
@@ -224,23 +244,13 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     }
     return;
   }
-  bool present = !clean_start;
-  if (present && c && s->principal_identity != c->principal_identity()) {
-    // Someone else's client id: the session is not theirs to resume (its subscriptions and
-    // messages were authorized for another principal).
-    spdlog::warn("event=session_principal_changed client_id={} message=\"the session was created by another "
-                 "principal; starting a fresh one\"",
-                 s->client_id);
-    broker_.count_event(SecurityEvent::SessionPrincipalChanged);
-    present = false;
-  }
-  if (!present) clear_session(s);
+  if (fresh) clear_session(s);
   if (!c) {
     // The client left while its session was on the way: it stays here, offline.
     session_disconnected(s);
     return;
   }
-  c->attach(std::move(s), present);
+  c->attach(std::move(s), !fresh);
 }
 
 void Worker::add_offline(const SessionPtr& s) {
@@ -563,6 +573,12 @@ void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
   }
   if (d.message->expired(now_)) return;
   if (!s->may_receive(d.message->topic())) {
+    // A shared-group message goes to another member (this one's permissions changed since the
+    // publisher's worker chose it); redistribute() picks only members allowed to receive it.
+    if (d.shared_filter) {
+      redistribute(s.get(), std::move(d));
+      return;
+    }
     messages_dropped.increment();
     return;
   }

@@ -130,8 +130,9 @@ class Worker {
   };
 
   void deliver_here(const SessionPtr& s, Delivery&& d);
-  void handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start);
-  void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool clean_start);
+  void handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start,
+                std::string identity);
+  void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh);
   void apply(const SessionPtr& s, const std::vector<IndexChange>& changes);
   // A member of the group that may receive `topic` (online ones first), other than `exclude`.
   const Subscriber* choose_member(SharedGroup& g, const Session* exclude, std::string_view topic);

@@ -117,6 +117,32 @@ class SessionOwnershipTest(unittest.TestCase):
             publisher.disconnect()
 
 
+class SessionTakenByAnotherPrincipalWillTest(unittest.TestCase):
+    def test_the_owner_s_delayed_will_goes_out_when_another_principal_takes_the_client_id(self):
+        # For its owner the session ends when someone else takes its client id: the will is
+        # not silently lost (it would be withheld only if the owner itself came back).
+        port = free_port()
+        with secure_daemon(port, SessionOwnershipTest.RULES, [("alice", "pw"), ("mallory", "pw")]):
+            watcher = Client(port, client_id="watcher", username="alice", password="pw")
+            watcher.subscribe("wills/#", qos=1)
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+            will_props = Properties(PacketTypes.WILLMESSAGE)
+            will_props.WillDelayInterval = 30
+            alice = Client(port, client_id="alice-1", username="alice", password="pw", session_expiry=300,
+                           connect=False)
+            alice.client.will_set("wills/alice", b"alice is gone", qos=1, properties=will_props)
+            alice.connect()
+            alice.drop()
+            watcher.expect_nothing(wait=0.5)  # delayed by 30 s
+            mallory = Client(port, client_id="alice-1", username="mallory", password="pw", clean_start=False,
+                             session_expiry=300)
+            self.assertEqual(mallory.connack[0]["session present"], 0)
+            self.assertEqual(watcher.expect(timeout=5).payload, b"alice is gone")
+            mallory.disconnect()
+            watcher.disconnect()
+
+
 class WillTest(unittest.TestCase):
     @staticmethod
     def rules(will_topics):
