@@ -1,9 +1,11 @@
 // The protocol engine driven by byte vectors: real Broker, Worker and ClientConnection, with a
 // transport that keeps the bytes in memory instead of a socket. The worker's event loop is
 // polled by hand.
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -775,4 +777,37 @@ TEST_CASE("Scratch buffers shrink after a large packet", "[engine][limits]") {
   CHECK(d.user_properties.capacity() <= 64);
   CHECK(d.reasons.capacity() <= 64);
   CHECK(worker.encode_scratch().capacity() <= 64 * 1024);
+}
+
+// Hardening "unacknowledged outbound messages found by packet id in O(1)": acknowledgements in
+// reverse order over a full 65,535-message window. A linear search per acknowledgement makes
+// this about 2 billion comparisons (seconds); a table indexed by packet id, milliseconds. The
+// bound is loose (a loaded machine must not fail it), the quadratic search is far beyond it.
+TEST_CASE("Inflight table: 65535 acknowledgements in reverse order are not quadratic", "[engine][limits]") {
+  Broker broker(one_worker());
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("window-sub");
+  sub.next();
+  sub.subscribe("w", 1);
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("window-pub");
+  pub.next();
+  constexpr int kWindow = 65535;
+  std::vector<std::uint16_t> ids;
+  for (int i = 0; i < kWindow; ++i) {
+    pub.publish("w", "m", 1, static_cast<std::uint16_t>(i % 65535 + 1));
+    if (i % 4096 == 0) pub.packets();  // the PUBACKs are not needed
+    ids.push_back(sub.decode_publish_packet(sub.next()).packet_id);
+  }
+  std::vector<std::uint16_t> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());  // all distinct
+  auto start = std::chrono::steady_clock::now();
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) sub.ack(PacketType::Puback, *it);
+  auto elapsed = std::chrono::steady_clock::now() - start;
+  CHECK(elapsed < std::chrono::milliseconds(1500));
+  // Every slot is free again: the next message is sent at once.
+  pub.publish("w", "after", 1, 1);
+  CHECK(sub.decode_publish_packet(sub.next()).payload.size() == 5);
 }
