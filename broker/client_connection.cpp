@@ -206,7 +206,7 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     return;
   }
   if (!st.ok()) {
-    count_bound(st, c.client_id);
+    count_bound(st, c.client_id.empty() ? std::string_view(transport_.peer()) : c.client_id);
     return refuse_connect(st.reason, st.detail);
   }
 
@@ -705,7 +705,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
   for (auto filter : u.filters) {
     auto it = session_->subscriptions.find(filter);
     if (it == session_->subscriptions.end()) {
-      // A filter subscribed before the bound was lowered can still be removed (found above).
+      // Not subscribed: a filter deeper than the bound never could be, so it is invalid.
       if (codec::more_levels_than(filter, settings.max_topic_levels)) {
         worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
         reasons.push_back(Reason::TopicFilterInvalid);
