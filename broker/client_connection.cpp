@@ -233,7 +233,7 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     return;
   }
   if (!st.ok()) {
-    count_bound(st, c.client_id);
+    count_bound(st, c.client_id.empty() ? std::string_view(transport_.peer()) : c.client_id);
     return refuse_connect(st.reason, st.detail);
   }
 
@@ -607,33 +607,30 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
   if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   auto& inflight = session_->inflight;
   auto find = [&](InflightMessage::State state) {
-    return std::find_if(inflight.begin(), inflight.end(),
-                        [&](const InflightMessage& m) { return m.packet_id == a.packet_id && m.state == state; });
+    InflightMessage* m = inflight.find(a.packet_id);
+    return m && m->state == state ? m : nullptr;
   };
   switch (a.type) {
     case PacketType::Puback: {
-      auto it = find(InflightMessage::State::AwaitingPuback);
-      if (it == inflight.end()) return;  // a late or duplicate acknowledgement
-      inflight.erase(it);
-      session_->release_packet_id(a.packet_id);
+      if (!find(InflightMessage::State::AwaitingPuback)) return;  // a late or duplicate acknowledgement
+      inflight.erase(a.packet_id);
       pump_queue();
       return;
     }
     case PacketType::Pubrec: {
-      auto it = find(InflightMessage::State::AwaitingPubrec);
+      InflightMessage* m = find(InflightMessage::State::AwaitingPubrec);
       codec::Ack rel;
       rel.type = PacketType::Pubrel;
       rel.packet_id = a.packet_id;
-      if (it == inflight.end()) {
+      if (!m) {
         rel.reason = Reason::PacketIdentifierNotFound;
       } else if (static_cast<unsigned>(a.reason) >= 0x80) {
-        inflight.erase(it);
-        session_->release_packet_id(a.packet_id);
+        inflight.erase(a.packet_id);
         pump_queue();
         return;
       } else {
-        it->state = InflightMessage::State::AwaitingPubcomp;
-        it->delivery.message = MessageRef();  // delivered; only the identifier remains
+        m->state = InflightMessage::State::AwaitingPubcomp;
+        m->delivery.message = MessageRef();  // delivered; only the identifier remains
       }
       write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
       return;
@@ -647,10 +644,8 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
       return;
     }
     case PacketType::Pubcomp: {
-      auto it = find(InflightMessage::State::AwaitingPubcomp);
-      if (it == inflight.end()) return;
-      inflight.erase(it);
-      session_->release_packet_id(a.packet_id);
+      if (!find(InflightMessage::State::AwaitingPubcomp)) return;
+      inflight.erase(a.packet_id);
       pump_queue();
       return;
     }
@@ -769,7 +764,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
   for (auto filter : u.filters) {
     auto it = session_->subscriptions.find(filter);
     if (it == session_->subscriptions.end()) {
-      // A filter subscribed before the bound was lowered can still be removed (found above).
+      // Not subscribed: a filter deeper than the bound never could be, so it is invalid.
       if (codec::more_levels_than(filter, settings.max_topic_levels)) {
         worker_.broker().limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
         reasons.push_back(Reason::TopicFilterInvalid);
@@ -876,21 +871,17 @@ void ClientConnection::send(Delivery&& d) {
 void ClientConnection::enqueue(Delivery&& d) { worker_.enqueue(*session_, std::move(d)); }
 
 bool ClientConnection::send_inflight(Delivery&& d) {
-  std::uint16_t packet_id = session_->allocate_packet_id();
-  if (packet_id == 0) {
+  InflightMessage* m = session_->inflight.insert(std::move(d));  // `d` is left as it was if full
+  if (!m) {
     session_->queue.push_front(std::move(d));
     return false;
   }
-  if (!write_publish(d, packet_id, false)) {
+  if (!write_publish(m->delivery, m->packet_id, false)) {
     // Too large for this client: dropped as if delivered (MQTT 5 section 3.1.2.25).
-    session_->release_packet_id(packet_id);
+    session_->inflight.erase(m->packet_id);
     return true;
   }
-  InflightMessage m;
-  m.packet_id = packet_id;
-  m.state = d.qos == 1 ? InflightMessage::State::AwaitingPuback : InflightMessage::State::AwaitingPubrec;
-  m.delivery = std::move(d);
-  session_->inflight.push_back(std::move(m));
+  m->state = m->delivery.qos == 1 ? InflightMessage::State::AwaitingPuback : InflightMessage::State::AwaitingPubrec;
   request_flush();
   return true;
 }
@@ -941,16 +932,13 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
 void ClientConnection::resend_session_state() {
   // Held under the permissions the session had when they were sent; the client may have fewer
   // now (a policy change while it was away): what it may no longer receive is dropped.
-  for (auto it = session_->inflight.begin(); it != session_->inflight.end();) {
-    if (it->state != InflightMessage::State::AwaitingPubcomp && !session_->may_receive(it->delivery.message->topic())) {
-      session_->release_packet_id(it->packet_id);
+  session_->inflight.for_each_in_send_order([&](InflightMessage& m) {
+    if (m.state != InflightMessage::State::AwaitingPubcomp && !session_->may_receive(m.delivery.message->topic())) {
       worker_.messages_dropped.increment();
-      it = session_->inflight.erase(it);
-    } else {
-      ++it;
+      session_->inflight.erase(m.packet_id);
     }
-  }
-  for (auto& m : session_->inflight) {
+  });
+  session_->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.state == InflightMessage::State::AwaitingPubcomp) {
       codec::Ack rel;
       rel.type = PacketType::Pubrel;
@@ -959,7 +947,7 @@ void ClientConnection::resend_session_state() {
     } else {
       write_publish(m.delivery, m.packet_id, true);
     }
-  }
+  });
   request_flush();
   pump_queue();
 }

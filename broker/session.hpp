@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "authz/policy.hpp"
-#include "broker/port_security.hpp"
 #include "broker/delivery_queue.hpp"
+#include "broker/inflight_table.hpp"
+#include "broker/port_security.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/message.hpp"
 #include "broker/subscription_index.hpp"
@@ -104,7 +105,7 @@ class Session {
   // --- owner-only state ---
   std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
   DeliveryQueue<Delivery> queue;  // waiting for a send slot or for the client to return
-  LazyDeque<InflightMessage> inflight;
+  InflightTable inflight;         // sent, not yet acknowledged; owns the packet identifiers
   std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
   std::uint32_t expiry_interval = 0;
   Clock::time_point disconnected_at{};
@@ -126,14 +127,7 @@ class Session {
   // owner checks again at delivery).
   bool may_receive_snapshot(std::string_view topic) const;
 
-  // Allocates a packet identifier not used by an in-flight message.
-  std::uint16_t allocate_packet_id();
-  void release_packet_id(std::uint16_t id);
-  void release_all_packet_ids();
-
  private:
-  std::uint16_t next_packet_id_ = 1;
-  std::vector<std::uint64_t> packet_ids_in_use_;
   authz::DecisionCache receive_decisions_;
   std::shared_ptr<const authz::Permissions> permissions_;
   std::atomic<std::shared_ptr<const authz::Permissions>> shared_permissions_;

@@ -285,16 +285,13 @@ void Worker::session_disconnected(const SessionPtr& s) {
   add_offline(s);
   // Unacknowledged shared-subscription messages go to another member of the group now rather
   // than wait for this one to come back.
-  LazyDeque<InflightMessage> keep;
-  for (auto& m : s->inflight) {
+  s->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.delivery.shared_filter && m.state != InflightMessage::State::AwaitingPubcomp) {
-      s->release_packet_id(m.packet_id);
-      redistribute(s.get(), std::move(m.delivery));
-    } else {
-      keep.push_back(std::move(m));
+      Delivery d = std::move(m.delivery);
+      s->inflight.erase(m.packet_id);
+      redistribute(s.get(), std::move(d));
     }
-  }
-  s->inflight.swap(keep);
+  });
   s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
                        [&](Delivery&& d) { redistribute(s.get(), std::move(d)); });
 }
@@ -384,14 +381,14 @@ void Worker::clear_session(const SessionPtr& s) {
     s->subscriptions.clear();
     change_subscriptions(s, std::move(changes), nullptr);
   }
-  for (auto& m : s->inflight)
+  s->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.delivery.shared_filter) redistribute(s.get(), std::move(m.delivery));
+  });
   for (auto& d : s->queue)
     if (d.shared_filter) redistribute(s.get(), std::move(d));
   s->inflight.clear();
   s->queue.clear();
   s->inbound_qos2.clear();
-  s->release_all_packet_ids();
   s->pending_will = PendingWill{};
 }
 
