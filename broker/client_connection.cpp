@@ -630,7 +630,7 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
         return;
       } else {
         m->state = InflightMessage::State::AwaitingPubcomp;
-        m->delivery.message = MessageRef();  // delivered; only the identifier remains
+        inflight.release_message(a.packet_id);  // delivered; only the identifier remains
       }
       write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
       return;
@@ -834,6 +834,15 @@ void ClientConnection::request_flush() { worker_.schedule_flush(this); }
 
 void ClientConnection::flush_output() { transport_.flush(); }
 
+// Messages sent and not yet acknowledged stay in the session (offline too): their bytes are
+// bounded like a queue's, so a client that never acknowledges holds at most
+// max_queued_bytes_per_session in flight (one message always fits, so nothing stalls forever).
+bool ClientConnection::inflight_bytes_full(const Delivery& d) const {
+  const auto& inflight = session_->inflight;
+  return !inflight.empty() && inflight.bytes() + DeliveryQueue<Delivery>::cost(d) >
+                                  worker_.broker().settings().max_queued_bytes_per_session;
+}
+
 bool ClientConnection::output_full() const {
   return output_.pending_bytes() >= worker_.broker().settings().max_pending_output_bytes;
 }
@@ -861,7 +870,8 @@ void ClientConnection::send(Delivery&& d) {
     if (write_publish(d, 0, false)) request_flush();
     return;
   }
-  if (!session_->queue.empty() || session_->inflight.size() >= send_window() || output_full()) {
+  if (!session_->queue.empty() || session_->inflight.size() >= send_window() || output_full() ||
+      inflight_bytes_full(d)) {
     enqueue(std::move(d));
     return;
   }
@@ -955,7 +965,8 @@ void ClientConnection::resend_session_state() {
 void ClientConnection::pump_queue() {
   if (!session_ || state_ != State::Connected) return;
   auto& queue = session_->queue;
-  while (!queue.empty() && session_->inflight.size() < send_window() && !output_full()) {
+  while (!queue.empty() && session_->inflight.size() < send_window() && !output_full() &&
+         !inflight_bytes_full(queue.front())) {
     Delivery d = queue.take_front();
     if (d.message->expired(worker_.now())) continue;
     // Queued under the permissions the session had then; the client may have fewer now.

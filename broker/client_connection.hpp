@@ -118,6 +118,7 @@ class ClientConnection {
   void pump_queue();
   void enqueue(Delivery&& delivery);
   bool output_full() const;
+  bool inflight_bytes_full(const Delivery& d) const;
   std::uint16_t send_window() const;
   void request_flush();
   void log_close(std::string_view why);

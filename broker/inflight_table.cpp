@@ -8,6 +8,7 @@ namespace mqttd {
 // while in use, `next` into the free list while free.
 struct InflightTable::Slot {
   InflightMessage message;
+  std::uint64_t cost = 0;  // counted in bytes_
   std::uint16_t prev = 0;
   std::uint16_t next = 0;
 };
@@ -33,6 +34,8 @@ InflightMessage* InflightTable::insert(Delivery&& delivery) {
   s.message.packet_id = id;
   s.message.state = InflightMessage::State::AwaitingPuback;
   s.message.delivery = std::move(delivery);
+  s.cost = s.message.delivery.message ? s.message.delivery.message->stored_size() : 0;
+  bytes_ += s.cost;
   s.prev = newest_;
   s.next = 0;
   if (newest_ != 0) {
@@ -51,8 +54,17 @@ InflightMessage* InflightTable::find(std::uint16_t packet_id) {
   return s.message.packet_id == 0 ? nullptr : &s.message;
 }
 
+void InflightTable::release_message(std::uint16_t packet_id) {
+  if (!find(packet_id)) return;
+  Slot& s = slots_[packet_id - 1];
+  bytes_ -= s.cost;
+  s.cost = 0;
+  s.message.delivery.message = MessageRef();
+}
+
 void InflightTable::erase(std::uint16_t packet_id) {
   if (!find(packet_id)) return;
+  bytes_ -= slots_[packet_id - 1].cost;
   if (--size_ == 0) {
     // Empty: identifiers start again from 1, and a vector grown by a burst is given back.
     if (slots_.capacity() > kKeepSlots) {
@@ -75,6 +87,7 @@ void InflightTable::erase(std::uint16_t packet_id) {
     newest_ = s.prev;
   }
   s.message = InflightMessage{};  // releases the message now, not when the slot is reused
+  s.cost = 0;
   s.prev = 0;
   s.next = 0;
   if (free_tail_ != 0) {
@@ -88,6 +101,7 @@ void InflightTable::erase(std::uint16_t packet_id) {
 void InflightTable::clear() {
   std::vector<Slot>().swap(slots_);
   size_ = 0;
+  bytes_ = 0;
   oldest_ = newest_ = free_head_ = free_tail_ = 0;
 }
 

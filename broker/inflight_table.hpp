@@ -36,6 +36,10 @@ class InflightTable {
   InflightMessage* find(std::uint16_t packet_id);
   // Frees `packet_id` and its message; nothing if it is not in flight.
   void erase(std::uint16_t packet_id);
+  // Drops the message of `packet_id` but keeps the identifier (QoS 2 after PUBREC).
+  void release_message(std::uint16_t packet_id);
+  // Bytes of the messages held (Message::stored_size), bounded like a session's queue.
+  std::uint64_t bytes() const { return bytes_; }
   // Calls fn(InflightMessage&) for each message, oldest sent first. `fn` may erase the message
   // it is given, and no other; it may not insert (a grown vector would move the messages).
   template <typename Fn>
@@ -57,6 +61,7 @@ class InflightTable {
 
   std::vector<Slot> slots_;
   std::size_t size_ = 0;
+  std::uint64_t bytes_ = 0;
   // Lists of slots by packet identifier (0: none).
   std::uint16_t oldest_ = 0, newest_ = 0;        // in use, in send order
   std::uint16_t free_head_ = 0, free_tail_ = 0;  // free, in the order they were freed

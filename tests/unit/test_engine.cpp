@@ -850,3 +850,37 @@ TEST_CASE("Inflight table: 65535 acknowledgements in reverse order are not quadr
   pub.publish("w", "after", 1, 1);
   CHECK(sub.decode_publish_packet(sub.next()).payload.size() == 5);
 }
+
+// Review finding: messages sent and never acknowledged were bounded only by the client's Receive
+// Maximum (up to 65,535 messages of up to the maximum packet size each).
+TEST_CASE("In-flight bytes: a client that never acknowledges holds at most the per-session bound",
+          "[engine][limits]") {
+  BrokerSettings s = one_worker();
+  s.max_queued_bytes_per_session = 10'000;
+  Broker broker(s);
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  sub.connect("hoarder", true, 600);
+  sub.next();
+  sub.subscribe("h", 1);
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  std::string payload(1000, 'x');
+  for (std::uint16_t i = 1; i <= 50; ++i) pub.publish("h", payload, 1, i);
+  int sent = 0;
+  while (!sub.nothing_more()) {
+    if (sub.next().type() == PacketType::Publish) ++sent;
+  }
+  const auto& session = *sub.connection().session();
+  CHECK(session.inflight.bytes() <= 10'000);
+  CHECK(sent == static_cast<int>(session.inflight.size()));
+  CHECK(sent < 50);
+  CHECK(sent > 5);
+  // The rest waits in the queue (itself bounded by bytes; strategy None drops the newest).
+  CHECK(session.queue.bytes() <= 10'000);
+  CHECK(broker.stats().limit(Limit::QueuedBytesPerSession) > 0);
+  // Acknowledging frees room: the next queued message goes out.
+  sub.ack(PacketType::Puback, 1);
+  CHECK(sub.decode_publish_packet(sub.next()).payload.size() == 1000);
+}
