@@ -5,6 +5,12 @@ namespace mqttd {
 RetainedStore::RetainedStore() : root_(std::make_unique<Node>()) {}
 RetainedStore::~RetainedStore() = default;
 
+void RetainedStore::clear() {
+  std::lock_guard lock(mutex_);
+  root_ = std::make_unique<Node>();
+  count_ = 0;
+}
+
 void RetainedStore::set(const MessageRef& message) {
   std::string_view topic = message->topic();
   bool clear = message->payload().empty();

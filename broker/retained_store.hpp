@@ -25,6 +25,8 @@ class RetainedStore {
   // Appends to `out` every unexpired retained message whose topic matches `filter`.
   void match(std::string_view filter, Clock::time_point now, std::vector<MessageRef>& out);
   std::size_t size() const;
+  // Forgets every retained message (a fuzz target starts each input from an empty store).
+  void clear();
 
  private:
   struct Node {
