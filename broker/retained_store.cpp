@@ -6,6 +6,14 @@ RetainedStore::RetainedStore(std::uint64_t max_messages, std::uint64_t max_bytes
     : max_messages_(max_messages), max_bytes_(max_bytes), root_(std::make_unique<Node>()) {}
 RetainedStore::~RetainedStore() = default;
 
+void RetainedStore::clear() {
+  std::lock_guard lock(mutex_);
+  expiries_.clear();
+  root_ = std::make_unique<Node>();
+  count_ = 0;
+  bytes_ = 0;
+}
+
 RetainedStore::SetResult RetainedStore::set(const MessageRef& message) {
   std::string_view topic = message->topic();
   bool clear = message->payload().empty();

@@ -40,6 +40,8 @@ class RetainedStore {
   static std::uint64_t cost(const Message& m) {
     return m.topic().size() + m.forward_properties().size() + m.payload().size();
   }
+  // Forgets every retained message (a fuzz target starts each input from an empty store).
+  void clear();
 
  private:
   struct Node;

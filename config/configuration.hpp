@@ -167,5 +167,8 @@ inline constexpr std::uint16_t kDefaultListenerPort = 18883;
 // Reads one file, or every *.yaml / *.yml file of a folder in name order. Several documents
 // may share a file (separated by ---). Throws ConfigError.
 Configuration load(const std::string& path);
+// The same checks on one file's text, named `name` in the messages; `files` stays empty (nothing
+// to watch). For tests and fuzzing. Throws ConfigError.
+Configuration load_from_string(const std::string& text, const std::string& name = "<string>");
 
 }  // namespace mqttd::config

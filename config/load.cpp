@@ -223,4 +223,18 @@ Configuration load(const std::string& path) {
   return out;
 }
 
+Configuration load_from_string(const std::string& text, const std::string& name) {
+  Configuration out;
+  Seen seen;
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  for (const auto& doc : docs) read_document(name, doc, out, seen);
+  cross_check(out);
+  return out;
+}
+
 }  // namespace mqttd::config

@@ -182,6 +182,9 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
   }
 
   void write_some() {
+    // A write that completed after finish_close() (a read failed meanwhile) must start nothing:
+    // self_ is gone, so a new operation would not keep the transport alive (use after free).
+    if (closed_) return;
     auto& out = connection_->output();
     if (out.empty()) {
       if (closing_) shutdown();
@@ -212,7 +215,7 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
   }
 
   void shutdown() {
-    if (shutting_down_) return;
+    if (shutting_down_ || closed_) return;
     shutting_down_ = true;
     ws_.async_close(websocket::close_code::normal,
                     [this, self = self_](const boost::system::error_code&) { finish_close(); });

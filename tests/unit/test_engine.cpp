@@ -1,6 +1,6 @@
 // The protocol engine driven by byte vectors: real Broker, Worker and ClientConnection, with a
-// transport that keeps the bytes in memory instead of a socket. The worker's event loop is
-// polled by hand.
+// transport that keeps the bytes in memory instead of a socket (tests/support/memory_transport.hpp).
+// The worker's event loop is polled by hand.
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +17,7 @@
 #include "broker/codec/wire.hpp"
 #include "broker/transport.hpp"
 #include "broker/worker.hpp"
+#include "tests/support/memory_transport.hpp"
 
 using namespace mqttd;
 using namespace mqttd::codec;
@@ -29,60 +30,19 @@ struct Received {
   PacketType type() const { return header.type; }
 };
 
-class MemoryClient : public Transport {
+class MemoryClient : public test::MemoryTransport {
  public:
-  MemoryClient(Broker& broker, ProtocolVersion v, std::size_t worker = 0) : broker_(broker), version_(v), worker_(worker) {
-    REQUIRE(broker.admit_connection());  // as a listener does at accept; released at close
-    connection_ = broker.open_connection(worker, *this);
-  }
-  ClientConnection& connection() { return *connection_; }
-  ~MemoryClient() override {
-    if (!closed_) {
-      closed_ = true;
-      connection_->on_transport_closed();
-    }
+  MemoryClient(Broker& broker, ProtocolVersion v, std::size_t worker = 0)
+      : MemoryTransport(broker, worker), version_(v) {
+    REQUIRE(admitted());
   }
 
-  void flush() override {
-    auto& out = connection_->output();
-    iovec iov[64];
-    while (!out.empty()) {
-      std::size_t n = out.gather(iov, 64), total = 0;
-      for (std::size_t i = 0; i < n; ++i) {
-        auto* p = static_cast<const std::byte*>(iov[i].iov_base);
-        wire_.insert(wire_.end(), p, p + iov[i].iov_len);
-        total += iov[i].iov_len;
-      }
-      out.consume(total);
-    }
-    connection_->on_output_drained();
-  }
-  void close() override {
-    boost::asio::post(broker_.io_context(worker_), [this] {
-      if (closed_) return;
-      flush();
-      closed_ = true;
-      connection_->on_transport_closed();
-    });
-  }
-  void resume_reading() override {}
-  const std::string& peer() const override { return peer_; }
-
-  void send_bytes(const std::vector<std::byte>& bytes) {
-    connection_->on_bytes(bytes);
-    pump();
-  }
-  void pump() {
-    auto& io = broker_.io_context(worker_);
-    io.restart();
-    io.poll();
-  }
-  bool closed() const { return closed_; }
+  void send_bytes(const std::vector<std::byte>& bytes) { MemoryTransport::send_bytes(bytes); }
 
   // Packets the broker wrote, in order.
   std::deque<Received> packets() {
     std::deque<Received> out;
-    Bytes data(wire_);
+    Bytes data(wire());
     while (!data.empty()) {
       FixedHeader h;
       REQUIRE(parse_fixed_header(data, h) == FrameStatus::Complete);
@@ -91,7 +51,7 @@ class MemoryClient : public Transport {
       out.push_back(Received{h, {body.begin(), body.end()}});
       data = data.subspan(h.header_size + h.remaining_length);
     }
-    wire_.clear();
+    wire().clear();
     return out;
   }
   Received next() {
@@ -177,16 +137,10 @@ class MemoryClient : public Transport {
   }
 
  private:
-  Broker& broker_;
   ProtocolVersion version_;
-  std::size_t worker_ = 0;
-  std::unique_ptr<ClientConnection> connection_;
-  std::vector<std::byte> wire_;
   std::deque<Received> pending_;
   std::deque<Received> kept_;
   DecodeScratch scratch_;
-  std::string peer_ = "memory";
-  bool closed_ = false;
 };
 
 BrokerSettings one_worker() {
