@@ -144,7 +144,7 @@ class OfflineSessionsTest(unittest.TestCase):
     def test_queued_bytes_in_total_are_bounded(self):
         config = broker_config("      maxQueuedBytesTotal: 30000\n")
         with Daemon(config) as d:
-            subs = []
+            bystander = Bystander(d.port)
             for i in range(3):
                 s = persistent_client(d.port, f"total-{i}")
                 s.subscribe("total/#", qos=1)
@@ -156,6 +156,7 @@ class OfflineSessionsTest(unittest.TestCase):
             self.assertLessEqual(stats["queued_bytes"], 30000)
             self.assertGreater(stats["limit_queued_bytes_total"], 0)
             pub.disconnect()
+            bystander.finish(self)
 
 
 class V311SessionExpiryTest(unittest.TestCase):
