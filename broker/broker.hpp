@@ -96,6 +96,8 @@ class Broker {
   RetainedStore& retained() { return *retained_; }
   AuthenticationPool& authentication_pool() { return *authentication_pool_; }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
+  // Advanced after each subscription change is queued on every worker (Worker::change_subscriptions).
+  std::atomic<std::uint64_t> index_epoch{0};
   // Sessions kept with no connection, over every worker (bounded by max_offline_sessions).
   std::atomic<std::uint64_t> offline_sessions{0};
   std::uint64_t next_connection_id() { return connection_ids_.fetch_add(1, std::memory_order_relaxed); }

@@ -415,6 +415,18 @@ void Worker::apply(const SessionPtr& s, const std::vector<IndexChange>& changes)
   }
 }
 
+// Every replica applies the change before `done` runs, so that once the client has its SUBACK,
+// a message published on any worker finds the subscription. And before that, visibility: the
+// change is queued on every other worker and then the broker's index epoch is advanced, so a
+// worker that reads a PUBLISH after this SUBSCRIBE was read sees a new epoch and applies its
+// queued changes before matching (apply_pending_index_changes); a posted wake-up applies them
+// anyway when no PUBLISH comes.
+struct Worker::IndexBarrier {
+  std::atomic<std::size_t> remaining;
+  std::vector<IndexChange> changes;
+  std::function<void(Worker&)> done;
+};
+
 void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> changes,
                                   std::function<void(Worker&)> done) {
   apply(s, changes);
@@ -423,40 +435,55 @@ void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> 
     if (done) done(*this);
     return;
   }
-  // Every replica applies the change before `done` runs, so that once the client has its
-  // SUBACK, a message published on any worker finds the subscription.
-  struct Barrier {
-    std::atomic<std::size_t> remaining;
-    std::vector<IndexChange> changes;
-    std::function<void(Worker&)> done;
-  };
-  auto barrier = std::make_shared<Barrier>();
+  auto barrier = std::make_shared<IndexBarrier>();
   barrier->remaining = others;
   barrier->changes = std::move(changes);
   barrier->done = std::move(done);
   for (std::size_t w = 0; w < broker_.worker_count(); ++w) {
     if (w == index_) continue;
-    broker_.worker(w).post([s, barrier](Worker& worker) {
-      worker.apply(s, barrier->changes);
-      if (barrier->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && barrier->done) {
-        auto run_on_owner = [s, barrier](Worker& any) {
-          unsigned owner = s->owner.load(std::memory_order_acquire);
-          auto fn = barrier->done;
-          if (owner == any.index()) {
-            fn(any);
-          } else {
-            any.broker().worker(owner).post(std::move(fn));
-          }
-        };
-        run_on_owner(worker);
-      }
-    });
+    broker_.worker(w).queue_index_change(s, barrier);
   }
+  // After every queue holds the change: a worker that sees this epoch finds it there.
+  broker_.index_epoch.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void Worker::queue_index_change(const SessionPtr& s, std::shared_ptr<IndexBarrier> barrier) {
+  bool wake;
+  {
+    std::lock_guard lock(index_mutex_);
+    wake = pending_index_.empty();
+    pending_index_.push_back(PendingIndexChange{s, std::move(barrier)});
+  }
+  if (wake) post([](Worker& w) { w.apply_pending_index_changes(); });
+}
+
+void Worker::apply_pending_index_changes() {
+  // Read first: every change counted in this epoch was queued before it was counted.
+  std::uint64_t epoch = broker_.index_epoch.load(std::memory_order_acquire);
+  {
+    std::lock_guard lock(index_mutex_);
+    applying_index_.swap(pending_index_);
+  }
+  for (auto& [s, barrier] : applying_index_) {
+    apply(s, barrier->changes);
+    if (barrier->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && barrier->done) {
+      unsigned owner = s->owner.load(std::memory_order_acquire);
+      if (owner == index_) {
+        barrier->done(*this);
+      } else {
+        broker_.worker(owner).post(barrier->done);
+      }
+    }
+  }
+  applying_index_.clear();
+  index_epoch_seen_ = epoch;
 }
 
 // ---------------------------------------------------------------- routing
 
 std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
+  // One load per message; it changes only when subscriptions do.
+  if (broker_.index_epoch.load(std::memory_order_acquire) != index_epoch_seen_) apply_pending_index_changes();
   if (msg->retain()) {
     auto stored = broker_.retained().set(msg);
     if (stored == RetainedStore::SetResult::TooManyMessages || stored == RetainedStore::SetResult::TooManyBytes) {

@@ -134,6 +134,11 @@ class Worker {
                 std::string identity);
   void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh);
   void apply(const SessionPtr& s, const std::vector<IndexChange>& changes);
+  struct IndexBarrier;
+  // Cross-thread: another worker's subscription change, to apply on this replica.
+  void queue_index_change(const SessionPtr& s, std::shared_ptr<IndexBarrier> barrier);
+  // Applies the queued changes of other workers (before matching, when the epoch moved).
+  void apply_pending_index_changes();
   // A member of the group that may receive `topic` (online ones first), other than `exclude`.
   const Subscriber* choose_member(SharedGroup& g, const Session* exclude, std::string_view topic);
   void add_offline(const SessionPtr& s);
@@ -160,6 +165,15 @@ class Worker {
   codec::DecodeScratch scratch_;
   codec::Buffer encode_scratch_;
   std::vector<std::byte> read_buffer_;
+
+  struct PendingIndexChange {
+    SessionPtr session;
+    std::shared_ptr<IndexBarrier> barrier;
+  };
+  std::mutex index_mutex_;
+  std::vector<PendingIndexChange> pending_index_;  // guarded by index_mutex_
+  std::vector<PendingIndexChange> applying_index_;
+  std::uint64_t index_epoch_seen_ = 0;
 
   std::mutex inbox_mutex_;
   std::vector<RemoteDelivery> inbox_deliveries_;

@@ -838,3 +838,36 @@ TEST_CASE("In-flight bytes: a client that never acknowledges holds at most the p
   sub.ack(PacketType::Puback, 1);
   CHECK(sub.decode_publish_packet(sub.next()).payload.size() == 1000);
 }
+
+// Issue "engine", races: a SUBSCRIBE the broker has read applies on every worker to every
+// PUBLISH read after it. Worker 1 is polled only after the PUBLISH was handed to it, the order in
+// which a busy worker meets a PUBLISH before the posted index change: the change must be applied
+// before matching, not after.
+TEST_CASE("subscription visibility: a PUBLISH read after a SUBSCRIBE on another worker finds it", "[engine]") {
+  BrokerSettings two = one_worker();
+  two.workers = 2;
+  Broker broker(two);
+  MemoryClient sub(broker, ProtocolVersion::v5, 0);
+  sub.connect("vis-sub");
+  sub.next();
+  MemoryClient pub(broker, ProtocolVersion::v5, 1);
+  pub.connect("vis-pub");
+  pub.next();
+  sub.subscribe("vis/t", 0);  // read and applied on worker 0; worker 1's replica is behind
+  pub.connection().on_bytes([] {
+    Publish p;
+    p.topic = "vis/t";
+    p.payload = as_bytes(std::string_view("after"));
+    Buffer b;
+    encode_publish(p, ProtocolVersion::v5, b);
+    return b;
+  }());
+  // Now let both workers run what they queued (the delivery, the index change, the SUBACK).
+  for (int i = 0; i < 4; ++i) {
+    pub.pump();
+    sub.pump();
+  }
+  bool delivered = false;
+  while (!sub.nothing_more()) delivered = delivered || sub.next().type() == PacketType::Publish;
+  CHECK(delivered);
+}
