@@ -73,7 +73,8 @@ bool TopicTrie::matches(std::string_view topic) const {
     } else {
       auto [level, next] = level_at(topic, f.pos);
       if (n.plus && !f.dollar) stack.push_back(Frame{n.plus.get(), next, false});
-      if (auto it = n.children.find(level); it != n.children.end()) stack.push_back(Frame{it->second.get(), next, false});
+      if (auto it = n.children.find(level); it != n.children.end())
+        stack.push_back(Frame{it->second.get(), next, false});
     }
   }
   // A policy's deepest filter sized it; do not keep that for the thread's life.

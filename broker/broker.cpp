@@ -129,9 +129,9 @@ void Broker::close_endpoint(std::uint64_t endpoint_id) {
 void Broker::limit_reached(Limit limit, std::string_view who, std::string_view detail) {
   auto& c = limits_[static_cast<std::size_t>(limit)];
   std::uint64_t hits = c.hits.fetch_add(1, std::memory_order_relaxed) + 1;
-  std::int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now().time_since_epoch())
-                         .count();
+  std::int64_t now =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count();
   std::int64_t last = c.last_log_ms.load(std::memory_order_relaxed);
   if (now - last < 1000 || !c.last_log_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   std::uint64_t since = hits - c.logged_hits.exchange(hits, std::memory_order_relaxed);

@@ -5,11 +5,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <string_view>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 

@@ -839,8 +839,8 @@ void ClientConnection::flush_output() { transport_.flush(); }
 // max_queued_bytes_per_session in flight (one message always fits, so nothing stalls forever).
 bool ClientConnection::inflight_bytes_full(const Delivery& d) const {
   const auto& inflight = session_->inflight;
-  return !inflight.empty() && inflight.bytes() + DeliveryQueue<Delivery>::cost(d) >
-                                  worker_.broker().settings().max_queued_bytes_per_session;
+  return !inflight.empty() &&
+         inflight.bytes() + DeliveryQueue<Delivery>::cost(d) > worker_.broker().settings().max_queued_bytes_per_session;
 }
 
 bool ClientConnection::output_full() const {

@@ -10,8 +10,8 @@
 namespace mqttd {
 
 enum class Limit : std::size_t {
-  PreConnectPacketSize,    // a packet before CONNECT completed announced more than allowed
-  ConnectTimeout,          // CONNECT (with its authentication and session handover) not done in time
+  PreConnectPacketSize,  // a packet before CONNECT completed announced more than allowed
+  ConnectTimeout,        // CONNECT (with its authentication and session handover) not done in time
   SubscriptionsPerSession,
   FiltersPerSubscribe,
   TopicLevels,
@@ -27,9 +27,18 @@ enum class Limit : std::size_t {
 };
 
 constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::Count)> kLimitNames = {
-    "pre_connect_packet_size", "connect_timeout",    "subscriptions_per_session", "filters_per_subscribe",
-    "topic_levels",            "user_properties",    "offline_sessions",          "queued_bytes_per_session",
-    "queued_bytes_total",      "retained_messages",  "retained_bytes",            "connection_rate",
+    "pre_connect_packet_size",
+    "connect_timeout",
+    "subscriptions_per_session",
+    "filters_per_subscribe",
+    "topic_levels",
+    "user_properties",
+    "offline_sessions",
+    "queued_bytes_per_session",
+    "queued_bytes_total",
+    "retained_messages",
+    "retained_bytes",
+    "connection_rate",
     "pending_authentications"};
 
 constexpr std::string_view limit_name(Limit l) { return kLimitNames[static_cast<std::size_t>(l)]; }

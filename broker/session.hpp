@@ -16,9 +16,9 @@
 #include "authz/policy.hpp"
 #include "broker/delivery_queue.hpp"
 #include "broker/inflight_table.hpp"
-#include "broker/port_security.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/message.hpp"
+#include "broker/port_security.hpp"
 #include "broker/subscription_index.hpp"
 
 namespace mqttd {
@@ -104,8 +104,8 @@ class Session {
 
   // --- owner-only state ---
   std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
-  DeliveryQueue<Delivery> queue;  // waiting for a send slot or for the client to return
-  InflightTable inflight;         // sent, not yet acknowledged; owns the packet identifiers
+  DeliveryQueue<Delivery> queue;                   // waiting for a send slot or for the client to return
+  InflightTable inflight;                          // sent, not yet acknowledged; owns the packet identifiers
   std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
   std::uint32_t expiry_interval = 0;
   Clock::time_point disconnected_at{};

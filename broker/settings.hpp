@@ -30,14 +30,14 @@ struct BrokerSettings {
   // spec.advanced.clients; every default leaves a 1 GiB pod alive. docs/security.md "Limits".
   // A packet announced before CONNECT completes may be at most this large (0x95, closed).
   std::uint32_t max_pre_connect_packet_bytes = 64 * 1024;
-  std::uint32_t max_subscriptions_per_session = 10'000;   // beyond: SUBACK 0x97 for the filter
-  std::uint32_t max_filters_per_subscribe = 1'000;        // beyond: DISCONNECT 0x97
-  std::uint32_t max_topic_levels = 128;                   // names and filters; beyond: invalid (0x90 / 0x8F)
-  std::uint32_t max_user_properties = 128;                // per packet; beyond: DISCONNECT 0x97
-  std::uint64_t max_offline_sessions = 100'000;           // beyond: the session that would go offline ends
+  std::uint32_t max_subscriptions_per_session = 10'000;      // beyond: SUBACK 0x97 for the filter
+  std::uint32_t max_filters_per_subscribe = 1'000;           // beyond: DISCONNECT 0x97
+  std::uint32_t max_topic_levels = 128;                      // names and filters; beyond: invalid (0x90 / 0x8F)
+  std::uint32_t max_user_properties = 128;                   // per packet; beyond: DISCONNECT 0x97
+  std::uint64_t max_offline_sessions = 100'000;              // beyond: the session that would go offline ends
   std::uint64_t max_queued_bytes_per_session = 16ull << 20;  // then the queue strategy applies
   std::uint64_t max_queued_bytes_total = 256ull << 20;       // over every session's queue
-  std::uint64_t max_retained_messages = 100'000;          // beyond: PUBACK/PUBREC 0x97, not stored
+  std::uint64_t max_retained_messages = 100'000;             // beyond: PUBACK/PUBREC 0x97, not stored
   std::uint64_t max_retained_bytes = 64ull << 20;
   // New connections accepted per source address per second; 0 means no limit.
   std::uint32_t max_connections_per_address_per_second = 0;

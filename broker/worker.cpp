@@ -210,9 +210,10 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
   // its will goes out as at any session end.
   bool fresh = clean_start;
   if (!clean_start && s->principal_identity != identity) {
-    spdlog::warn("event=session_principal_changed client_id={} message=\"the session was created by another "
-                 "principal; starting a fresh one\"",
-                 s->client_id);
+    spdlog::warn(
+        "event=session_principal_changed client_id={} message=\"the session was created by another "
+        "principal; starting a fresh one\"",
+        s->client_id);
     broker_.count_event(SecurityEvent::SessionPrincipalChanged);
     fresh = true;
     if (s->pending_will) {
@@ -293,7 +294,7 @@ void Worker::session_disconnected(const SessionPtr& s) {
     }
   });
   s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
-                       [&](Delivery&& d) { redistribute(s.get(), std::move(d)); });
+                      [&](Delivery&& d) { redistribute(s.get(), std::move(d)); });
 }
 
 // The session is over: its will goes out, its subscriptions leave every replica, and messages
@@ -350,14 +351,15 @@ void Worker::enqueue(Session& s, Delivery&& d) {
     return;
   }
   if (*limit != Limit::Count)
-    broker_.limit_reached(*limit, s.client_id,
-                          settings.subscriber_queue_strategy == QueueStrategy::None ? "new message dropped"
-                                                                                     : "oldest messages dropped");
+    broker_.limit_reached(
+        *limit, s.client_id,
+        settings.subscriber_queue_strategy == QueueStrategy::None ? "new message dropped" : "oldest messages dropped");
   // Dropping this session's oldest messages helps only if they are what is over the bound: a
   // message larger than the per-session bound, or a total held by other sessions, would empty
   // this queue and still not fit.
-  bool evicting_helps = size <= settings.max_queued_bytes_per_session &&
-                        DeliveryQueue<Delivery>::total_bytes() - queue.bytes() + size <= settings.max_queued_bytes_total;
+  bool evicting_helps =
+      size <= settings.max_queued_bytes_per_session &&
+      DeliveryQueue<Delivery>::total_bytes() - queue.bytes() + size <= settings.max_queued_bytes_total;
   if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest && evicting_helps) {
     while (limit && !queue.empty()) {
       queue.take_front();

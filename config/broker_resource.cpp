@@ -10,14 +10,14 @@ namespace {
 
 void read_clients(const Context& ctx, const YAML::Node& node, BrokerSettings& s) {
   expect_map(ctx, node);
-  reject_unknown(ctx, node,
-                 {"maxSessionExpirySeconds", "maxMessageExpirySeconds", "maxPacketSizeBytes", "maxReceiveMaximum",
-                  "maxKeepAliveSeconds", "subscriberQueueLimit", "maxConnections",
-                  // ours: bounds on what clients can make the broker hold (docs/security.md)
-                  "maxPreConnectPacketBytes", "maxSubscriptionsPerSession", "maxTopicFiltersPerSubscribe",
-                  "maxTopicLevels", "maxUserProperties", "maxOfflineSessions", "maxQueuedBytesPerSession",
-                  "maxQueuedBytesTotal", "maxRetainedMessages", "maxRetainedBytes",
-                  "maxConnectionsPerAddressPerSecond"});
+  reject_unknown(
+      ctx, node,
+      {"maxSessionExpirySeconds", "maxMessageExpirySeconds", "maxPacketSizeBytes", "maxReceiveMaximum",
+       "maxKeepAliveSeconds", "subscriberQueueLimit", "maxConnections",
+       // ours: bounds on what clients can make the broker hold (docs/security.md)
+       "maxPreConnectPacketBytes", "maxSubscriptionsPerSession", "maxTopicFiltersPerSubscribe", "maxTopicLevels",
+       "maxUserProperties", "maxOfflineSessions", "maxQueuedBytesPerSession", "maxQueuedBytesTotal",
+       "maxRetainedMessages", "maxRetainedBytes", "maxConnectionsPerAddressPerSecond"});
   auto bound = [&](const char* field, auto& target, std::uint64_t min, std::uint64_t max) {
     if (auto n = node[field])
       target = static_cast<std::remove_reference_t<decltype(target)>>(integer(ctx.child(field), n, min, max));

@@ -55,7 +55,7 @@ bool valid_topic_name(std::string_view topic) { return !topic.empty() && !has_wi
 
 bool more_levels_than(std::string_view topic, std::size_t max_levels) {
   std::size_t levels = 1;
-  for (const char* p = topic.data(), *end = p + topic.size();
+  for (const char *p = topic.data(), *end = p + topic.size();
        (p = static_cast<const char*>(std::memchr(p, '/', end - p))) != nullptr; ++p)
     if (++levels > max_levels) return true;
   return false;

@@ -5,9 +5,9 @@
 #include <pthread.h>
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
-#include <stdexcept>
 
 namespace mqttd::test {
 

@@ -807,8 +807,7 @@ TEST_CASE("Inflight table: 65535 acknowledgements in reverse order are not quadr
 
 // Review finding: messages sent and never acknowledged were bounded only by the client's Receive
 // Maximum (up to 65,535 messages of up to the maximum packet size each).
-TEST_CASE("In-flight bytes: a client that never acknowledges holds at most the per-session bound",
-          "[engine][limits]") {
+TEST_CASE("In-flight bytes: a client that never acknowledges holds at most the per-session bound", "[engine][limits]") {
   BrokerSettings s = one_worker();
   s.max_queued_bytes_per_session = 10'000;
   Broker broker(s);
