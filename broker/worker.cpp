@@ -225,15 +225,17 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
   if (s->connection) s->connection->taken_over(fresh);
   remove_offline(s.get());
   if (to == index_) {
-    attach(std::move(s), generation, connection, fresh);
+    attach(std::move(s), generation, connection, fresh, identity);
     return;
   }
   s->owner.store(to, std::memory_order_release);
-  broker_.worker(to).post([=](Worker& w) { w.attach(s, generation, connection, fresh); });
+  broker_.worker(to).post(
+      [=, identity = std::move(identity)](Worker& w) { w.attach(s, generation, connection, fresh, identity); });
 }
 
 // `fresh`: Clean Start, or a session taken from another principal; it starts empty.
-void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh) {
+void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh,
+                    const std::string& identity) {
   ClientConnection* c = find_connection(connection);
   bool current = s->generation.load(std::memory_order_acquire) == generation;
   if (!current) {
@@ -245,7 +247,11 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     }
     return;
   }
-  if (fresh) clear_session(s);
+  if (fresh) {
+    // The session is the new principal's from here on (a later takeover compares with this).
+    clear_session(s);
+    s->principal_identity = identity;
+  }
   if (!c) {
     // The client left while its session was on the way: it stays here, offline.
     session_disconnected(s);
@@ -286,15 +292,26 @@ void Worker::session_disconnected(const SessionPtr& s) {
   add_offline(s);
   // Unacknowledged shared-subscription messages go to another member of the group now rather
   // than wait for this one to come back.
+  redistribute_shared(s);
+}
+
+// Takes this session's shared-subscription messages that no client has received yet (queued,
+// or in flight before PUBREC) and hands each to another member of its group. A message past
+// PUBREC was delivered: only its packet identifier remains, and it stays. Collected first, then
+// handed over, so no table is walked while another session's delivery may touch it.
+void Worker::redistribute_shared(const SessionPtr& s) {
+  std::vector<Delivery> leaving;
+  std::vector<std::uint16_t> released;
   s->inflight.for_each_in_send_order([&](InflightMessage& m) {
-    if (m.delivery.shared_filter && m.state != InflightMessage::State::AwaitingPubcomp) {
-      Delivery d = std::move(m.delivery);
-      s->inflight.erase(m.packet_id);
-      redistribute(s.get(), std::move(d));
-    }
+    if (!m.delivery.shared_filter || !m.delivery.message) return;
+    if (m.state == InflightMessage::State::AwaitingPubcomp) return;
+    leaving.push_back(std::move(m.delivery));
+    released.push_back(m.packet_id);
   });
+  for (auto id : released) s->inflight.erase(id);
   s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
-                      [&](Delivery&& d) { redistribute(s.get(), std::move(d)); });
+                      [&](Delivery&& d) { leaving.push_back(std::move(d)); });
+  for (auto& d : leaving) redistribute(s.get(), std::move(d));
 }
 
 // The session is over: its will goes out, its subscriptions leave every replica, and messages
@@ -341,7 +358,10 @@ void Worker::enqueue(Session& s, Delivery&& d) {
   const std::uint64_t size = DeliveryQueue<Delivery>::cost(d);
   auto over = [&]() -> std::optional<Limit> {
     if (queue.size() >= settings.subscriber_queue_length) return Limit::Count;  // the queue's length: not ours
-    if (queue.bytes() + size > settings.max_queued_bytes_per_session) return Limit::QueuedBytesPerSession;
+    // An empty queue takes one message of any size the packet limits allowed: otherwise a message
+    // above the per-session bound could never reach this subscriber, even with nothing queued.
+    if (!queue.empty() && queue.bytes() + size > settings.max_queued_bytes_per_session)
+      return Limit::QueuedBytesPerSession;
     if (DeliveryQueue<Delivery>::total_bytes() + size > settings.max_queued_bytes_total) return Limit::QueuedBytesTotal;
     return std::nullopt;
   };
@@ -358,7 +378,7 @@ void Worker::enqueue(Session& s, Delivery&& d) {
   // message larger than the per-session bound, or a total held by other sessions, would empty
   // this queue and still not fit.
   bool evicting_helps =
-      size <= settings.max_queued_bytes_per_session &&
+      (*limit != Limit::QueuedBytesPerSession || size <= settings.max_queued_bytes_per_session) &&
       DeliveryQueue<Delivery>::total_bytes() - queue.bytes() + size <= settings.max_queued_bytes_total;
   if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest && evicting_helps) {
     while (limit && !queue.empty()) {
@@ -383,11 +403,7 @@ void Worker::clear_session(const SessionPtr& s) {
     s->subscriptions.clear();
     change_subscriptions(s, std::move(changes), nullptr);
   }
-  s->inflight.for_each_in_send_order([&](InflightMessage& m) {
-    if (m.delivery.shared_filter) redistribute(s.get(), std::move(m.delivery));
-  });
-  for (auto& d : s->queue)
-    if (d.shared_filter) redistribute(s.get(), std::move(d));
+  redistribute_shared(s);
   s->inflight.clear();
   s->queue.clear();
   s->inbound_qos2.clear();
@@ -462,11 +478,12 @@ void Worker::queue_index_change(const SessionPtr& s, std::shared_ptr<IndexBarrie
 void Worker::apply_pending_index_changes() {
   // Read first: every change counted in this epoch was queued before it was counted.
   std::uint64_t epoch = broker_.index_epoch.load(std::memory_order_acquire);
+  std::vector<PendingIndexChange> applying;
   {
     std::lock_guard lock(index_mutex_);
-    applying_index_.swap(pending_index_);
+    applying.swap(pending_index_);
   }
-  for (auto& [s, barrier] : applying_index_) {
+  for (auto& [s, barrier] : applying) {
     apply(s, barrier->changes);
     if (barrier->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && barrier->done) {
       unsigned owner = s->owner.load(std::memory_order_acquire);
@@ -477,7 +494,6 @@ void Worker::apply_pending_index_changes() {
       }
     }
   }
-  applying_index_.clear();
   index_epoch_seen_ = epoch;
 }
 
@@ -571,7 +587,7 @@ const Subscriber* Worker::choose_member(SharedGroup& g, const Session* exclude, 
 
 void Worker::redistribute(const Session* leaving, Delivery&& d) {
   codec::SharedFilter shared;
-  if (!d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return;
+  if (!d.message || !d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return;
   SharedGroup* group = index_tree_.find_group(shared.filter, shared.group);
   if (!group) return;
   const Subscriber* member = choose_member(*group, leaving, d.message->topic());

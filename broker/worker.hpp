@@ -101,6 +101,7 @@ class Worker {
   void deliver(const SessionPtr& s, Delivery&& d);
   // Sends a shared-subscription message to another member of its group than `leaving`.
   void redistribute(const Session* leaving, Delivery&& d);
+  void redistribute_shared(const SessionPtr& s);
 
   // --- cross-thread (any thread) ---
   void post(std::function<void(Worker&)> task);
@@ -132,7 +133,8 @@ class Worker {
   void deliver_here(const SessionPtr& s, Delivery&& d);
   void handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start,
                 std::string identity);
-  void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh);
+  void attach(SessionPtr s, std::uint64_t generation, std::uint64_t connection, bool fresh,
+              const std::string& identity);
   void apply(const SessionPtr& s, const std::vector<IndexChange>& changes);
   struct IndexBarrier;
   // Cross-thread: another worker's subscription change, to apply on this replica.
@@ -172,7 +174,6 @@ class Worker {
   };
   std::mutex index_mutex_;
   std::vector<PendingIndexChange> pending_index_;  // guarded by index_mutex_
-  std::vector<PendingIndexChange> applying_index_;
   std::uint64_t index_epoch_seen_ = 0;
 
   std::mutex inbox_mutex_;

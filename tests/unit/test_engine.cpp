@@ -870,3 +870,70 @@ TEST_CASE("subscription visibility: a PUBLISH read after a SUBSCRIBE on another 
   while (!sub.nothing_more()) delivered = delivered || sub.next().type() == PacketType::Publish;
   CHECK(delivered);
 }
+
+// A shared-subscription message acknowledged with PUBREC keeps only its packet identifier (the
+// message itself is released). When that member's session ends, the identifier must not be
+// handed to another member: it is delivered already, and there is no message to send.
+TEST_CASE("a shared message past PUBREC is not redistributed when its member's session ends", "[engine]") {
+  Broker broker(one_worker());
+  auto first = std::make_unique<MemoryClient>(broker, ProtocolVersion::v5);
+  auto second = std::make_unique<MemoryClient>(broker, ProtocolVersion::v5);
+  first->connect("member-1");
+  first->next();
+  second->connect("member-2");
+  second->next();
+  first->subscribe("$share/g/s2", 2);
+  first->next();
+  second->subscribe("$share/g/s2", 2);
+  second->next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  pub.publish("s2", "once", 2, 1);
+  pub.next();  // PUBREC
+  pub.ack(PacketType::Pubrel, 1);
+  pub.next();  // PUBCOMP
+  // Whichever member got it acknowledges with PUBREC, then leaves (session expiry 0).
+  std::unique_ptr<MemoryClient>& got = first->nothing_more() ? second : first;
+  std::unique_ptr<MemoryClient>& other = first->nothing_more() ? first : second;
+  auto m = got->decode_publish_packet(got->next());
+  CHECK(m.qos == 2);
+  got->ack(PacketType::Pubrec, m.packet_id);
+  CHECK(got->decode_ack_packet(got->next()).type == PacketType::Pubrel);
+  got.reset();
+  // The other member does not get it a second time, and the broker still routes.
+  CHECK(other->nothing_more());
+  pub.publish("s2", "next", 1, 2);
+  pub.next();
+  CHECK(codec::as_string(other->decode_publish_packet(other->next()).payload) == "next");
+}
+
+// maxQueuedBytesPerSession bounds what accumulates, not the size of one message: a message the
+// packet limits allowed but larger than the bound still reaches a subscriber with nothing queued.
+TEST_CASE("Queued bytes: an empty queue takes one message larger than the per-session bound", "[engine][limits]") {
+  BrokerSettings s = one_worker();
+  s.max_queued_bytes_per_session = 1'000;
+  Broker broker(s);
+  {
+    MemoryClient sub(broker, ProtocolVersion::v5);
+    sub.connect("big-offline", true, 600);
+    sub.next();
+    sub.subscribe("big", 1);
+    sub.next();
+  }
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  pub.publish("big", std::string(3'000, 'a'), 1, 1);
+  pub.next();
+  pub.publish("big", std::string(3'000, 'b'), 1, 2);  // the queue holds one already: over the bound
+  pub.next();
+  CHECK(broker.stats().limit(Limit::QueuedBytesPerSession) == 1);
+  MemoryClient back(broker, ProtocolVersion::v5);
+  back.connect("big-offline", false, 600);
+  CHECK(back.decode_connack_packet(back.next()).session_present);
+  auto m = back.decode_publish_packet(back.next());
+  CHECK(m.payload.size() == 3'000);
+  CHECK(std::to_integer<char>(m.payload[0]) == 'a');
+  CHECK(back.nothing_more());
+}
