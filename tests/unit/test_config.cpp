@@ -136,7 +136,8 @@ TEST_CASE("texts on which yaml-cpp's LoadAll would loop forever are refused") {
 // Found by fuzz_config (tests/fuzz/corpus/fuzz_config/crash-complex-key): a mapping key that is
 // itself a mapping made yaml-cpp throw BadConversion, which is not a ConfigError.
 TEST_CASE("a key that is a mapping or a list is a ConfigError") {
-  const std::string head = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
+  const std::string head =
+      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  cardinality:\n    ? frontend: {workers: 1}\n    : x\n"),
                     Catch::Contains("expected a field name"));
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  ? [a, b]\n  : x\n"), Catch::Contains("expected a field name"));
