@@ -2,9 +2,13 @@
 // resource can check alone: unique names, service types and ports, and resolvable issuers.
 #include <fmt/format.h>
 
+#include <yaml-cpp/eventhandler.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "config/readers.hpp"
 
@@ -80,6 +84,44 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
     out.certificates.back().location = where;
   } else {
     out.issuers.push_back(read_issuer(ctx, name, kind, spec));
+  }
+}
+
+// Watches where each document starts, and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  YAML::Mark start;
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// YAML::LoadAll of yaml-cpp 0.7 (Debian 12) never returns on some invalid texts: when the parser
+// cannot consume a document's first token (e.g. a tag followed by a comment), it yields an empty
+// document at the same place forever, growing memory (jbeder/yaml-cpp#1040, fixed in 0.8; found
+// by fuzz_config). A first pass that only watches where documents start refuses such a text
+// before LoadAll sees it; a valid text parses as before.
+std::vector<YAML::Node> parse_documents(const std::string& text, const std::string& file) {
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    std::optional<YAML::Mark> previous;
+    while (parser.HandleNextDocument(starts)) {
+      if (previous && starts.start.pos == previous->pos)
+        throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: the parser cannot read past this point", file,
+                                      starts.start.line + 1, starts.start.column + 1));
+      previous = starts.start;
+    }
+    return YAML::LoadAll(text);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
   }
 }
 
@@ -208,15 +250,11 @@ Configuration load(const std::string& path) {
   }
   Seen seen;
   for (const auto& file : files) {
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAllFromFile(file);
-    } catch (const YAML::ParserException& e) {
-      throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
-    } catch (const YAML::BadFile&) {
-      throw ConfigError(fmt::format("{}: cannot be read", file));
-    }
-    for (const auto& doc : docs) read_document(file, doc, out, seen);
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) throw ConfigError(fmt::format("{}: cannot be read", file));
+    for (const auto& doc : parse_documents(text.str(), file)) read_document(file, doc, out, seen);
     out.files.push_back(file);
   }
   cross_check(out);
@@ -226,13 +264,7 @@ Configuration load(const std::string& path) {
 Configuration load_from_string(const std::string& text, const std::string& name) {
   Configuration out;
   Seen seen;
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(fmt::format("{}:{}:{}: invalid YAML: {}", name, e.mark.line + 1, e.mark.column + 1, e.msg));
-  }
-  for (const auto& doc : docs) read_document(name, doc, out, seen);
+  for (const auto& doc : parse_documents(text, name)) read_document(name, doc, out, seen);
   cross_check(out);
   return out;
 }

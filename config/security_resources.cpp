@@ -11,7 +11,7 @@ std::map<std::string, std::string> string_map(const Context& ctx, const YAML::No
   expect_map(ctx, node);
   std::map<std::string, std::string> out;
   for (const auto& kv : node) {
-    auto key = kv.first.as<std::string>();
+    auto key = key_text(ctx, kv.first);
     out[key] = text(ctx.child(key), kv.second);
   }
   return out;
@@ -78,7 +78,7 @@ AuthenticationMethod read_method(const Context& ctx, const YAML::Node& node) {
         auto actx = sctx.child("authorizationAttributes");
         expect_map(actx, attrs);
         for (const auto& kv : attrs) {
-          auto entry_name = kv.first.as<std::string>();
+          auto entry_name = key_text(actx, kv.first);
           auto ectx = actx.child(entry_name);
           expect_map(ectx, kv.second);
           reject_unknown(ectx, kv.second, {"subject", "attributes"});

@@ -48,7 +48,7 @@ void expect_sequence(const Context& ctx, const YAML::Node& node) {
 
 void reject_unknown(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> known) {
   for (const auto& kv : node) {
-    auto key = kv.first.as<std::string>();
+    auto key = key_text(ctx, kv.first);
     if (std::find(known.begin(), known.end(), key) != known.end()) continue;
     std::string_view best;
     std::size_t best_distance = std::numeric_limits<std::size_t>::max();
@@ -73,6 +73,12 @@ std::uint64_t integer(const Context& ctx, const YAML::Node& node, std::uint64_t 
   std::uint64_t value = std::stoull(std::string(digits));
   if (value < min || value > max) ctx.fail(node, fmt::format("{} is out of range {}..{}", value, min, max));
   return value;
+}
+
+std::string key_text(const Context& ctx, const YAML::Node& key) {
+  if (key.IsNull()) return "null";
+  if (!key.IsScalar()) ctx.fail(key, "expected a field name, not a list or mapping");
+  return key.Scalar();
 }
 
 std::string text(const Context& ctx, const YAML::Node& node) {

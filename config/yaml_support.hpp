@@ -36,6 +36,10 @@ void expect_sequence(const Context& ctx, const YAML::Node& node);
 // Fails on the first key not in `known`, suggesting the nearest known name.
 void reject_unknown(const Context& ctx, const YAML::Node& node, std::initializer_list<std::string_view> known);
 std::uint64_t integer(const Context& ctx, const YAML::Node& node, std::uint64_t min, std::uint64_t max);
+// A mapping's key as text. A key that is itself a list or mapping (YAML's "? " complex keys) is
+// refused with a ConfigError; yaml-cpp's as<std::string>() would throw BadConversion, which is
+// not a ConfigError and would end the daemon (found by fuzz_config). A null key reads "null".
+std::string key_text(const Context& ctx, const YAML::Node& key);
 std::string text(const Context& ctx, const YAML::Node& node);
 std::vector<std::string> string_list(const Context& ctx, const YAML::Node& node);
 bool boolean(const Context& ctx, const YAML::Node& node);

@@ -177,7 +177,10 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
                           }
                           if (closing_) return;
                           connection_->on_bytes(codec::Bytes(read_buffer_.data(), n));
-                          if (!closing_ && !closed_ && !connection_->reading_paused()) read_some();
+                          // on_bytes() may have resumed reading already (attach() calls resume_reading()): a
+                          // second read would run beside it (two reads at once: a read parked by Beast for its
+                          // pong was never resumed, and it held the transport alive).
+                          if (!closing_ && !closed_ && !reading_ && !connection_->reading_paused()) read_some();
                         });
   }
 

@@ -91,7 +91,8 @@ void count(const std::string& head) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  spdlog::set_level(spdlog::level::off);
+  // MQTTD_FUZZ_LOG=1: the broker's debug log, to follow what one input does.
+  spdlog::set_level(std::getenv("MQTTD_FUZZ_LOG") ? spdlog::level::debug : spdlog::level::off);
   // As the daemon: a peer that went away costs an error, not the process.
   std::signal(SIGPIPE, SIG_IGN);
   settings.workers = 1;

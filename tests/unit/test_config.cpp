@@ -118,3 +118,27 @@ TEST_CASE("the default renewal is at a third of the lifetime left") {
   CHECK(spec.duration == std::chrono::hours(90 * 24));
   CHECK(spec.renew_lead() == std::chrono::hours(30 * 24));
 }
+
+// Found by fuzz_config (tests/fuzz/corpus/fuzz_config/crash-yaml-loadall-loop): yaml-cpp 0.7's
+// LoadAll never returns on these texts (jbeder/yaml-cpp#1040); the loader refuses them instead.
+TEST_CASE("texts on which yaml-cpp's LoadAll would loop forever are refused") {
+  for (auto text : {",", "!pima, the\n# b\n"}) {
+    INFO(text);
+    CHECK_THROWS_WITH(load_from_string(text, "f.yaml"), Catch::Contains("invalid YAML"));
+  }
+  auto path = write_temp(",\n");
+  CHECK_THROWS_WITH(load(path), Catch::Contains("invalid YAML"));
+  std::remove(path.c_str());
+  // Several documents, empty ones included, still load.
+  CHECK_NOTHROW(load_from_string("---\n---\n# only a comment\n---\n"));
+}
+
+// Found by fuzz_config (tests/fuzz/corpus/fuzz_config/crash-complex-key): a mapping key that is
+// itself a mapping made yaml-cpp throw BadConversion, which is not a ConfigError.
+TEST_CASE("a key that is a mapping or a list is a ConfigError") {
+  const std::string head =
+      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
+  CHECK_THROWS_WITH(load_from_string(head + "spec:\n  cardinality:\n    ? frontend: {workers: 1}\n    : x\n"),
+                    Catch::Contains("expected a field name"));
+  CHECK_THROWS_WITH(load_from_string(head + "spec:\n  ? [a, b]\n  : x\n"), Catch::Contains("expected a field name"));
+}

@@ -66,3 +66,27 @@ TEST_CASE("a text frame while the CONNACK is written closes the connection once"
   frames_after_upgrade(result.received);
   CHECK(broker.stats().connections == 0);
 }
+
+// Found by fuzz_websocket (tests/fuzz/corpus/fuzz_websocket/crash-two-reads-leak): the CONNECT's
+// attach() resumed reading from inside the read handler, which then started a second read
+// beside it. With two pings in the stream, one read parked in Beast waiting to send its pong
+// and was never resumed: no CONNACK, no pong, and the transport was never freed (LSan).
+TEST_CASE("pings right after CONNECT are answered and the connection closes cleanly", "[websocket]") {
+  Broker broker(one_worker());
+  std::string stream(test::kWebSocketUpgrade);
+  stream += framed_connect(codec::ProtocolVersion::v311);
+  test::append_client_frame(stream, 9, true, 0, "");  // ping
+  test::append_client_frame(stream, 9, true, 0, "");  // ping
+  test::append_client_frame(stream, 0, true, 0, "");  // a continuation with no message: protocol error
+  auto result = test::exchange_websocket(broker, stream);
+  CHECK(result.closed);
+  auto frames = frames_after_upgrade(result.received);
+  // CONNACK (3.1.1, accepted), the two pongs, then a close frame with 1002 (protocol error).
+  CHECK(frames.find(std::string("\x82\x04\x20\x02\x00\x00", 6)) != std::string::npos);
+  std::size_t pongs = 0;
+  for (auto at = frames.find("\x8a\x00", 0, 2); at != std::string::npos; at = frames.find("\x8a\x00", at + 2, 2))
+    ++pongs;
+  CHECK(pongs == 2);
+  CHECK(frames.ends_with(std::string("\x88\x02\x03\xea", 4)));
+  CHECK(broker.stats().connections == 0);
+}
