@@ -108,6 +108,10 @@ class Session {
   InflightTable inflight;                          // sent, not yet acknowledged; owns the packet identifiers
   std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
   std::uint32_t expiry_interval = 0;
+  // The generation of the CONNECT whose handover last attached the session here. A claim since
+  // (generation moved on) means a newer connection is on its way: the session is not ended at
+  // disconnect or expiry, the claimant's handover takes it.
+  std::uint64_t attached_generation = 0;
   Clock::time_point disconnected_at{};
   PendingWill pending_will;
   // Who created the session (authentication method, username, certificate subject): a session

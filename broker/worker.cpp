@@ -172,7 +172,7 @@ void Worker::tick() {
       expired.push_back(s);
   }
   for (auto& s : expired) {
-    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) end_session(s);
+    if (broker_.sessions().remove_if_unclaimed(s, s->attached_generation)) end_session(s);
   }
 }
 
@@ -181,6 +181,7 @@ void Worker::tick() {
 void Worker::connect(ClientConnection& c, const std::string& client_id, bool clean_start) {
   auto claim = broker_.sessions().claim(client_id, index_);
   if (!claim.existed) {
+    claim.session->attached_generation = claim.generation;
     c.attach(claim.session, false);
     return;
   }
@@ -208,8 +209,10 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
   // Someone else's client id: the session is not theirs to resume (its subscriptions and
   // messages were authorized for another principal). For its owner the session ends here, so
   // its will goes out as at any session end.
-  bool fresh = clean_start;
-  if (!clean_start && s->principal_identity != identity) {
+  // A session with expiry 0 ends with its connection (taken over now, or closed while this
+  // claim was on its way): it is never resumed [MQTT-3.1.2-6], [MQTT-3.2.2-3].
+  bool fresh = clean_start || s->expiry_interval == 0;
+  if (!fresh && s->principal_identity != identity) {
     spdlog::warn(
         "event=session_principal_changed client_id={} message=\"the session was created by another "
         "principal; starting a fresh one\"",
@@ -247,6 +250,7 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     }
     return;
   }
+  s->attached_generation = generation;
   if (fresh) {
     // The session is the new principal's from here on (a later takeover compares with this).
     clear_session(s);
@@ -275,7 +279,7 @@ void Worker::session_disconnected(const SessionPtr& s) {
   s->online.store(false, std::memory_order_relaxed);
   s->disconnected_at = now_;
   if (s->expiry_interval == 0) {
-    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) {
+    if (broker_.sessions().remove_if_unclaimed(s, s->attached_generation)) {
       end_session(s);
       return;
     }
@@ -284,7 +288,7 @@ void Worker::session_disconnected(const SessionPtr& s) {
     // One more offline session would pass the bound: this one ends now (as if its expiry were
     // 0), so the sessions already kept are not evicted by a flood of new client ids.
     broker_.limit_reached(Limit::OfflineSessions, s->client_id, "session ended at disconnect");
-    if (broker_.sessions().remove_if_unclaimed(s, s->generation.load(std::memory_order_acquire))) {
+    if (broker_.sessions().remove_if_unclaimed(s, s->attached_generation)) {
       end_session(s);
       return;
     }

@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
@@ -18,6 +19,12 @@ struct EpollPoller::Waiter {
   explicit Waiter(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
   boost::asio::posix::stream_descriptor descriptor;
 };
+
+namespace {
+std::atomic<std::uint64_t> next_poll_serial{1};
+}
+
+PollHandler::PollHandler() : poll_serial_(next_poll_serial.fetch_add(1, std::memory_order_relaxed)) {}
 
 EpollPoller& EpollPoller::of(boost::asio::io_context& io) {
   // One per worker thread; the worker's io_context outlives its thread.
@@ -69,7 +76,7 @@ int EpollPoller::dispatch() {
 
 PollHandler* EpollPoller::adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events) {
   PollHandler* raw = handler.get();
-  handlers_.emplace(raw, std::move(handler));
+  handlers_.emplace(raw, Adopted{std::move(handler), false});
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = raw;
@@ -87,11 +94,24 @@ void EpollPoller::modify(int fd, PollHandler* handler, std::uint32_t events) {
 
 void EpollPoller::retire(int fd, PollHandler* handler) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  auto it = handlers_.find(handler);
+  if (it == handlers_.end() || it->second.retired) return;
+  it->second.retired = true;
   retired_.push_back(handler);
   // Outside a dispatch (a close requested by a task), destroy after the current handler.
   boost::asio::post(io_, [this] {
     for (auto* h : retired_) handlers_.erase(h);
     retired_.clear();
+  });
+}
+
+// The handler is alive when it posts (it is the caller), possibly not adopted yet (a task posted
+// from its constructor); when the task runs, it must be adopted, not retired, and the same one.
+void EpollPoller::post_to(PollHandler* handler, std::function<void()> task) {
+  boost::asio::post(io_, [this, handler, serial = handler->poll_serial(), task = std::move(task)] {
+    auto found = handlers_.find(handler);
+    if (found == handlers_.end() || found->second.retired || found->first->poll_serial() != serial) return;
+    task();
   });
 }
 

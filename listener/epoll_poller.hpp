@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -16,9 +17,15 @@ namespace mqttd {
 
 class PollHandler {
  public:
+  PollHandler();
   virtual ~PollHandler() = default;
+  // Never reused in the process: tells a handler apart from a later one at the same address.
+  std::uint64_t poll_serial() const { return poll_serial_; }
   // `events` are EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits.
   virtual void on_events(std::uint32_t events) = 0;
+
+ private:
+  std::uint64_t poll_serial_;
 };
 
 class EpollPoller {
@@ -36,6 +43,10 @@ class EpollPoller {
   // Stops watching `fd` and destroys the handler after the current batch of events, so that an
   // event already fetched for it never reaches freed memory.
   void retire(int fd, PollHandler* handler);
+  // Runs `task` on this worker after the current turn of its event loop, unless `handler` has
+  // been retired by then. A handler may be retired (and destroyed) in the same batch of events
+  // that posted the task: the task never reaches it then.
+  void post_to(PollHandler* handler, std::function<void()> task);
   boost::asio::io_context& io() { return io_; }
 
  private:
@@ -48,7 +59,11 @@ class EpollPoller {
   int epoll_fd_;
   struct Waiter;
   std::unique_ptr<Waiter> waiter_;
-  std::unordered_map<PollHandler*, std::unique_ptr<PollHandler>> handlers_;
+  struct Adopted {
+    std::unique_ptr<PollHandler> handler;
+    bool retired = false;
+  };
+  std::unordered_map<PollHandler*, Adopted> handlers_;
   std::vector<PollHandler*> retired_;
 };
 

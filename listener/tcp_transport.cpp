@@ -145,7 +145,7 @@ void TcpTransport::close() {
   if (closing_) return;
   closing_ = true;
   // Close after this turn, so that what the connection queued just now is written first.
-  boost::asio::post(poller_.io(), [this] {
+  poller_.post_to(this, [this] {
     if (closed_) return;
     if (!write_blocked_) write_pending();
     finish_close();

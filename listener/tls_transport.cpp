@@ -170,7 +170,7 @@ void TlsTransport::on_readable() {
 }
 
 void TlsTransport::read_buffered_later() {
-  boost::asio::post(poller_.io(), [this] {
+  poller_.post_to(this, [this] {
     if (closed_ || closing_) return;
     on_readable();
     if (!closed_) update_interest();
@@ -223,7 +223,7 @@ void TlsTransport::close() {
   if (closing_) return;
   closing_ = true;
   // Close after this turn, so that what the connection queued just now is written first.
-  boost::asio::post(poller_.io(), [this] {
+  poller_.post_to(this, [this] {
     if (closed_) return;
     if (handshake_done_ && !write_blocked_) write_pending();
     finish_close();

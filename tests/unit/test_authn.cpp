@@ -78,6 +78,14 @@ TEST_CASE("methods are tried in order; relevance decides who answers") {
   CHECK(authenticator->authenticate(with_cert).principal.attributes ==
         std::map<std::string, std::string>{{"city", "seattle"}});
 
+  // A certificate without a CN: no username at all (an empty one would substitute into
+  // "{principal.username}" as an empty level or prefix; an absent one makes the rule not apply).
+  PeerCertificate no_cn{{"O=Contoso, OU=devices", "CN=Contoso Intermediate CA"}, "", {}};
+  with_cert.certificate = &no_cn;
+  r = authenticator->authenticate(with_cert);
+  CHECK(r.outcome == Result::Outcome::Accepted);
+  CHECK_FALSE(r.principal.username.has_value());
+
   Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, nullptr};
   r = authenticator->authenticate(pw);
   CHECK(r.outcome == Result::Outcome::Accepted);
