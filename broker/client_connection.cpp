@@ -219,7 +219,16 @@ void ClientConnection::handle_packet(const codec::FixedHeader& h, codec::Bytes b
 
 void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Connect c;
+  c.version = static_cast<codec::ProtocolVersion>(0);  // set by the decoder once the level is read
   auto st = codec::decode_connect(h, body, c, worker_.scratch());
+  if (!st.ok() && st.reason != Reason::UnsupportedProtocolVersion && c.version != codec::ProtocolVersion::v311 &&
+      c.version != codec::ProtocolVersion::v5) {
+    // Not MQTT (another protocol name, or cut before the level): no answer in a format the
+    // client may not read; closed [MQTT-3.1.2-1], [MQTT-3.1.4-1].
+    log_close(st.detail);
+    close();
+    return;
+  }
   version_ = c.version;
   if (st.reason == Reason::UnsupportedProtocolVersion) {
     // Answer in the 3.1.1 format, which every version's client can read (MQTT 5 section 3.1.2.2).
@@ -606,24 +615,31 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
   codec::Ack a;
   if (auto st = codec::decode_ack(h, body, version_, a, worker_.scratch()); !st.ok()) return refuse_packet(st);
   auto& inflight = session_->inflight;
-  auto find = [&](InflightMessage::State state) {
-    InflightMessage* m = inflight.find(a.packet_id);
-    return m && m->state == state ? m : nullptr;
+  InflightMessage* m = inflight.find(a.packet_id);
+  // An acknowledgement of the wrong kind for a packet id in flight (PUBACK for a QoS 2 message,
+  // PUBCOMP before PUBREC, PUBREC for QoS 1): 3.1.1 has no reason codes, it is a protocol
+  // violation [MQTT-4.8.0-1]; a v5 one is ignored. Unknown ids are late duplicates: ignored.
+  auto wrong_kind = [&] {
+    if (!is_v5(version_)) protocol_violation(Reason::ProtocolError, "acknowledgement of the wrong type");
   };
   switch (a.type) {
     case PacketType::Puback: {
-      if (!find(InflightMessage::State::AwaitingPuback)) return;  // a late or duplicate acknowledgement
+      if (!m) return;  // a late or duplicate acknowledgement
+      if (m->state != InflightMessage::State::AwaitingPuback) return wrong_kind();
       inflight.erase(a.packet_id);
       pump_queue();
       return;
     }
     case PacketType::Pubrec: {
-      InflightMessage* m = find(InflightMessage::State::AwaitingPubrec);
       codec::Ack rel;
       rel.type = PacketType::Pubrel;
       rel.packet_id = a.packet_id;
       if (!m) {
         rel.reason = Reason::PacketIdentifierNotFound;
+      } else if (m->state == InflightMessage::State::AwaitingPubcomp) {
+        // PUBREC again (our PUBREL crossed it, or was lost with a connection): PUBREL again, 0x00.
+      } else if (m->state != InflightMessage::State::AwaitingPubrec) {
+        return wrong_kind();
       } else if (static_cast<unsigned>(a.reason) >= 0x80) {
         inflight.erase(a.packet_id);
         pump_queue();
@@ -644,7 +660,8 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
       return;
     }
     case PacketType::Pubcomp: {
-      if (!find(InflightMessage::State::AwaitingPubcomp)) return;
+      if (!m) return;
+      if (m->state != InflightMessage::State::AwaitingPubcomp) return wrong_kind();
       inflight.erase(a.packet_id);
       pump_queue();
       return;

@@ -212,7 +212,7 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
   // A session with expiry 0 ends with its connection (taken over now, or closed while this
   // claim was on its way): it is never resumed [MQTT-3.1.2-6], [MQTT-3.2.2-3].
   bool fresh = clean_start || s->expiry_interval == 0;
-  if (!fresh && s->principal_identity != identity) {
+  if (!clean_start && s->principal_identity != identity) {
     spdlog::warn(
         "event=session_principal_changed client_id={} message=\"the session was created by another "
         "principal; starting a fresh one\"",
@@ -243,8 +243,11 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
   bool current = s->generation.load(std::memory_order_acquire) == generation;
   if (!current) {
     if (c) c->superseded();
-    // A newer claimant's handover will find the session here (it is owned here now).
-    if (!s->connection) {
+    // A newer claimant's handover will find the session here if it is still owned here. It may
+    // not be: that handover can have reached this worker first (its claim landed between the
+    // old owner's store of `owner` and its post of this attach) and moved the session on, or
+    // ended it. Then the session is not this worker's to touch, nor to keep offline.
+    if (s->owner.load(std::memory_order_acquire) == index_ && !s->ended && !s->connection) {
       s->disconnected_at = now_;
       add_offline(s);
     }
@@ -295,27 +298,35 @@ void Worker::session_disconnected(const SessionPtr& s) {
   }
   add_offline(s);
   // Unacknowledged shared-subscription messages go to another member of the group now rather
-  // than wait for this one to come back.
-  redistribute_shared(s);
+  // than wait for this one to come back; with no other member they wait here.
+  redistribute_shared(s, true);
 }
 
-// Takes this session's shared-subscription messages that no client has received yet (queued,
-// or in flight before PUBREC) and hands each to another member of its group. A message past
-// PUBREC was delivered: only its packet identifier remains, and it stays. Collected first, then
-// handed over, so no table is walked while another session's delivery may touch it.
-void Worker::redistribute_shared(const SessionPtr& s) {
+// Takes this session's shared-subscription messages and hands each to another member of its
+// group: the queued ones, and the QoS 1 ones in flight (at least once: the client may have them).
+// A QoS 2 message in flight was sent to this client: it is completed with this client when it
+// returns, and never sent to another [MQTT-4.8.2-4], [MQTT-4.8.2-5]. With no other member, a
+// message stays in this session if it `continues`, and is counted as dropped if it ends.
+// Collected first, then handed over, so no table is walked while a delivery may touch it.
+void Worker::redistribute_shared(const SessionPtr& s, bool continues) {
   std::vector<Delivery> leaving;
   std::vector<std::uint16_t> released;
   s->inflight.for_each_in_send_order([&](InflightMessage& m) {
-    if (!m.delivery.shared_filter || !m.delivery.message) return;
-    if (m.state == InflightMessage::State::AwaitingPubcomp) return;
+    if (!m.delivery.shared_filter || !m.delivery.message || m.delivery.qos == 2) return;
     leaving.push_back(std::move(m.delivery));
     released.push_back(m.packet_id);
   });
   for (auto id : released) s->inflight.erase(id);
   s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
                       [&](Delivery&& d) { leaving.push_back(std::move(d)); });
-  for (auto& d : leaving) redistribute(s.get(), std::move(d));
+  for (auto& d : leaving) {
+    if (redistribute(s.get(), d)) continue;
+    if (continues) {
+      enqueue(*s, std::move(d));
+    } else {
+      messages_dropped.increment();
+    }
+  }
 }
 
 // The session is over: its will goes out, its subscriptions leave every replica, and messages
@@ -382,7 +393,7 @@ void Worker::enqueue(Session& s, Delivery&& d) {
   // message larger than the per-session bound, or a total held by other sessions, would empty
   // this queue and still not fit.
   bool evicting_helps =
-      (*limit != Limit::QueuedBytesPerSession || size <= settings.max_queued_bytes_per_session) &&
+      size <= settings.max_queued_bytes_per_session &&
       DeliveryQueue<Delivery>::total_bytes() - queue.bytes() + size <= settings.max_queued_bytes_total;
   if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest && evicting_helps) {
     while (limit && !queue.empty()) {
@@ -407,7 +418,7 @@ void Worker::clear_session(const SessionPtr& s) {
     s->subscriptions.clear();
     change_subscriptions(s, std::move(changes), nullptr);
   }
-  redistribute_shared(s);
+  redistribute_shared(s, false);
   s->inflight.clear();
   s->queue.clear();
   s->inbound_qos2.clear();
@@ -589,17 +600,20 @@ const Subscriber* Worker::choose_member(SharedGroup& g, const Session* exclude, 
   return fallback;
 }
 
-void Worker::redistribute(const Session* leaving, Delivery&& d) {
+// Hands `d` to another member of its shared group than `leaving`; false (and `d` untouched) if
+// there is none that may receive it.
+bool Worker::redistribute(const Session* leaving, Delivery& d) {
   codec::SharedFilter shared;
-  if (!d.message || !d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return;
+  if (!d.message || !d.shared_filter || !codec::parse_shared_filter(*d.shared_filter, shared)) return false;
   SharedGroup* group = index_tree_.find_group(shared.filter, shared.group);
-  if (!group) return;
+  if (!group) return false;
   const Subscriber* member = choose_member(*group, leaving, d.message->topic());
-  if (!member) return;
+  if (!member) return false;
   d.qos = std::min(d.message->qos(), member->options.qos);
   d.subscription_ids = SubscriptionIds();
   d.subscription_ids.add(member->options.identifier);
   deliver(member->session, std::move(d));
+  return true;
 }
 
 void Worker::deliver(const SessionPtr& s, Delivery&& d) {
@@ -614,17 +628,14 @@ void Worker::deliver(const SessionPtr& s, Delivery&& d) {
 
 void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
   if (s->ended) {
-    if (d.shared_filter) redistribute(s.get(), std::move(d));
+    if (!d.shared_filter || !redistribute(s.get(), d)) messages_dropped.increment();
     return;
   }
   if (d.message->expired(now_)) return;
   if (!s->may_receive(d.message->topic())) {
     // A shared-group message goes to another member (this one's permissions changed since the
     // publisher's worker chose it); redistribute() picks only members allowed to receive it.
-    if (d.shared_filter) {
-      redistribute(s.get(), std::move(d));
-      return;
-    }
+    if (d.shared_filter && redistribute(s.get(), d)) return;
     messages_dropped.increment();
     return;
   }

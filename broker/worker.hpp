@@ -100,8 +100,8 @@ class Worker {
   std::size_t publish(const MessageRef& msg, std::string_view publisher = {});
   void deliver(const SessionPtr& s, Delivery&& d);
   // Sends a shared-subscription message to another member of its group than `leaving`.
-  void redistribute(const Session* leaving, Delivery&& d);
-  void redistribute_shared(const SessionPtr& s);
+  bool redistribute(const Session* leaving, Delivery& d);
+  void redistribute_shared(const SessionPtr& s, bool continues);
 
   // --- cross-thread (any thread) ---
   void post(std::function<void(Worker&)> task);

@@ -437,6 +437,9 @@ DecodeStatus decode_subscribe(const FixedHeader& h, Bytes body, ProtocolVersion 
     if (s.topics.size() >= s.max_topic_filters) return too_many_topic_filters();
     SubscribeTopic t;
     if (!read_utf8(r, t.filter)) return malformed("topic filter is not valid UTF-8");
+    // 3.1.1 has no per-filter code for it: a protocol violation, the connection is closed
+    // [MQTT-4.7.3-1], [MQTT-4.8.0-1]. A v5 client gets 0x8F Topic Filter Invalid for that filter.
+    if (v == ProtocolVersion::v311 && t.filter.empty()) return malformed("empty topic filter");
     std::uint8_t opts = r.u8();
     if (r.failed()) return malformed("truncated SUBSCRIBE");
     if (v == ProtocolVersion::v5 ? (opts & 0xC0) : (opts & 0xFC)) return malformed("reserved subscription options");
@@ -490,6 +493,7 @@ DecodeStatus decode_unsubscribe(const FixedHeader& h, Bytes body, ProtocolVersio
     if (s.filters.size() >= s.max_topic_filters) return too_many_topic_filters();
     std::string_view f;
     if (!read_utf8(r, f)) return malformed("topic filter is not valid UTF-8");
+    if (v == ProtocolVersion::v311 && f.empty()) return malformed("empty topic filter");
     s.filters.push_back(f);
   }
   if (s.filters.empty()) return protocol_error("UNSUBSCRIBE without topic filters");

@@ -193,6 +193,53 @@ TEST_CASE("a PUBLISH before CONNECT closes the connection without an answer", "[
   CHECK(c.nothing_more());
 }
 
+// [MQTT-3.1.2-1], [MQTT-3.1.4-1], [MQTT-2.2.2-2]: a CONNECT that is not MQTT, or a 3.1.1 CONNECT
+// with a reserved flag set, is closed without a CONNACK (a 3.1.1 client never receives a v5 one).
+TEST_CASE("a CONNECT with another protocol name or a reserved flag is closed without CONNACK", "[engine]") {
+  Broker broker(one_worker());
+  // Protocol name "MQTX", level 4, clean session, keep alive 60, client id "c".
+  MemoryClient wrong_name(broker, ProtocolVersion::v311);
+  wrong_name.send_bytes(raw({0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'X', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'c'}));
+  CHECK(wrong_name.closed());
+  CHECK(wrong_name.nothing_more());
+  // 3.1.1 CONNECT with the reserved flag (bit 0) set.
+  MemoryClient reserved(broker, ProtocolVersion::v311);
+  reserved.send_bytes(raw({0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x03, 0x00, 0x3c, 0x00, 0x01, 'c'}));
+  CHECK(reserved.closed());
+  CHECK(reserved.nothing_more());
+  // 3.1.1 CONNECT with reserved fixed-header flags.
+  MemoryClient header_flags(broker, ProtocolVersion::v311);
+  header_flags.send_bytes(raw({0x11, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'c'}));
+  CHECK(header_flags.closed());
+  CHECK(header_flags.nothing_more());
+}
+
+// [MQTT-4.7.3-1], [MQTT-4.8.0-1]: a 3.1.1 SUBSCRIBE or UNSUBSCRIBE with an empty topic filter
+// closes the connection; a v5 SUBSCRIBE gets 0x8F for that filter.
+TEST_CASE("an empty topic filter: 3.1.1 closes, v5 gets 0x8F", "[engine]") {
+  Broker broker(one_worker());
+  MemoryClient sub(broker, ProtocolVersion::v311);
+  sub.connect("empty-sub");
+  sub.next();
+  sub.subscribe("", 0);
+  CHECK(sub.closed());
+  CHECK(sub.nothing_more());
+  MemoryClient unsub(broker, ProtocolVersion::v311);
+  unsub.connect("empty-unsub");
+  unsub.next();
+  unsub.send_bytes(raw({0xA2, 0x04, 0x00, 0x01, 0x00, 0x00}));  // UNSUBSCRIBE id 1, filter ""
+  CHECK(unsub.closed());
+  CHECK(unsub.nothing_more());
+  MemoryClient v5(broker, ProtocolVersion::v5);
+  v5.connect("empty-v5");
+  v5.next();
+  v5.subscribe("", 0);
+  auto suback = v5.next();
+  REQUIRE(suback.type() == PacketType::Suback);
+  CHECK(std::to_integer<int>(suback.body.back()) == 0x8F);
+  CHECK_FALSE(v5.closed());
+}
+
 TEST_CASE("a second CONNECT is a protocol error (DISCONNECT 0x82)", "[engine]") {
   Broker broker(one_worker());
   MemoryClient c(broker, ProtocolVersion::v5);
@@ -936,4 +983,136 @@ TEST_CASE("Queued bytes: an empty queue takes one message larger than the per-se
   CHECK(m.payload.size() == 3'000);
   CHECK(std::to_integer<char>(m.payload[0]) == 'a');
   CHECK(back.nothing_more());
+}
+
+// [MQTT-4.8.2-4], [MQTT-4.8.2-5]: a QoS 2 shared-subscription message sent to a member is
+// completed with that member, never sent to another, even if its session ends first.
+TEST_CASE("a shared QoS 2 message sent to a member is not sent to another when it leaves", "[engine]") {
+  Broker broker(one_worker());
+  auto first = std::make_unique<MemoryClient>(broker, ProtocolVersion::v5);
+  auto second = std::make_unique<MemoryClient>(broker, ProtocolVersion::v5);
+  first->connect("q2-member-1");
+  first->next();
+  second->connect("q2-member-2");
+  second->next();
+  first->subscribe("$share/g/q2", 2);
+  first->next();
+  second->subscribe("$share/g/q2", 2);
+  second->next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  pub.publish("q2", "exactly once", 2, 1);
+  pub.next();
+  pub.ack(PacketType::Pubrel, 1);
+  pub.next();
+  std::unique_ptr<MemoryClient>& got = first->nothing_more() ? second : first;
+  std::unique_ptr<MemoryClient>& other = first->nothing_more() ? first : second;
+  CHECK(got->decode_publish_packet(got->next()).qos == 2);
+  got.reset();  // no PUBREC; the session (expiry 0) ends
+  other->pump();
+  CHECK(other->nothing_more());
+  pub.publish("q2", "next", 1, 2);
+  pub.next();
+  CHECK(codec::as_string(other->decode_publish_packet(other->next()).payload) == "next");
+}
+
+// A shared-subscription message of a member that goes offline waits in its session when no other
+// member can take it, instead of disappearing.
+TEST_CASE("the only member of a shared group keeps its messages while offline", "[engine]") {
+  Broker broker(one_worker());
+  {
+    MemoryClient member(broker, ProtocolVersion::v5);
+    member.connect("only-member", true, 600);
+    member.next();
+    member.subscribe("$share/g/alone", 1);
+    member.next();
+    MemoryClient pub(broker, ProtocolVersion::v5);
+    pub.connect("p");
+    pub.next();
+    pub.publish("alone", "in flight", 1, 1);
+    pub.next();
+    CHECK(member.decode_publish_packet(member.next()).qos == 1);  // not acknowledged
+  }
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p2");
+  pub.next();
+  pub.publish("alone", "queued", 1, 2);
+  pub.next();
+  MemoryClient back(broker, ProtocolVersion::v5);
+  back.connect("only-member", false, 600);
+  CHECK(back.decode_connack_packet(back.next()).session_present);
+  CHECK(codec::as_string(back.decode_publish_packet(back.next()).payload) == "in flight");
+  CHECK(codec::as_string(back.decode_publish_packet(back.next()).payload) == "queued");
+}
+
+// DropOldest makes room for a message only when dropping older ones can: a message larger than
+// the per-session bound never empties a full queue to get in.
+TEST_CASE("Queued bytes: DropOldest does not empty a queue for a message above the per-session bound",
+          "[engine][limits]") {
+  BrokerSettings s = one_worker();
+  s.max_queued_bytes_per_session = 1'000;
+  s.subscriber_queue_length = 3;
+  s.subscriber_queue_strategy = QueueStrategy::DropOldest;
+  Broker broker(s);
+  {
+    MemoryClient sub(broker, ProtocolVersion::v5);
+    sub.connect("keeps-three", true, 600);
+    sub.next();
+    sub.subscribe("k", 1);
+    sub.next();
+  }
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  for (std::uint16_t i = 1; i <= 3; ++i) {
+    pub.publish("k", std::string(10, char('0' + i)), 1, i);
+    pub.next();
+  }
+  pub.publish("k", std::string(3'000, 'x'), 1, 4);  // the queue is full by count, and this is oversized
+  pub.next();
+  MemoryClient back(broker, ProtocolVersion::v5);
+  back.connect("keeps-three", false, 600);
+  back.next();
+  for (char c : {'1', '2', '3'}) CHECK(codec::as_string(back.decode_publish_packet(back.next()).payload)[0] == c);
+  CHECK(back.nothing_more());
+}
+
+// A repeated PUBREC for a QoS 2 message already released (its PUBREL sent) gets PUBREL 0x00
+// again while the packet id is in flight, not 0x92; an acknowledgement of the wrong type for a
+// packet id in flight closes a 3.1.1 connection (protocol violation) and is ignored in v5.
+TEST_CASE("QoS 2 acknowledgements: PUBREC again gets PUBREL 0x00; the wrong type is a 3.1.1 violation", "[engine]") {
+  Broker broker(one_worker());
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  for (auto version : {ProtocolVersion::v5, ProtocolVersion::v311}) {
+    bool v5 = version == ProtocolVersion::v5;
+    MemoryClient sub(broker, version);
+    sub.connect(v5 ? "acks-v5" : "acks-v311");
+    sub.next();
+    sub.subscribe(v5 ? "acks/5" : "acks/4", 2);
+    sub.next();
+    pub.publish(v5 ? "acks/5" : "acks/4", "m", 2, v5 ? 1 : 2);
+    pub.next();
+    pub.ack(PacketType::Pubrel, v5 ? 1 : 2);
+    pub.next();
+    auto m = sub.decode_publish_packet(sub.next());
+    sub.ack(PacketType::Pubrec, m.packet_id);
+    auto rel = sub.decode_ack_packet(sub.next());
+    CHECK(rel.type == PacketType::Pubrel);
+    sub.ack(PacketType::Pubrec, m.packet_id);  // again
+    auto again = sub.decode_ack_packet(sub.next());
+    CHECK(again.type == PacketType::Pubrel);
+    CHECK(again.reason == Reason::Success);
+    CHECK(again.packet_id == m.packet_id);
+    // PUBACK for a QoS 2 packet id awaiting PUBCOMP: the wrong type.
+    sub.ack(PacketType::Puback, m.packet_id);
+    CHECK(sub.closed() == !v5);
+    if (v5) {
+      sub.ack(PacketType::Pubcomp, m.packet_id);
+      CHECK(sub.nothing_more());
+      CHECK_FALSE(sub.closed());
+    }
+  }
 }
