@@ -40,9 +40,10 @@ constexpr const char* kUsage = R"(usage: mqttd [options]
   --check-config PATH   validate PATH and exit (0 valid, 1 invalid)
   --secrets-dir DIR     mounted secrets, one folder per secret (default /etc/mqttd/secrets)
   --state-dir DIR       what the broker writes: issued certificates (default /var/lib/mqttd)
-  --bind-address ADDR   address the configured ports listen on (default 0.0.0.0)
-  --listen ADDR:PORT    an extra plain MQTT port (repeatable); default 127.0.0.1:1883 when no
-                        --config and no --listen is given
+  --bind-address ADDR   address the configured ports listen on (default ::, every IPv6 and IPv4
+                        address; 0.0.0.0 on a host without IPv6)
+  --listen ADDR:PORT    an extra plain MQTT port (repeatable; IPv6 as [::1]:1883); default
+                        127.0.0.1:1883 and [::1]:1883 when no --config and no --listen is given
   --workers N           worker threads (default: one per core)
   --log-level LEVEL     trace, debug, info, warn or error
   --help                this text
@@ -59,7 +60,7 @@ struct Options {
   std::optional<std::string> log_level;
   std::string secrets_dir = "/etc/mqttd/secrets";
   std::string state_dir = "/var/lib/mqttd";
-  std::string bind_address = "0.0.0.0";
+  std::string bind_address = "::";  // every address, IPv6 and IPv4
   bool check_only = false;
 };
 
@@ -310,6 +311,8 @@ int main(int argc, char** argv) {
 
   bool embedded_default = options.listen.empty() && !options.config;
   if (embedded_default) options.listen.emplace_back("127.0.0.1", 1883);
+  // Loopback in both families, as "localhost" may resolve to either (Node.js picks ::1 first).
+  if (embedded_default) options.listen.emplace_back("::1", 1883);
 
   mqttd::Broker broker(config.broker);
   boost::asio::io_context io(1);
@@ -319,7 +322,7 @@ int main(int argc, char** argv) {
   mqttd::PortManager ports(io, broker, options.bind_address, paths);
   if (embedded_default)
     spdlog::warn(
-        "event=embedded_default listener=127.0.0.1:1883 authentication=none "
+        "event=embedded_default listener=127.0.0.1:1883,[::1]:1883 authentication=none "
         "message=\"no --config or --listen given: serving plain MQTT on loopback to anonymous clients\"");
   broker.start();
   certificates.apply(config);
@@ -330,18 +333,23 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The extra --listen ports last: once they accept, the configured ports are open too.
-  try {
-    for (const auto& [host, port] : options.listen) {
+  for (const auto& [host, port] : options.listen) {
+    try {
       extra_ports.push_back(std::make_unique<mqttd::Acceptor>(io, broker, host, port, [&broker](std::size_t w, int fd) {
         boost::asio::post(broker.io_context(w), [&broker, w, fd] { mqttd::TcpTransport::serve(broker, w, fd); });
       }));
       spdlog::info("event=listening listener=--listen address={} port={} protocol=mqtt tls=none", host,
                    extra_ports.back()->port());
+    } catch (const std::exception& e) {
+      if (embedded_default && host == "::1") {
+        // A host without IPv6: the default serves IPv4 loopback only.
+        spdlog::warn("event=ipv6_unavailable listener=[::1]:1883 error=\"{}\"", e.what());
+        continue;
+      }
+      spdlog::critical("event=listen_failed error=\"{}\"", e.what());
+      broker.stop();
+      return 1;
     }
-  } catch (const std::exception& e) {
-    spdlog::critical("event=listen_failed error=\"{}\"", e.what());
-    broker.stop();
-    return 1;
   }
   for (auto& l : extra_ports) l->start();
 

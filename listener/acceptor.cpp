@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 
 #include "broker/broker.hpp"
 
@@ -64,13 +65,37 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
 Acceptor::Acceptor(boost::asio::io_context& io, Broker& broker, const std::string& address, std::uint16_t port,
                    Handoff handoff)
     : impl_(std::make_shared<Impl>(io, broker, std::move(handoff))) {
-  tcp::endpoint ep(boost::asio::ip::make_address(address), port);
-  impl_->acceptor.open(ep.protocol());
-  impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
-  impl_->acceptor.bind(ep);
-  impl_->acceptor.listen(1024);
-  impl_->address = address;
+  std::string bound = address;
+  boost::system::error_code ec;
+  listen_on(bound, port, ec);
+  if (ec && address == "::" &&
+      (ec == boost::asio::error::address_family_not_supported || ec == boost::system::errc::address_not_available)) {
+    // A host (or pod) without IPv6: every IPv4 address instead, as "::" would have served them.
+    spdlog::warn("event=ipv6_unavailable port={} error=\"{}\" message=\"listening on 0.0.0.0 instead of ::\"", port,
+                 ec.message());
+    bound = "0.0.0.0";
+    listen_on(bound, port, ec);
+  }
+  if (ec) throw boost::system::system_error(ec, "listen on " + address + ":" + std::to_string(port));
+  impl_->address = bound;
   impl_->port = impl_->acceptor.local_endpoint().port();
+}
+
+// An IPv6 socket also accepts IPv4 clients (as IPv4-mapped addresses) whatever the host's
+// net.ipv6.bindv6only says: "::" is every address of both families.
+void Acceptor::listen_on(const std::string& address, std::uint16_t port, boost::system::error_code& ec) {
+  auto& acceptor = impl_->acceptor;
+  if (acceptor.is_open()) acceptor.close(ec);
+  auto ip = boost::asio::ip::make_address(address, ec);
+  if (ec) return;
+  tcp::endpoint ep(ip, port);
+  acceptor.open(ep.protocol(), ec);
+  if (ec) return;
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (ip.is_v6()) acceptor.set_option(boost::asio::ip::v6_only(false), ec);
+  acceptor.bind(ep, ec);
+  if (ec) return;
+  acceptor.listen(1024, ec);
 }
 
 Acceptor::~Acceptor() { stop(); }

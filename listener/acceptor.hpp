@@ -11,6 +11,9 @@
 namespace boost::asio {
 class io_context;
 }
+namespace boost::system {
+class error_code;
+}
 
 namespace mqttd {
 
@@ -22,8 +25,9 @@ class Acceptor {
   // which is non-blocking and now belongs to the callee.
   using Handoff = std::function<void(std::size_t worker, int fd)>;
 
-  // Binds `address`:`port` (port 0 picks a free one); accepting runs on `io`. Throws
-  // boost::system::system_error when the port cannot be bound.
+  // Binds `address`:`port` (port 0 picks a free one); accepting runs on `io`. An IPv6 address
+  // also accepts IPv4 clients; "::" on a host without IPv6 falls back to 0.0.0.0 (logged), and
+  // address() says which. Throws boost::system::system_error when the port cannot be bound.
   Acceptor(boost::asio::io_context& io, Broker& broker, const std::string& address, std::uint16_t port,
            Handoff handoff);
   ~Acceptor();
@@ -36,6 +40,7 @@ class Acceptor {
   const std::string& address() const;
 
  private:
+  void listen_on(const std::string& address, std::uint16_t port, boost::system::error_code& ec);
   struct Impl;
   std::shared_ptr<Impl> impl_;
 };

@@ -312,8 +312,8 @@ void PortManager::open(Port& port) {
     port.acceptor = std::make_unique<Acceptor>(io_, broker_, bind_address_, port.spec.port, handoff);
     port.acceptor->start();
     port.bind_error.clear();
-    spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener, bind_address_,
-                 port.spec.port, port.protocol(), port.tls_mode());
+    spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener,
+                 port.acceptor->address(), port.spec.port, port.protocol(), port.tls_mode());
   } catch (const boost::system::system_error& e) {
     auto message = fmt::format("listener {} port {}: cannot listen on {}:{}: {}", port.listener, port.spec.port,
                                bind_address_, port.spec.port, e.code().message());

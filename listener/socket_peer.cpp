@@ -1,6 +1,7 @@
 #include "listener/socket_peer.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 namespace mqttd {
@@ -19,9 +20,13 @@ std::string format_peer(const sockaddr_in6& address) {
     const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
     ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
     port = ntohs(v4->sin_port);
+  } else if (address.sin6_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&address.sin6_addr)) {
+    // An IPv4 client of a dual-stack port: logged as the IPv4 address it is.
+    ::inet_ntop(AF_INET, &address.sin6_addr.s6_addr[12], host, sizeof(host));
+    port = ntohs(address.sin6_port);
   } else if (address.sin6_family == AF_INET6) {
     ::inet_ntop(AF_INET6, &address.sin6_addr, host, sizeof(host));
-    port = ntohs(address.sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(ntohs(address.sin6_port));
   }
   return std::string(host) + ":" + std::to_string(port);
 }

@@ -15,6 +15,7 @@
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
 #include "broker/transport.hpp"
+#include "listener/socket_peer.hpp"
 #include "listener/tls_credentials.hpp"
 
 namespace mqttd {
@@ -55,8 +56,7 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
   WebSocketTransport(Broker& broker, std::size_t worker, NextLayer&& next, std::uint64_t endpoint_id, bool tls)
       : Transport(endpoint_id), ws_(std::move(next)), tls_(tls) {
     boost::system::error_code ec;
-    auto remote = beast::get_lowest_layer(ws_).remote_endpoint(ec);
-    peer_ = ec ? std::string("?") : remote.address().to_string() + ":" + std::to_string(remote.port());
+    peer_ = format_peer(peer_address(beast::get_lowest_layer(ws_).native_handle()));
     beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ec);
     parser_.header_limit(kMaxRequestHeaderBytes);
     // The connection exists from the start, so that its CONNECT timeout also bounds the handshakes.

@@ -69,18 +69,22 @@ def port_open(port):
 class Daemon:
     """The mqttd binary on a free port, stopped (SIGTERM) and checked at exit."""
 
-    def __init__(self, config_yaml=None, workers=2, extra_args=(), config_path=None, wait_for=None):
+    def __init__(self, config_yaml=None, workers=2, extra_args=(), config_path=None, wait_for=None,
+                 bind_address="127.0.0.1"):
         """Starts mqttd with a plain --listen port (self.port) and, if given, a configuration:
         `config_yaml` is written to tmp/broker.yaml; `config_path` is used as it is. Secrets are read
         from self.secrets_dir and certificates written under self.state_dir; configured ports bind
-        to 127.0.0.1. `wait_for` is a log text to wait for before returning."""
+        to `bind_address` (None: the daemon's default). `wait_for` is a log text to wait for before
+        returning."""
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="mqttd-test-")
         self.secrets_dir = os.path.join(self.tmp, "secrets")
         self.state_dir = os.path.join(self.tmp, "state")
         os.makedirs(self.secrets_dir)
         args = [BINARY, "--listen", f"127.0.0.1:{self.port}", "--workers", str(workers), "--log-level", "debug",
-                "--secrets-dir", self.secrets_dir, "--state-dir", self.state_dir, "--bind-address", "127.0.0.1"]
+                "--secrets-dir", self.secrets_dir, "--state-dir", self.state_dir]
+        if bind_address is not None:
+            args += ["--bind-address", bind_address]
         self.config_path = config_path
         if config_yaml is not None:
             self.config_path = os.path.join(self.tmp, "broker.yaml")

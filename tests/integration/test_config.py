@@ -92,13 +92,15 @@ class ConfigTest(unittest.TestCase):
             lines = []
             for line in proc.stdout:
                 lines.append(line)
-                if "event=listening" in line:
+                if "address=::1 port=1883" in line:
                     break
             log = "".join(lines)
-            self.assertIn("event=embedded_default listener=127.0.0.1:1883 authentication=none", log)
+            self.assertIn("event=embedded_default listener=127.0.0.1:1883,[::1]:1883 authentication=none", log)
             self.assertIn("address=127.0.0.1 port=1883", log)
-            c = Client(1883, "default-port")
-            c.disconnect()
+            # Loopback in both families: "localhost" works whichever a client resolves it to.
+            for host in ("127.0.0.1", "::1"):
+                c = Client(1883, "default-port", host=host)
+                c.disconnect()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
