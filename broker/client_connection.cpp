@@ -510,7 +510,7 @@ void ClientConnection::refuse_connect(Reason reason, std::string_view why) {
     codec::Connack ack;
     ack.reason = reason;
     if (!why.empty()) ack.properties.reason_string = why;
-    write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+    write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); }, &ack.properties.reason_string);
   } else if (reason != Reason::MalformedPacket && reason != Reason::ProtocolError) {
     codec::Connack ack;
     ack.reason = static_cast<Reason>(codec::to_311_connack(reason));
@@ -838,11 +838,24 @@ void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes bod
 
 // ---------------------------------------------------------------- output
 
+// No packet larger than the client's Maximum Packet Size [MQTT-3.1.2-24]. A packet with a Reason
+// String (`drop_reason` removes it) goes without it when that makes it fit [MQTT-3.2.2-19],
+// [MQTT-3.14.2-3]; one that still does not fit is discarded as if sent [MQTT-3.1.2-25].
 template <typename Fn>
-void ClientConnection::write_packet(Fn&& encode) {
+void ClientConnection::write_packet(Fn&& encode, std::optional<std::string_view>* drop_reason) {
   codec::Buffer& b = worker_.encode_scratch();
   encode(b);
-  std::memcpy(output_.append(b.size()), b.data(), b.size());
+  if (b.size() > client_maximum_packet_size_ && drop_reason && drop_reason->has_value()) {
+    drop_reason->reset();
+    b.clear();
+    encode(b);
+  }
+  if (b.size() > client_maximum_packet_size_) {
+    spdlog::debug("event=packet_discarded client_id={} type={} size={} client_maximum_packet_size={}", client_id(),
+                  std::to_integer<unsigned>(b.data()[0]) >> 4, b.size(), client_maximum_packet_size_);
+  } else {
+    std::memcpy(output_.append(b.size()), b.data(), b.size());
+  }
   worker_.release_large_scratch();
   request_flush();
 }
@@ -1004,7 +1017,7 @@ void ClientConnection::write_disconnect(Reason reason, std::string_view why) {
   codec::Disconnect d;
   d.reason = reason;
   d.properties.reason_string = why.empty() ? codec::reason_name(reason) : why;
-  write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); });
+  write_packet([&](codec::Buffer& b) { codec::encode_disconnect(d, version_, b); }, &d.properties.reason_string);
 }
 
 void ClientConnection::count_bound(const codec::DecodeStatus& st, std::string_view who) {

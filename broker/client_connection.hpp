@@ -125,7 +125,7 @@ class ClientConnection {
   WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }
 
   template <typename Fn>
-  void write_packet(Fn&& encode);
+  void write_packet(Fn&& encode, std::optional<std::string_view>* drop_reason = nullptr);
 
   Worker& worker_;
   Transport& transport_;

@@ -1116,3 +1116,53 @@ TEST_CASE("QoS 2 acknowledgements: PUBREC again gets PUBREL 0x00; the wrong type
     }
   }
 }
+
+// [MQTT-3.1.2-6], [MQTT-3.2.2-3]: a session that ends with its connection (3.1.1 clean session,
+// v5 Session Expiry 0) is never reported present and lends nothing to the next connection with
+// the same client id, even when that one takes the client id over while the old is connected.
+TEST_CASE("a takeover of a session that ends with its connection starts fresh", "[engine]") {
+  for (auto version : {ProtocolVersion::v311, ProtocolVersion::v5}) {
+    Broker broker(one_worker());
+    MemoryClient old(broker, version);
+    old.connect("ends-with-connection", true);  // 3.1.1 clean session; v5 no expiry (0)
+    old.next();
+    old.subscribe("old/t", 1);
+    old.next();
+    MemoryClient next(broker, version);
+    next.connect("ends-with-connection", false, 600);  // asks to resume
+    auto ack = next.decode_connack_packet(next.next());
+    CHECK_FALSE(ack.session_present);
+    MemoryClient pub(broker, ProtocolVersion::v5);
+    pub.connect("p");
+    pub.next();
+    pub.publish("old/t", "not for the new connection", 1, 1);
+    pub.next();
+    CHECK(next.nothing_more());
+  }
+}
+
+// [MQTT-3.1.2-24], [MQTT-3.14.2-3]: nothing larger than the client's Maximum Packet Size; a
+// DISCONNECT goes without its Reason String when that makes it fit.
+TEST_CASE("packets respect the client's Maximum Packet Size; the Reason String goes first", "[engine]") {
+  Broker broker(one_worker());
+  MemoryClient c(broker, ProtocolVersion::v5);
+  Connect connect;
+  connect.version = ProtocolVersion::v5;
+  connect.client_id = "small";
+  connect.keep_alive = 60;
+  connect.properties.maximum_packet_size =
+      18;  // the CONNACK (16 bytes) fits; DISCONNECT 0x82 with its reason (21) does not
+  Buffer b;
+  encode_connect(connect, b);
+  c.send_bytes(b);
+  auto connack = c.next();
+  REQUIRE(connack.type() == PacketType::Connack);
+  CHECK(connack.header.header_size + connack.header.remaining_length <= 18);
+  c.send_bytes(b);  // a second CONNECT: DISCONNECT 0x82, whose reason string would not fit
+  auto d = c.next();
+  REQUIRE(d.type() == PacketType::Disconnect);
+  CHECK(d.header.header_size + d.header.remaining_length <= 18);
+  CHECK(c.decode_disconnect_packet(d).reason == Reason::ProtocolError);
+  CHECK_FALSE(c.decode_disconnect_packet(d).properties.reason_string.has_value());
+  CHECK(c.closed());
+}
