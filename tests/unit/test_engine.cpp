@@ -1166,3 +1166,81 @@ TEST_CASE("packets respect the client's Maximum Packet Size; the Reason String g
   CHECK_FALSE(c.decode_disconnect_packet(d).properties.reason_string.has_value());
   CHECK(c.closed());
 }
+
+namespace {
+std::vector<int> bytes_of(const Received& r) {
+  std::vector<int> out{static_cast<int>(r.header.type) << 4 | r.header.flags, static_cast<int>(r.body.size())};
+  for (auto b : r.body) out.push_back(std::to_integer<int>(b));
+  return out;
+}
+}  // namespace
+
+// Acknowledgements in their shortest form, as mainstream brokers send them: reason 0x00 and no
+// properties is remaining length 2 (v5 as 3.1.1), byte for byte; with Request Problem
+// Information 0 no acknowledgement carries a Reason String or User Property [MQTT-3.1.2-29].
+TEST_CASE("acknowledgements byte for byte: the shortest form for success", "[engine]") {
+  for (auto version : {ProtocolVersion::v311, ProtocolVersion::v5}) {
+    Broker broker(one_worker());
+    MemoryClient c(broker, version);
+    if (version == ProtocolVersion::v5) {
+      Connect connect;
+      connect.version = version;
+      connect.client_id = "short-acks";
+      connect.keep_alive = 60;
+      connect.properties.request_problem_information = 0;
+      Buffer b;
+      encode_connect(connect, b);
+      c.send_bytes(b);
+    } else {
+      c.connect("short-acks");
+    }
+    c.next();
+    c.subscribe("a/#", 2, 7);
+    std::vector<std::uint16_t> delivered;
+    auto suback = bytes_of(c.next());
+    CHECK(suback == (version == ProtocolVersion::v5 ? std::vector<int>{0x90, 4, 0, 7, 0, 2}
+                                                    : std::vector<int>{0x90, 3, 0, 7, 2}));
+    // Its own messages come back to it (a/#) beside the acknowledgements: pick by type.
+    auto take = [&](PacketType type) {
+      for (int i = 0; i < 4; ++i) {
+        auto r = c.next();
+        if (r.type() == type) return r;
+        if (r.type() == PacketType::Publish) delivered.push_back(c.decode_publish_packet(r).packet_id);
+      }
+      FAIL("no packet of the expected type");
+      return Received{};
+    };
+    c.publish("a/1", "x", 1, 0x0102);
+    CHECK(bytes_of(take(PacketType::Puback)) == std::vector<int>{0x40, 2, 1, 2});
+    c.publish("a/2", "y", 2, 0x0304);
+    CHECK(bytes_of(take(PacketType::Pubrec)) == std::vector<int>{0x50, 2, 3, 4});
+    c.ack(PacketType::Pubrel, 0x0304);
+    CHECK(bytes_of(take(PacketType::Pubcomp)) == std::vector<int>{0x70, 2, 3, 4});
+    while (!c.nothing_more()) {
+      auto r = c.next();
+      if (r.type() == PacketType::Publish) delivered.push_back(c.decode_publish_packet(r).packet_id);
+    }
+    REQUIRE(delivered.size() == 2);
+    c.ack(PacketType::Puback, delivered[0]);
+    c.ack(PacketType::Pubrec, delivered[1]);
+    CHECK(bytes_of(take(PacketType::Pubrel)) == std::vector<int>{0x62, 2, 0, static_cast<int>(delivered[1])});
+    c.ack(PacketType::Pubcomp, delivered[1]);
+    // Unknown packet id: v5 PUBCOMP 0x92 (no reason string with Request Problem Information 0).
+    c.ack(PacketType::Pubrel, 0x0999);
+    auto comp = bytes_of(c.next());
+    CHECK(comp == (version == ProtocolVersion::v5 ? std::vector<int>{0x70, 3, 9, 0x99, 0x92}
+                                                  : std::vector<int>{0x70, 2, 9, 0x99}));
+    {
+      Unsubscribe u;
+      u.packet_id = 8;
+      std::string_view filter = "a/#";
+      u.filters = {&filter, 1};
+      Buffer b;
+      encode_unsubscribe(u, version, b);
+      c.send_bytes(b);
+    }
+    auto unsuback = bytes_of(c.next());
+    CHECK(unsuback ==
+          (version == ProtocolVersion::v5 ? std::vector<int>{0xB0, 4, 0, 8, 0, 0} : std::vector<int>{0xB0, 2, 0, 8}));
+  }
+}
