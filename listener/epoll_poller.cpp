@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <map>
 #include <mutex>
@@ -109,6 +110,17 @@ void EpollPoller::retire(int fd, PollHandler* handler) {
 // from its constructor); when the task runs, it must be adopted, not retired, and the same one.
 void EpollPoller::post_to(PollHandler* handler, std::function<void()> task) {
   boost::asio::post(io_, [this, handler, serial = handler->poll_serial(), task = std::move(task)] {
+    auto found = handlers_.find(handler);
+    if (found == handlers_.end() || found->second.retired || found->first->poll_serial() != serial) return;
+    task();
+  });
+}
+
+void EpollPoller::post_after(PollHandler* handler, std::chrono::milliseconds delay, std::function<void()> task) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
+  timer->async_wait([this, timer, handler, serial = handler->poll_serial(),
+                     task = std::move(task)](const boost::system::error_code& ec) {
+    if (ec) return;
     auto found = handlers_.find(handler);
     if (found == handlers_.end() || found->second.retired || found->first->poll_serial() != serial) return;
     task();

@@ -3,6 +3,7 @@
 // idle connection then costs only its own objects, and one epoll_wait serves many sockets.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,6 +48,8 @@ class EpollPoller {
   // been retired by then. A handler may be retired (and destroyed) in the same batch of events
   // that posted the task: the task never reaches it then.
   void post_to(PollHandler* handler, std::function<void()> task);
+  // The same, `delay` from now (a timer allocated for the purpose: for rare events only).
+  void post_after(PollHandler* handler, std::chrono::milliseconds delay, std::function<void()> task);
   boost::asio::io_context& io() { return io_; }
 
  private:

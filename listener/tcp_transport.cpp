@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <cerrno>
+#include <chrono>
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
@@ -19,6 +20,8 @@ namespace mqttd {
 namespace {
 constexpr int kMaxIovecs = 256;
 constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the worker
+// How long a connection the broker ended keeps reading (and discarding) before the socket closes.
+constexpr std::chrono::milliseconds kLingerTime{2000};
 }  // namespace
 
 void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id) {
@@ -41,8 +44,14 @@ TcpTransport::~TcpTransport() {
   if (!closed_) {
     closed_ = true;
     ::close(fd_);
-    connection_->on_transport_closed();
   }
+  notify_closed();
+}
+
+void TcpTransport::notify_closed() {
+  if (engine_closed_) return;
+  engine_closed_ = true;
+  connection_->on_transport_closed();
 }
 
 const std::string& TcpTransport::peer() const {
@@ -53,11 +62,22 @@ const std::string& TcpTransport::peer() const {
 
 void TcpTransport::on_events(std::uint32_t events) {
   if (closed_) return;
+  if (lingering_) {
+    if ((events & EPOLLOUT) && write_blocked_) {
+      write_blocked_ = false;
+      write_pending();
+      if (closed_) return;
+      if (!write_blocked_) shut_sending_side();
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) discard_input();
+    if (!closed_) update_interest();
+    return;
+  }
   if (events & EPOLLOUT) {
     write_blocked_ = false;
     write_pending();
     if (closing_ && connection_->output().empty()) {
-      finish_close();
+      start_lingering();
       return;
     }
   }
@@ -83,6 +103,7 @@ bool TcpTransport::gone_while_paused(std::uint32_t events) {
 
 void TcpTransport::update_interest() {
   std::uint32_t wanted = 0;
+  if (lingering_) wanted |= EPOLLIN | EPOLLRDHUP;
   if (!closing_ && !connection_->reading_paused()) wanted |= EPOLLIN;
   if (!closing_ && !rdhup_ignored_) wanted |= EPOLLRDHUP;
   if (write_blocked_) wanted |= EPOLLOUT;
@@ -112,6 +133,7 @@ void TcpTransport::on_readable() {
 void TcpTransport::flush() {
   if (write_blocked_ || closed_) return;
   write_pending();
+  if (lingering_ && !closed_ && !write_blocked_) shut_sending_side();
   if (!closed_) update_interest();
 }
 
@@ -147,9 +169,42 @@ void TcpTransport::close() {
   // Close after this turn, so that what the connection queued just now is written first.
   poller_.post_to(this, [this] {
     if (closed_) return;
-    if (!write_blocked_) write_pending();
-    finish_close();
+    start_lingering();
   });
+}
+
+// The broker ends the connection. Closing a socket that still has unread input resets the
+// connection and discards what the client has not received yet, the DISCONNECT that says why
+// included. So: write what is queued, shut the sending side down (the client reads the end of
+// the stream after the DISCONNECT), and read and discard until the client closes, for at most
+// kLingerTime. The engine is done with the connection from here on.
+void TcpTransport::start_lingering() {
+  if (lingering_ || closed_) return;
+  lingering_ = true;
+  notify_closed();
+  if (!write_blocked_) write_pending();
+  if (closed_) return;
+  if (!write_blocked_) shut_sending_side();
+  poller_.post_after(this, kLingerTime, [this] { finish_close(); });
+  discard_input();
+  if (!closed_) update_interest();
+}
+
+void TcpTransport::shut_sending_side() {
+  if (sending_shut_ || !connection_->output().empty()) return;
+  sending_shut_ = true;
+  ::shutdown(fd_, SHUT_WR);
+}
+
+void TcpTransport::discard_input() {
+  char sink[16384];
+  for (int i = 0; i < kReadsPerEvent; ++i) {
+    ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
+    if (n > 0) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    finish_close();  // the client closed too (or the connection failed)
+    return;
+  }
 }
 
 void TcpTransport::resume_reading() {
@@ -162,7 +217,7 @@ void TcpTransport::finish_close() {
   ::shutdown(fd_, SHUT_RDWR);
   poller_.retire(fd_, this);
   ::close(fd_);
-  connection_->on_transport_closed();
+  notify_closed();
 }
 
 }  // namespace mqttd
