@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
+
 namespace mqttd {
 
 sockaddr_in6 peer_address(int fd) {
@@ -34,6 +36,16 @@ std::string format_peer(const sockaddr_in6& address) {
 bool peer_finished_sending(int fd) {
   char byte;
   return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+bool discard_input(int fd) {
+  char sink[16384];
+  for (int i = 0; i < 4; ++i) {
+    ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n > 0) continue;
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+  }
+  return false;
 }
 
 }  // namespace mqttd

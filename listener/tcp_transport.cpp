@@ -20,8 +20,6 @@ namespace mqttd {
 namespace {
 constexpr int kMaxIovecs = 256;
 constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the worker
-// How long a connection the broker ended keeps reading (and discarding) before the socket closes.
-constexpr std::chrono::milliseconds kLingerTime{2000};
 }  // namespace
 
 void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id) {
@@ -197,14 +195,7 @@ void TcpTransport::shut_sending_side() {
 }
 
 void TcpTransport::discard_input() {
-  char sink[16384];
-  for (int i = 0; i < kReadsPerEvent; ++i) {
-    ssize_t n = ::recv(fd_, sink, sizeof(sink), 0);
-    if (n > 0) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    finish_close();  // the client closed too (or the connection failed)
-    return;
-  }
+  if (mqttd::discard_input(fd_)) finish_close();  // the client closed too (or the connection failed)
 }
 
 void TcpTransport::resume_reading() {

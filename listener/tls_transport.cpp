@@ -51,8 +51,14 @@ TlsTransport::~TlsTransport() {
   if (!closed_) {
     closed_ = true;
     ::close(fd_);
-    connection_->on_transport_closed();
   }
+  notify_closed();
+}
+
+void TlsTransport::notify_closed() {
+  if (engine_closed_) return;
+  engine_closed_ = true;
+  connection_->on_transport_closed();
 }
 
 const std::string& TlsTransport::peer() const {
@@ -64,6 +70,18 @@ const std::string& TlsTransport::peer() const {
 void TlsTransport::on_events(std::uint32_t events) {
   if (closed_) return;
   if (!ssl_) return fail("SSL_new");
+  if (lingering_) {
+    if (write_blocked_ && (events & (write_needs_ | EPOLLERR | EPOLLHUP))) {
+      write_blocked_ = false;
+      write_pending();
+      if (closed_) return;
+      if (!write_blocked_) shut_sending_side();
+    }
+    // Raw bytes, not records: nothing the client sends now is read.
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && discard_input(fd_)) return finish_close();
+    if (!closed_) update_interest();
+    return;
+  }
   if (!handshake_done_) {
     handshake();
     if (closed_) return;
@@ -73,7 +91,7 @@ void TlsTransport::on_events(std::uint32_t events) {
     write_blocked_ = false;
     write_pending();
     if (closed_) return;
-    if (closing_ && connection_->output().empty() && !write_blocked_) return finish_close();
+    if (closing_ && connection_->output().empty() && !write_blocked_) return start_lingering();
   }
   if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !closing_ && connection_->reading_paused() &&
       gone_while_paused(events)) {
@@ -128,6 +146,7 @@ void TlsTransport::fail(const char* what) {
 
 void TlsTransport::update_interest() {
   std::uint32_t wanted = 0;
+  if (lingering_) wanted |= EPOLLIN | EPOLLRDHUP;
   if (!closing_ && !connection_->reading_paused()) wanted |= read_needs_;
   if (!closing_ && !rdhup_ignored_) wanted |= EPOLLRDHUP;
   if (!handshake_done_) wanted = read_needs_;
@@ -180,6 +199,7 @@ void TlsTransport::read_buffered_later() {
 void TlsTransport::flush() {
   if (!handshake_done_ || write_blocked_ || closed_) return;
   write_pending();
+  if (lingering_ && !closed_ && !write_blocked_) shut_sending_side();
   if (!closed_) update_interest();
 }
 
@@ -225,9 +245,32 @@ void TlsTransport::close() {
   // Close after this turn, so that what the connection queued just now is written first.
   poller_.post_to(this, [this] {
     if (closed_) return;
-    if (handshake_done_ && !write_blocked_) write_pending();
-    finish_close();
+    start_lingering();
   });
+}
+
+// As TcpTransport::start_lingering, with the TLS close_notify before the sending side shuts.
+// Before the handshake completed there is nothing to deliver: closed at once.
+void TlsTransport::start_lingering() {
+  if (lingering_ || closed_) return;
+  if (!handshake_done_) return finish_close();
+  lingering_ = true;
+  notify_closed();
+  if (!write_blocked_) write_pending();
+  if (closed_) return;
+  if (!write_blocked_) shut_sending_side();
+  poller_.post_after(this, kLingerTime, [this] { finish_close(); });
+  if (discard_input(fd_)) return finish_close();
+  update_interest();
+}
+
+void TlsTransport::shut_sending_side() {
+  if (sending_shut_ || !connection_->output().empty()) return;
+  sending_shut_ = true;
+  ERR_clear_error();
+  SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
+  ERR_clear_error();
+  ::shutdown(fd_, SHUT_WR);
 }
 
 void TlsTransport::resume_reading() {
@@ -239,7 +282,7 @@ void TlsTransport::resume_reading() {
 void TlsTransport::finish_close() {
   if (closed_) return;
   closed_ = true;
-  if (handshake_done_ && ssl_) {
+  if (handshake_done_ && ssl_ && !sending_shut_) {
     ERR_clear_error();
     SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
     ERR_clear_error();
@@ -247,7 +290,7 @@ void TlsTransport::finish_close() {
   ::shutdown(fd_, SHUT_RDWR);
   poller_.retire(fd_, this);
   ::close(fd_);
-  connection_->on_transport_closed();
+  notify_closed();
 }
 
 }  // namespace mqttd

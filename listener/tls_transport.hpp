@@ -43,6 +43,9 @@ class TlsTransport final : public Transport, public PollHandler {
   void update_interest();
   void fail(const char* what);
   void finish_close();
+  void start_lingering();
+  void shut_sending_side();
+  void notify_closed();
   // Whether the events, which arrived while input is paused, say that the client is gone.
   bool gone_while_paused(std::uint32_t events);
   void read_buffered_later();
@@ -61,6 +64,11 @@ class TlsTransport final : public Transport, public PollHandler {
   bool write_blocked_ = false;
   bool closing_ = false;
   bool closed_ = false;
+  // The broker ended the connection: its last output and close_notify are written, then input
+  // is read and discarded until the client closes or kLingerTime passes (see TcpTransport).
+  bool lingering_ = false;
+  bool sending_shut_ = false;
+  bool engine_closed_ = false;  // the connection was told (on_transport_closed), once
   // EPOLLRDHUP is no longer watched: the peer shut its side down but left data to process.
   bool rdhup_ignored_ = false;
 };

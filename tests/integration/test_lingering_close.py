@@ -3,12 +3,24 @@ connection whose client is still sending, it sends DISCONNECT, shuts down its se
 reads and discards what still arrives (up to 2 s) before closing the socket. Closing a socket
 that has unread input makes the kernel reset the connection at once, discarding what was not yet
 transmitted: a client that was slow to read would lose the DISCONNECT that says why."""
+import os
 import socket
+import ssl
 import threading
 import time
 import unittest
 
-from harness import Daemon, RawClient, main, mqtt_string
+from harness import Daemon, RawClient, free_port, main, mqtt_string, packet
+
+API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
+
+
+def tls_listener(port):
+    return (API + "kind: BrokerListener\nmetadata: {name: linger}\nspec:\n  ports:\n"
+            f"  - port: {port}\n    tls:\n      mode: Automatic\n"
+            "      certManagerCertificateSpec:\n        issuerRef: {name: self, kind: ClusterIssuer}\n"
+            "---\napiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: self}\n"
+            "spec: {selfSigned: {}}\n")
 
 ROUNDS = 5
 
@@ -23,7 +35,7 @@ def packets_until_closed(sock):
             if not chunk:
                 break
             data += chunk
-    except ConnectionResetError:
+    except (ConnectionResetError, ssl.SSLError):
         pass
     kinds, pos = [], 0
     while pos + 2 <= len(data):
@@ -72,7 +84,40 @@ def slow_client_gets_disconnect(port, publisher, n):
     return kinds[-1:] == [(14, 0x81)]
 
 
+def slow_tls_client_gets_disconnect(port, cafile, publisher, n):
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    raw.connect(("127.0.0.1", port))
+    sock = ssl.create_default_context(cafile=cafile).wrap_socket(raw, server_hostname="localhost")
+    sock.settimeout(10)
+    sock.sendall(packet(0x10, mqtt_string("MQTT") + b"\x05\x02\x00\x3c\x00" + mqtt_string(f"slow-tls-{n}")))
+    sock.recv(64)  # CONNACK
+    sock.sendall(packet(0x82, b"\x00\x01\x00" + mqtt_string("linger/t") + b"\x00"))
+    sock.recv(64)  # SUBACK
+    for _ in range(30):
+        publisher.publish("linger/t", b"p" * 10000)
+    time.sleep(0.2)
+    # One writer only (an SSL socket is not for two threads): the malformed PUBLISH and 2 MB
+    # after it, which the broker must take (and discard) for the write to finish.
+    try:
+        sock.sendall(bytes([0x36, 0x07]) + mqtt_string("t") + b"\x00\x01\x00" + b"\x00" * 2_000_000)
+    except OSError:
+        pass
+    kinds = packets_until_closed(sock)
+    sock.close()
+    return kinds[-1:] == [(14, 0x81)]
+
+
 class LingeringCloseTest(unittest.TestCase):
+    def test_a_slow_tls_client_still_sending_reads_the_disconnect(self):
+        port = free_port()
+        with Daemon(tls_listener(port), workers=1, wait_for=f"port={port} protocol=mqtt tls=automatic") as d:
+            ca = os.path.join(d.state_dir, "secrets", f"linger-{port}-server-cert", "ca.crt")
+            publisher = RawClient(d.port)
+            publisher.connect("linger-publisher")
+            seen = sum(slow_tls_client_gets_disconnect(port, ca, publisher, n) for n in range(ROUNDS))
+            self.assertEqual(seen, ROUNDS, f"the DISCONNECT reached the client in {seen} of {ROUNDS} rounds")
+
     def test_a_slow_client_still_sending_reads_the_disconnect(self):
         with Daemon(workers=1) as d:
             publisher = RawClient(d.port)
