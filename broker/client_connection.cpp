@@ -477,6 +477,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   session_->set_permissions(permissions_);
   session_->principal_identity = principal_identity_;
   state_ = State::Connected;
+  worker_.schedule_check(*this, next_deadline(worker_.now()));  // keep alive, credential expiry
 
   const auto& settings = worker_.broker().settings();
   codec::Connack ack;
@@ -1094,7 +1095,7 @@ void ClientConnection::finish_close() {
   session_.reset();
 }
 
-void ClientConnection::tick(Clock::time_point now) {
+Clock::time_point ClientConnection::tick(Clock::time_point now) {
   // The CONNECT timeout runs until the client is connected: it also bounds a pending
   // authentication and a session handover, so neither can hold a connection forever.
   if ((state_ == State::AwaitingConnect || state_ == State::Attaching) &&
@@ -1103,20 +1104,39 @@ void ClientConnection::tick(Clock::time_point now) {
                                    state_ == State::AwaitingConnect ? "no CONNECT" : "CONNECT not completed");
     log_close(state_ == State::AwaitingConnect ? "no CONNECT in time" : "CONNECT not completed in time");
     close();
-    return;
+    return Clock::time_point::max();
   }
   if (credentials_expire_ && state_ != State::Closing && std::chrono::system_clock::now() >= *credentials_expire_) {
     // As the source broker does: the connection is closed, with no DISCONNECT.
     log_close("client certificate expired");
     close();
-    return;
+    return Clock::time_point::max();
   }
-  if (state_ == State::Connected && keep_alive_ != 0 &&
-      // last_receive_ comes from the worker's tick clock, up to one tick early: allowing one tick
-      // more never disconnects a client before one and a half keep-alive periods (MQTT 3.1.2.10).
-      now - last_receive_ > std::chrono::milliseconds(keep_alive_ * 1500) + Worker::kTickInterval) {
+  if (state_ == State::Connected && keep_alive_ != 0 && now > keep_alive_deadline()) {
     disconnect(Reason::KeepAliveTimeout, "keep alive timeout");
+    return Clock::time_point::max();
   }
+  return next_deadline(now);
+}
+
+// last_receive_ comes from the worker's tick clock, up to one tick early: allowing one tick more
+// never disconnects a client before one and a half keep-alive periods (MQTT 3.1.2.10).
+Clock::time_point ClientConnection::keep_alive_deadline() const {
+  return last_receive_ + std::chrono::milliseconds(keep_alive_ * 1500) + Worker::kTickInterval;
+}
+
+Clock::time_point ClientConnection::next_deadline(Clock::time_point now) const {
+  if (state_ == State::Closing) return Clock::time_point::max();
+  auto next = Clock::time_point::max();
+  if (state_ == State::AwaitingConnect || state_ == State::Attaching)
+    next = opened_at_ + worker_.broker().settings().connect_timeout + std::chrono::nanoseconds(1);
+  if (state_ == State::Connected && keep_alive_ != 0)
+    next = std::min(next, keep_alive_deadline() + std::chrono::nanoseconds(1));
+  if (credentials_expire_) {
+    auto left = *credentials_expire_ - std::chrono::system_clock::now();
+    next = std::min(next, now + std::chrono::duration_cast<Clock::duration>(std::max(left, decltype(left)::zero())));
+  }
+  return next;
 }
 
 void ClientConnection::log_close(std::string_view why) {

@@ -55,7 +55,12 @@ class ClientConnection {
 
   // --- called by the worker ---
   void send(Delivery&& delivery);
-  void tick(Clock::time_point now);
+  // Runs the connection's timers as of `now`; returns when they are next due
+  // (Clock::time_point::max(): none).
+  Clock::time_point tick(Clock::time_point now);
+  Clock::time_point next_deadline(Clock::time_point now) const;
+  // The worker's timer wheel: the tick at which this connection's live entry is due (0: none).
+  std::uint64_t check_tick_ = 0;
   // Server-initiated disconnect: a v5 DISCONNECT with `reason`, then close.
   void disconnect(codec::Reason reason, std::string_view why = {});
   // The port's authentication or authorization changed: keep the client if its permissions are
@@ -122,6 +127,7 @@ class ClientConnection {
   std::uint16_t send_window() const;
   void request_flush();
   void log_close(std::string_view why);
+  Clock::time_point keep_alive_deadline() const;
   WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }
 
   template <typename Fn>

@@ -19,7 +19,14 @@ constexpr std::size_t kReadBufferSize = 64 * 1024;
 }  // namespace
 
 Worker::Worker(Broker& broker, unsigned index)
-    : broker_(broker), index_(index), io_(1), ticker_(io_), now_(Clock::now()), read_buffer_(kReadBufferSize) {
+    : broker_(broker),
+      index_(index),
+      io_(1),
+      ticker_(io_),
+      now_(Clock::now()),
+      read_buffer_(kReadBufferSize),
+      wheel_(kWheelSlots),
+      wheel_start_(now_) {
   scratch_.max_user_properties = broker.settings().max_user_properties;
   scratch_.max_topic_filters = broker.settings().max_filters_per_subscribe;
 }
@@ -45,7 +52,23 @@ void Worker::join() {
 
 // ---------------------------------------------------------------- connections
 
-void Worker::add_connection(ClientConnection* c) { connections_.emplace(c->id(), c); }
+void Worker::add_connection(ClientConnection* c) {
+  connections_.emplace(c->id(), c);
+  schedule_check(*c, c->next_deadline(now_));
+}
+
+void Worker::schedule_check(ClientConnection& c, Clock::time_point when) {
+  if (when == Clock::time_point::max()) return;
+  auto ticks = when <= wheel_start_
+                   ? 0
+                   : static_cast<std::uint64_t>((when - wheel_start_ + kTickInterval - std::chrono::nanoseconds(1)) /
+                                                kTickInterval);
+  ticks = std::clamp(ticks, wheel_tick_ + 1, wheel_tick_ + kWheelSlots - 1);
+  // Already filed for this tick or an earlier one still to come: that check files it again.
+  if (c.check_tick_ > wheel_tick_ && c.check_tick_ <= ticks) return;
+  c.check_tick_ = ticks;
+  wheel_[ticks % kWheelSlots].push_back(c.id());
+}
 
 void Worker::remove_connection(ClientConnection* c) {
   connections_.erase(c->id());
@@ -151,15 +174,34 @@ void Worker::schedule_tick() {
   });
 }
 
-void Worker::tick() {
-  now_ = Clock::now();
+void Worker::tick() { tick_at(Clock::now()); }
+
+void Worker::tick_at(Clock::time_point now) {
+  now_ = now;
   // Expired retained messages leave the store (not only skipped when matched), so that they stop
   // counting against its bounds. One worker is enough: the store is shared.
   if (index_ == 0) broker_.retained().purge_expired(now_);
-  std::vector<ClientConnection*> all;
-  all.reserve(connections_.size());
-  for (auto& [id, c] : connections_) all.push_back(c);
-  for (auto* c : all) c->tick(now_);
+  auto target = now_ <= wheel_start_ ? 0 : static_cast<std::uint64_t>((now_ - wheel_start_) / kTickInterval);
+  // Every bucket from the last tick run to now (after a long stall, each bucket once).
+  std::uint64_t from = std::max(wheel_tick_ + 1, target >= kWheelSlots ? target - kWheelSlots + 1 : 0);
+  std::vector<std::uint64_t> due;
+  for (std::uint64_t t = from; t <= target; ++t) {
+    due.clear();
+    due.swap(wheel_[t % kWheelSlots]);
+    wheel_tick_ = t;
+    for (auto id : due) {
+      ClientConnection* c = find_connection(id);
+      if (!c || c->check_tick_ % kWheelSlots != t % kWheelSlots) continue;  // gone, or filed elsewhere since
+      if (c->check_tick_ > target) {
+        wheel_[t % kWheelSlots].push_back(id);  // a later round (filed after a stall): not yet
+        continue;
+      }
+      ++connection_checks_;
+      c->check_tick_ = 0;
+      schedule_check(*c, c->tick(now_));
+    }
+  }
+  wheel_tick_ = std::max(wheel_tick_, target);
 
   std::vector<SessionPtr> expired;
   for (auto& [raw, s] : offline_) {

@@ -67,6 +67,15 @@ class Worker {
   // --- connections (worker thread only) ---
   void add_connection(ClientConnection* c);
   void remove_connection(ClientConnection* c);
+  // Connection timers (CONNECT timeout, keep alive, credential expiry) sit in a timer wheel of
+  // kWheelSlots buckets, one per tick: a connection is checked when its bucket comes round (at
+  // most kWheelSlots ticks ahead) and filed again for its next deadline, which may have moved
+  // (a keep-alive deadline moves with every packet, so it is not re-filed per packet). An idle
+  // connection with a 60 s keep alive is looked at about once a minute, not four times a second.
+  void schedule_check(ClientConnection& c, Clock::time_point when);
+  // The timers as of `now` (tick() reads the clock; tests pass their own).
+  void tick_at(Clock::time_point now);
+  std::uint64_t connection_checks() const { return connection_checks_; }
   ClientConnection* find_connection(std::uint64_t id);
   void schedule_flush(ClientConnection* c);
   // Sends DISCONNECT 0x8B to the connections of one port (`endpoint_id`), or to all (0), and closes them.
@@ -159,6 +168,11 @@ class Worker {
 
   SubscriptionIndex index_tree_;
   std::unordered_map<std::uint64_t, ClientConnection*> connections_;
+  static constexpr std::uint64_t kWheelSlots = 256;  // 64 s of 250 ms ticks
+  std::vector<std::vector<std::uint64_t>> wheel_;    // connection ids; stale entries are skipped
+  Clock::time_point wheel_start_;
+  std::uint64_t wheel_tick_ = 0;  // the last tick run, counted from wheel_start_
+  std::uint64_t connection_checks_ = 0;
   std::unordered_map<Session*, SessionPtr> offline_;  // sessions owned here with no connection
   std::vector<ClientConnection*> to_flush_;
   bool flush_posted_ = false;

@@ -1244,3 +1244,46 @@ TEST_CASE("acknowledgements byte for byte: the shortest form for success", "[eng
           (version == ProtocolVersion::v5 ? std::vector<int>{0xB0, 4, 0, 8, 0, 0} : std::vector<int>{0xB0, 2, 0, 8}));
   }
 }
+
+// Keep alive on the worker's timer wheel, driven by a clock the test passes in: a connection is
+// disconnected (0x8D) after one and a half keep-alive periods of silence, not before; and an
+// idle connection is looked at about once per keep-alive period, not at every 250 ms tick.
+TEST_CASE("keep alive: the timer wheel disconnects after 1.5 periods and checks idle connections rarely", "[engine]") {
+  Broker broker(one_worker());
+  Worker& worker = broker.worker(0);
+  auto start = Clock::now();
+  worker.tick_at(start);
+  MemoryClient quiet(broker, ProtocolVersion::v5);
+  Connect connect;
+  connect.version = ProtocolVersion::v5;
+  connect.client_id = "quiet";
+  connect.keep_alive = 2;
+  Buffer b;
+  encode_connect(connect, b);
+  quiet.send_bytes(b);
+  quiet.next();
+  std::vector<std::unique_ptr<MemoryClient>> idle;
+  for (int i = 0; i < 1000; ++i) {
+    idle.push_back(std::make_unique<MemoryClient>(broker, ProtocolVersion::v5));
+    idle.back()->connect("idle-" + std::to_string(i));  // keep alive 60
+    idle.back()->next();
+  }
+  auto checks_before = worker.connection_checks();
+  for (auto t = start; t <= start + std::chrono::milliseconds(2900); t += Worker::kTickInterval) worker.tick_at(t);
+  quiet.pump();
+  CHECK_FALSE(quiet.closed());  // 2.9 s < 3 s
+  for (auto t = start + std::chrono::seconds(3); t <= start + std::chrono::seconds(60); t += Worker::kTickInterval)
+    worker.tick_at(t);
+  quiet.pump();
+  auto d = quiet.decode_disconnect_packet(quiet.next());
+  CHECK(d.reason == Reason::KeepAliveTimeout);
+  CHECK(quiet.closed());
+  for (auto& c : idle) CHECK_FALSE(c->closed());
+  // A scan would have looked at 1,001 connections 240 times in that minute (240,240 checks).
+  CHECK(worker.connection_checks() - checks_before < 3'000);
+  // 91 s of silence (1.5 x 60 s, plus a tick): the idle ones go too.
+  for (auto t = start + std::chrono::seconds(60); t <= start + std::chrono::seconds(92); t += Worker::kTickInterval)
+    worker.tick_at(t);
+  idle.front()->pump();
+  CHECK(idle.front()->closed());
+}
