@@ -11,6 +11,7 @@
 #include "broker/codec/encode.hpp"
 #include "broker/codec/utf8.hpp"
 #include "broker/codec/wire.hpp"
+#include "broker/outbound_aliases.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/transport.hpp"
 #include "broker/worker.hpp"
@@ -279,6 +280,9 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     session_expiry_ = c.properties.session_expiry_interval.value_or(0);
     client_receive_maximum_ = c.properties.receive_maximum.value_or(65535);
     client_maximum_packet_size_ = c.properties.maximum_packet_size.value_or(codec::kMaxVarint + 5);
+    // The client takes topic aliases from us: the topics it receives most go by alias.
+    if (c.properties.topic_alias_maximum.value_or(0) > 0)
+      outbound_aliases_ = std::make_unique<OutboundAliases>(*c.properties.topic_alias_maximum);
     request_problem_information_ = c.properties.request_problem_information.value_or(1) == 1;
   } else {
     // MQTT 3.1.1 has no session expiry: a persistent session lasts maxSessionExpirySeconds (as
@@ -941,6 +945,12 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
     for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) props += 1 + codec::varint_size(d.subscription_ids[i]);
   }
   std::string_view topic = m.topic();
+  OutboundAliases::Choice alias;
+  if (v5 && outbound_aliases_) {
+    alias = outbound_aliases_->choose(topic);
+    props += 3;
+    if (alias.established) topic = {};
+  }
   std::size_t remaining = 2 + topic.size() + (d.qos ? 2 : 0) + m.payload().size() +
                           (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
   std::size_t total = codec::packet_size(remaining);
@@ -956,6 +966,11 @@ bool ClientConnection::write_publish(const Delivery& d, std::uint16_t packet_id,
   if (v5) {
     w.varint(static_cast<std::uint32_t>(props));
     w.raw(m.forward_properties());
+    if (alias.alias) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::TopicAlias));
+      w.u16(alias.alias);
+      outbound_aliases_->commit(m.topic(), alias);
+    }
     if (m.expires()) {
       w.u8(static_cast<std::uint8_t>(codec::PropertyId::MessageExpiryInterval));
       w.u32(expiry);

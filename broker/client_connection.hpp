@@ -18,6 +18,8 @@
 
 namespace mqttd {
 
+class OutboundAliases;
+
 class Transport;
 class Worker;
 
@@ -170,6 +172,7 @@ class ClientConnection {
   MessageRef will_;
   std::uint32_t will_delay_ = 0;
   std::vector<std::string> topic_aliases_;
+  std::unique_ptr<OutboundAliases> outbound_aliases_;  // set when the client allows aliases
 
   std::vector<std::byte> partial_;  // an incomplete packet, only while one is pending
   std::size_t partial_size_ = 0;

@@ -1287,3 +1287,55 @@ TEST_CASE("keep alive: the timer wheel disconnects after 1.5 periods and checks 
   idle.front()->pump();
   CHECK(idle.front()->closed());
 }
+
+// Outbound topic aliases (MQTT 5 section 3.3.2.3.4): a client that allows them receives a topic
+// once with an alias, then the alias with an empty topic; the least recently used alias is
+// reassigned when every one is taken. A client that does not allow them never gets one.
+TEST_CASE("outbound topic aliases: the topic once, then the alias; least recently used reassigned", "[engine]") {
+  Broker broker(one_worker());
+  MemoryClient sub(broker, ProtocolVersion::v5);
+  Connect connect;
+  connect.version = ProtocolVersion::v5;
+  connect.client_id = "aliases";
+  connect.keep_alive = 60;
+  connect.properties.topic_alias_maximum = 2;
+  Buffer b;
+  encode_connect(connect, b);
+  sub.send_bytes(b);
+  sub.next();
+  sub.subscribe("al/#", 0);
+  sub.next();
+  MemoryClient plain(broker, ProtocolVersion::v5);
+  plain.connect("no-aliases");
+  plain.next();
+  plain.subscribe("al/#", 0);
+  plain.next();
+  MemoryClient pub(broker, ProtocolVersion::v5);
+  pub.connect("p");
+  pub.next();
+  struct Seen {
+    std::string topic;
+    std::optional<std::uint16_t> alias;
+  };
+  auto receive = [&](MemoryClient& c) {
+    auto m = c.decode_publish_packet(c.next());
+    return Seen{std::string(m.topic), m.properties.topic_alias};
+  };
+  const char* topics[] = {"al/a", "al/b", "al/a", "al/c", "al/b", "al/a"};
+  std::vector<Seen> got;
+  for (const char* t : topics) {
+    pub.publish(t, "m");
+    got.push_back(receive(sub));
+    auto p = receive(plain);
+    CHECK(p.topic == t);
+    CHECK_FALSE(p.alias.has_value());
+  }
+  // al/a: new alias 1; al/b: new alias 2; al/a: alias 1 alone; al/c: takes alias 2 (al/b least
+  // recently used); al/b: takes alias 1 (al/a is now the least recently used); al/a: alias 2.
+  CHECK((got[0].topic == "al/a" && got[0].alias == 1));
+  CHECK((got[1].topic == "al/b" && got[1].alias == 2));
+  CHECK((got[2].topic.empty() && got[2].alias == 1));
+  CHECK((got[3].topic == "al/c" && got[3].alias == 2));
+  CHECK((got[4].topic == "al/b" && got[4].alias == 1));
+  CHECK((got[5].topic == "al/a" && got[5].alias == 2));
+}
