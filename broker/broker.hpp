@@ -64,7 +64,8 @@ class Broker {
   std::size_t next_worker();
   // Counts a new connection against max_connections; false if the limit is reached.
   bool admit_connection();
-  // Counts a new connection from `address` (IPv6, or IPv4 as an IPv4-mapped IPv6 address) in the
+  // Counts a new connection from `address` (an IPv6 /64 with its last 8 bytes zero, or IPv4 as
+  // an IPv4-mapped IPv6 address) in the
   // current one-second window; false beyond max_connections_per_address_per_second (0: always
   // true, nothing counted). Any thread; called once per accepted connection.
   bool admit_address(const std::array<std::uint8_t, 16>& address);

@@ -296,6 +296,9 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     return;
   }
   s->attached_generation = generation;
+  // A stale attach may have filed it offline here meanwhile (the session went W1 -> W2 -> W1):
+  // a session being attached is not offline.
+  remove_offline(s.get());
   if (fresh) {
     // The session is the new principal's from here on (a later takeover compares with this).
     clear_session(s);
@@ -348,20 +351,23 @@ void Worker::session_disconnected(const SessionPtr& s) {
 // group: the queued ones, and the QoS 1 ones in flight (at least once: the client may have them).
 // A QoS 2 message in flight was sent to this client: it is completed with this client when it
 // returns, and never sent to another [MQTT-4.8.2-4], [MQTT-4.8.2-5]. With no other member, a
-// message stays in this session if it `continues`, and is counted as dropped if it ends.
-// Collected first, then handed over, so no table is walked while a delivery may touch it.
+// message stays in this session if it `continues`, and is counted as dropped if it ends. A
+// delivery to another member never touches this session's in-flight table (at most its queue,
+// if the other member refuses and this one is chosen), so that table is walked while handing
+// over; the queue is emptied of shared messages first.
 void Worker::redistribute_shared(const SessionPtr& s, bool continues) {
-  std::vector<Delivery> leaving;
-  std::vector<std::uint16_t> released;
+  // In flight: handed over where another member can take it; otherwise it stays in flight, with
+  // its packet identifier, to be resent (DUP) when the client returns [MQTT-4.4.0-1].
+  std::vector<std::uint16_t> handed_over;
   s->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (!m.delivery.shared_filter || !m.delivery.message || m.delivery.qos == 2) return;
-    leaving.push_back(std::move(m.delivery));
-    released.push_back(m.packet_id);
+    if (redistribute(s.get(), m.delivery)) handed_over.push_back(m.packet_id);
   });
-  for (auto id : released) s->inflight.erase(id);
+  for (auto id : handed_over) s->inflight.erase(id);
+  std::vector<Delivery> queued;
   s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
-                      [&](Delivery&& d) { leaving.push_back(std::move(d)); });
-  for (auto& d : leaving) {
+                      [&](Delivery&& d) { queued.push_back(std::move(d)); });
+  for (auto& d : queued) {
     if (redistribute(s.get(), d)) continue;
     if (continues) {
       enqueue(*s, std::move(d));

@@ -340,8 +340,10 @@ int main(int argc, char** argv) {
       }));
       spdlog::info("event=listening listener=--listen address={} port={} protocol=mqtt tls=none", host,
                    extra_ports.back()->port());
-    } catch (const std::exception& e) {
-      if (embedded_default && host == "::1") {
+    } catch (const boost::system::system_error& e) {
+      bool no_ipv6 = e.code() == boost::asio::error::address_family_not_supported ||
+                     e.code() == boost::system::errc::address_not_available;
+      if (embedded_default && host == "::1" && no_ipv6) {
         // A host without IPv6: the default serves IPv4 loopback only.
         spdlog::warn("event=ipv6_unavailable listener=[::1]:1883 error=\"{}\"", e.what());
         continue;

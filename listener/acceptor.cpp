@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
@@ -47,11 +49,19 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
     auto remote = socket.remote_endpoint(ec);
     if (ec) return true;  // already gone; the handoff notices
     auto address = remote.address();
-    auto v6 = address.is_v4() ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4())
-                              : address.to_v6();
-    if (broker.admit_address(v6.to_bytes())) return true;
-    broker.limit_reached(Limit::ConnectionRate, address.to_string(),
-                         fmt::format("more than {} new connections in one second (port {})", limit, port));
+    if (address.is_v6() && address.to_v6().is_v4_mapped())
+      address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
+    auto key = address.is_v4()
+                   ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes()
+                   : address.to_v6().to_bytes();
+    // An IPv6 client counts by its /64: one subscriber line or one server holds a whole /64, and
+    // per address it could open connections from 2^64 sources.
+    if (address.is_v6()) std::fill(key.begin() + 8, key.end(), 0);
+    if (broker.admit_address(key)) return true;
+    broker.limit_reached(
+        Limit::ConnectionRate,
+        address.is_v6() ? boost::asio::ip::make_address_v6(key).to_string() + "/64" : address.to_string(),
+        fmt::format("more than {} new connections in one second (port {})", limit, port));
     return false;
   }
 
@@ -91,8 +101,13 @@ void Acceptor::listen_on(const std::string& address, std::uint16_t port, boost::
   tcp::endpoint ep(ip, port);
   acceptor.open(ep.protocol(), ec);
   if (ec) return;
-  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-  if (ip.is_v6()) acceptor.set_option(boost::asio::ip::v6_only(false), ec);
+  boost::system::error_code ignored;
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ignored);
+  if (ip.is_v6()) {
+    // Without it a host with net.ipv6.bindv6only=1 would shut IPv4 clients out of "::".
+    acceptor.set_option(boost::asio::ip::v6_only(false), ec);
+    if (ec) return;
+  }
   acceptor.bind(ep, ec);
   if (ec) return;
   acceptor.listen(1024, ec);

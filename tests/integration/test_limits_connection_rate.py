@@ -1,9 +1,10 @@
 """New connections per source address per second (spec.advanced.clients.maxConnectionsPerAddressPerSecond):
 beyond the limit a connection is closed as soon as it is accepted, counted and logged."""
+import socket
 import time
 import unittest
 
-from harness import Daemon, RawClient, broker_config, main
+from harness import Daemon, RawClient, broker_config, free_port, main, raw_connect_v5
 
 
 def try_connect(port, client_id):
@@ -32,6 +33,24 @@ class ConnectionRateTest(unittest.TestCase):
             self.assertIn('event=limit_reached limit=connection_rate who="127.0.0.1"', d.logs())
             time.sleep(1.5)
             self.assertTrue(try_connect(d.port, "later"), "a new second admits the address again")
+
+    def test_ipv6_clients_count_by_their_64_prefix(self):
+        port6 = free_port()
+        with Daemon(broker_config("      maxConnectionsPerAddressPerSecond: 5\n"),
+                    extra_args=["--listen", f"[::1]:{port6}"]) as d:
+            d.wait_for_log(f"address=::1 port={port6}")
+            time.sleep(1.1)
+            answered = 0
+            for i in range(20):
+                try:
+                    with socket.create_connection(("::1", port6), timeout=5) as s:
+                        s.sendall(raw_connect_v5(f"v6-{i}".encode()))
+                        answered += s.recv(4)[:1] == b"\x20"
+                except OSError:
+                    pass
+            self.assertGreaterEqual(answered, 5)
+            self.assertLessEqual(answered, 10)
+            self.assertIn('event=limit_reached limit=connection_rate who="::/64"', d.logs())
 
     def test_off_by_default(self):
         with Daemon() as d:

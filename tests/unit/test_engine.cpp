@@ -1042,7 +1042,9 @@ TEST_CASE("the only member of a shared group keeps its messages while offline", 
   MemoryClient back(broker, ProtocolVersion::v5);
   back.connect("only-member", false, 600);
   CHECK(back.decode_connack_packet(back.next()).session_present);
-  CHECK(codec::as_string(back.decode_publish_packet(back.next()).payload) == "in flight");
+  auto resent = back.decode_publish_packet(back.next());
+  CHECK(codec::as_string(resent.payload) == "in flight");
+  CHECK(resent.dup);  // still in flight, with its packet identifier: resent, not sent anew
   CHECK(codec::as_string(back.decode_publish_packet(back.next()).payload) == "queued");
 }
 
