@@ -261,11 +261,14 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
         s->client_id);
     broker_.count_event(SecurityEvent::SessionPrincipalChanged);
     fresh = true;
-    if (s->pending_will) {
-      PendingWill will = std::move(s->pending_will);
-      s->pending_will = PendingWill{};
-      publish_will(will.message, will.authority);
-    }
+  }
+  // A session that ends here ends its will's delay: the will of its last connection (waiting
+  // for the delay while the session was offline) goes out now [MQTT-3.1.3-9]; a resumed session
+  // withholds it (the client came back in time).
+  if (fresh && s->pending_will) {
+    PendingWill will = std::move(s->pending_will);
+    s->pending_will = PendingWill{};
+    publish_will(will.message, will.authority);
   }
   if (s->connection) s->connection->taken_over(fresh);
   remove_offline(s.get());

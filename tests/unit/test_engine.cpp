@@ -1341,3 +1341,43 @@ TEST_CASE("outbound topic aliases: the topic once, then the alias; least recentl
   CHECK((got[4].topic == "al/b" && got[4].alias == 1));
   CHECK((got[5].topic == "al/a" && got[5].alias == 2));
 }
+
+// [MQTT-3.1.3-9], [MQTT-3.1.2-5]: a will waiting for its delay is published when the session
+// ends, and a Clean Start by the same client ends it; a resumed session withholds it.
+TEST_CASE("a delayed will goes out when a Clean Start ends the session, and not on a resume", "[engine]") {
+  for (bool clean : {true, false}) {
+    Broker broker(one_worker());
+    MemoryClient watcher(broker, ProtocolVersion::v5);
+    watcher.connect("watcher");
+    watcher.next();
+    watcher.subscribe("wills/#", 0);
+    watcher.next();
+    {
+      MemoryClient dying(broker, ProtocolVersion::v5);
+      Connect c;
+      c.version = ProtocolVersion::v5;
+      c.client_id = "dying";
+      c.keep_alive = 60;
+      c.properties.session_expiry_interval = 600;
+      c.will = true;
+      c.will_topic = "wills/dying";
+      c.will_payload = as_bytes(std::string_view("gone"));
+      c.will_properties.will_delay_interval = 60;
+      Buffer b;
+      encode_connect(c, b);
+      dying.send_bytes(b);
+      dying.next();
+    }  // the connection drops: the will waits for its delay
+    watcher.pump();
+    CHECK(watcher.nothing_more());
+    MemoryClient back(broker, ProtocolVersion::v5);
+    back.connect("dying", clean, 600);
+    back.next();
+    watcher.pump();
+    if (clean) {
+      CHECK(watcher.decode_publish_packet(watcher.next()).topic == "wills/dying");
+    } else {
+      CHECK(watcher.nothing_more());
+    }
+  }
+}
