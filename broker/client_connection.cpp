@@ -8,9 +8,9 @@
 
 #include "broker/authentication_pool.hpp"
 #include "broker/broker.hpp"
-#include "broker/codec/encode.hpp"
-#include "broker/codec/utf8.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/encode.hpp"
+#include "codec/utf8.hpp"
+#include "codec/wire.hpp"
 #include "broker/outbound_aliases.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/transport.hpp"

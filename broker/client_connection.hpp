@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "broker/codec/decode.hpp"
+#include "codec/decode.hpp"
 #include "broker/output_queue.hpp"
 #include "broker/port_security.hpp"
 #include "broker/session.hpp"

@@ -7,7 +7,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
-#include "broker/codec/utf8.hpp"
+#include "codec/utf8.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/session_registry.hpp"
 #include "broker/transport.hpp"

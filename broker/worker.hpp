@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "broker/codec/decode.hpp"
-#include "broker/codec/encode.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
 #include "broker/session.hpp"
 #include "broker/subscription_index.hpp"
 

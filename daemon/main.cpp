@@ -26,7 +26,7 @@
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
 #include "listener/acceptor.hpp"
-#include "listener/certificate_manager.hpp"
+#include "tls/certificate_manager.hpp"
 #include "listener/port_manager.hpp"
 #include "listener/tcp_transport.hpp"
 

@@ -11,7 +11,7 @@
 #include "broker/port_security.hpp"
 #include "listener/acceptor.hpp"
 #include "listener/tcp_transport.hpp"
-#include "listener/tls_credentials.hpp"
+#include "tls/tls_credentials.hpp"
 #include "listener/tls_transport.hpp"
 #include "listener/websocket_transport.hpp"
 

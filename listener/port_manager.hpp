@@ -14,7 +14,7 @@
 #include "authn/authenticator.hpp"
 #include "authz/policy.hpp"
 #include "config/configuration.hpp"
-#include "listener/certificate_manager.hpp"
+#include "tls/certificate_manager.hpp"
 
 namespace boost::asio {
 class io_context;

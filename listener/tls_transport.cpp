@@ -14,7 +14,7 @@
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
 #include "listener/socket_peer.hpp"
-#include "listener/tls_credentials.hpp"
+#include "tls/tls_credentials.hpp"
 
 namespace mqttd {
 

@@ -11,7 +11,7 @@
 
 #include "broker/transport.hpp"
 #include "listener/epoll_poller.hpp"
-#include "listener/openssl_ptr.hpp"
+#include "tls/openssl_ptr.hpp"
 
 namespace mqttd {
 

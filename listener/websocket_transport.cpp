@@ -16,7 +16,7 @@
 #include "broker/client_connection.hpp"
 #include "broker/transport.hpp"
 #include "listener/socket_peer.hpp"
-#include "listener/tls_credentials.hpp"
+#include "tls/tls_credentials.hpp"
 
 namespace mqttd {
 namespace {

@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "broker/codec/decode.hpp"
-#include "broker/codec/encode.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
 
 using namespace mqttd::codec;
 

@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "broker/broker.hpp"
-#include "broker/codec/decode.hpp"
-#include "broker/codec/encode.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
 #include "broker/retained_store.hpp"
 #include "tests/support/memory_transport.hpp"
 

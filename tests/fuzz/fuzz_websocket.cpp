@@ -26,7 +26,7 @@
 #include <string_view>
 
 #include "broker/broker.hpp"
-#include "broker/codec/encode.hpp"
+#include "codec/encode.hpp"
 #include "tests/support/websocket_exchange.hpp"
 
 using namespace mqttd;

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "broker/codec/encode.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/encode.hpp"
+#include "codec/wire.hpp"
 
 using namespace mqttd::codec;
 namespace fs = std::filesystem;

@@ -15,7 +15,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
-#include "broker/codec/types.hpp"
+#include "codec/types.hpp"
 #include "broker/transport.hpp"
 
 namespace mqttd::test {

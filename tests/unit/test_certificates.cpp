@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "listener/certificate_authority.hpp"
-#include "listener/tls_credentials.hpp"
+#include "tls/certificate_authority.hpp"
+#include "tls/tls_credentials.hpp"
 
 using namespace mqttd::tls;
 using mqttd::config::KeyAlgorithm;

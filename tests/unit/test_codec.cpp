@@ -3,10 +3,10 @@
 #include <string>
 #include <vector>
 
-#include "broker/codec/decode.hpp"
-#include "broker/codec/encode.hpp"
-#include "broker/codec/utf8.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
+#include "codec/utf8.hpp"
+#include "codec/wire.hpp"
 
 using namespace mqttd::codec;
 

@@ -12,9 +12,9 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
-#include "broker/codec/decode.hpp"
-#include "broker/codec/encode.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
+#include "codec/wire.hpp"
 #include "broker/transport.hpp"
 #include "broker/worker.hpp"
 #include "tests/support/memory_transport.hpp"

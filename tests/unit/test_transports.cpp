@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "broker/broker.hpp"
-#include "broker/codec/encode.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/encode.hpp"
+#include "codec/wire.hpp"
 #include "listener/tcp_transport.hpp"
 
 using namespace mqttd;

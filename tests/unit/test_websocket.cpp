@@ -4,7 +4,7 @@
 #include <string>
 
 #include "broker/broker.hpp"
-#include "broker/codec/encode.hpp"
+#include "codec/encode.hpp"
 #include "tests/support/websocket_exchange.hpp"
 
 using namespace mqttd;

@@ -1,4 +1,4 @@
-#include "broker/codec/utf8.hpp"
+#include "codec/utf8.hpp"
 
 #include <cstdint>
 #include <cstring>

@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "broker/codec/packets.hpp"
+#include "codec/packets.hpp"
 
 namespace mqttd::codec {
 
@@ -92,4 +92,4 @@ void for_each_raw_property(Bytes block, Fn&& fn);
 
 }  // namespace mqttd::codec
 
-#include "broker/codec/decode_inl.hpp"
+#include "codec/decode_inl.hpp"

@@ -1,9 +1,9 @@
-#include "broker/codec/decode.hpp"
+#include "codec/decode.hpp"
 
 #include <algorithm>
 
-#include "broker/codec/utf8.hpp"
-#include "broker/codec/wire.hpp"
+#include "codec/utf8.hpp"
+#include "codec/wire.hpp"
 
 namespace mqttd::codec {
 namespace {

@@ -1,4 +1,4 @@
-#include "broker/codec/types.hpp"
+#include "codec/types.hpp"
 
 namespace mqttd::codec {
 

@@ -1,4 +1,4 @@
-#include "listener/tls_credentials.hpp"
+#include "tls/tls_credentials.hpp"
 
 #include <sys/stat.h>
 
@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "listener/certificate_authority.hpp"
+#include "tls/certificate_authority.hpp"
 
 namespace mqttd::tls {
 namespace {

@@ -6,7 +6,7 @@
 #include <string_view>
 #include <vector>
 
-#include "broker/codec/types.hpp"
+#include "codec/types.hpp"
 
 namespace mqttd::codec {
 

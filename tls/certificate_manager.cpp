@@ -1,4 +1,4 @@
-#include "listener/certificate_manager.hpp"
+#include "tls/certificate_manager.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "listener/certificate_authority.hpp"
-#include "listener/tls_credentials.hpp"
+#include "tls/certificate_authority.hpp"
+#include "tls/tls_credentials.hpp"
 
 namespace mqttd::tls {
 namespace fs = std::filesystem;

@@ -1,7 +1,7 @@
 // Inline part of decode.hpp: walking a validated property block.
 #pragma once
 
-#include "broker/codec/wire.hpp"
+#include "codec/wire.hpp"
 
 namespace mqttd::codec {
 

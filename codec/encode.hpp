@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "broker/codec/packets.hpp"
+#include "codec/packets.hpp"
 
 namespace mqttd::codec {
 

@@ -1,6 +1,6 @@
-#include "broker/codec/encode.hpp"
+#include "codec/encode.hpp"
 
-#include "broker/codec/wire.hpp"
+#include "codec/wire.hpp"
 
 namespace mqttd::codec {
 namespace {

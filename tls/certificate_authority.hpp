@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "config/configuration.hpp"
-#include "listener/openssl_ptr.hpp"
+#include "tls/openssl_ptr.hpp"
 
 namespace mqttd::tls {
 

@@ -1,4 +1,4 @@
-#include "listener/certificate_authority.hpp"
+#include "tls/certificate_authority.hpp"
 
 #include <openssl/bn.h>
 #include <openssl/pem.h>
