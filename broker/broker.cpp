@@ -119,11 +119,11 @@ std::shared_ptr<const PortSecurity> Broker::port_security(std::uint64_t endpoint
 }
 
 void Broker::reauthorize_endpoint(std::uint64_t endpoint_id) {
-  for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.reauthorize_connections(endpoint_id); });
+  for (auto& w : workers_) w->post_task([endpoint_id](Worker& worker) { worker.reauthorize_connections(endpoint_id); });
 }
 
 void Broker::close_endpoint(std::uint64_t endpoint_id) {
-  for (auto& w : workers_) w->post([endpoint_id](Worker& worker) { worker.shutdown_connections(endpoint_id); });
+  for (auto& w : workers_) w->post_task([endpoint_id](Worker& worker) { worker.shutdown_connections(endpoint_id); });
 }
 
 void Broker::limit_reached(Limit limit, std::string_view who, std::string_view detail) {

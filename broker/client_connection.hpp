@@ -1,5 +1,13 @@
 // The MQTT protocol engine of one network connection: bytes in, packets decoded and acted
-// upon, bytes out into an OutputQueue. It does no I/O itself; its Transport does.
+// upon, bytes out into an OutputQueue. It does no I/O and reads no clock: its Transport moves
+// the bytes, and everything else it needs comes from its ConnectionHost (a Worker in the
+// daemon, a fake in the engine's unit tests).
+//
+// The engine's parts, one file each: client_connection.cpp (input, dispatch, PUBLISH and
+// acknowledgements, closing, timers), connection_connect.cpp (CONNECT, CONNACK, attaching the
+// session), connection_security.cpp (authentication, authorization, reauthorization),
+// connection_subscriptions.cpp (SUBSCRIBE, UNSUBSCRIBE), with PacketFramer (the read side) and
+// OutboundSender (the write side and flow control).
 #pragma once
 
 #include <atomic>
@@ -11,21 +19,20 @@
 #include <string>
 #include <vector>
 
-#include "codec/decode.hpp"
-#include "broker/output_queue.hpp"
+#include "broker/connection_host.hpp"
+#include "broker/outbound_sender.hpp"
+#include "broker/packet_framer.hpp"
 #include "broker/port_security.hpp"
 #include "broker/session.hpp"
+#include "codec/decode.hpp"
 
 namespace mqttd {
 
-class OutboundAliases;
-
 class Transport;
-class Worker;
 
 class ClientConnection {
  public:
-  ClientConnection(Worker& worker, Transport& transport, std::uint64_t id);
+  ClientConnection(ConnectionHost& host, Transport& transport, std::uint64_t id);
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
@@ -35,9 +42,7 @@ class ClientConnection {
   const std::string& client_id() const;
 
   // --- input, from the transport ---
-  // Where the transport should read next: the worker's shared buffer while no partial packet is
-  // pending (so an idle connection holds no read buffer), else the tail of this connection's
-  // own buffer for the rest of the packet.
+  // Where the transport should read next (PacketFramer::read_buffer).
   std::span<std::byte> read_buffer();
   // `n` bytes were read into the span returned by read_buffer().
   void commit_read(std::size_t n);
@@ -51,15 +56,15 @@ class ClientConnection {
   // its session is still being taken over from another worker.
   bool reading_paused() const;
 
-  OutputQueue& output() { return output_; }
+  OutputQueue& output() { return sender_.output(); }
   // Asks the transport to write what is queued.
   void flush_output();
 
-  // --- called by the worker ---
+  // --- called by the host ---
   void send(Delivery&& delivery);
-  // Runs the connection's timers as of `now`; returns when they are next due
+  // Runs the connection's timers as of the host's now(); returns when they are next due
   // (Clock::time_point::max(): none).
-  Clock::time_point tick(Clock::time_point now);
+  Clock::time_point tick();
   Clock::time_point next_deadline(Clock::time_point now) const;
   // The worker's timer wheel: the tick at which this connection's live entry is due (0: none).
   std::uint64_t check_tick_ = 0;
@@ -74,6 +79,8 @@ class ClientConnection {
   // The handover of the session lost a race against a newer CONNECT with the same client id.
   void superseded();
   void attach(SessionPtr session, bool session_present);
+  // The answer of a password check submitted to the host (ConnectionHost::submit_authentication).
+  void on_authenticated(authn::Result result);
   const SessionPtr& session() const { return session_; }
   // Who authenticated (method, username, certificate subject); empty on a port that admits
   // everyone. A session resumed under another identity starts fresh.
@@ -85,14 +92,15 @@ class ClientConnection {
   // a CONNACK, and the broker would close on reading the end of its stream anyway. Then its
   // password check is skipped and the transport closes. False when the data it sent must still
   // be processed (the transport then reads the end of the stream when input resumes).
-  bool peer_left_while_paused() const { return state_ == State::Attaching && partial_size_ == 0; }
+  bool peer_left_while_paused() const { return state_ == State::Attaching && !framer_.has_pending(); }
   bool flush_scheduled = false;  // in the worker's list of connections to flush
 
  private:
   enum class State : std::uint8_t { AwaitingConnect, Attaching, Connected, Closing };
 
+  // Handles the whole packets at the front of `data`, which is left with what remains.
   void process(codec::Bytes& data);
-  void save_partial(codec::Bytes rest);
+  void process_and_keep(codec::Bytes data);
   void handle_packet(const codec::FixedHeader& h, codec::Bytes body);
   void handle_connect(const codec::FixedHeader& h, codec::Bytes body);
   void handle_publish(const codec::FixedHeader& h, codec::Bytes body);
@@ -104,7 +112,6 @@ class ClientConnection {
   // Authenticates the CONNECT on this port's settings, inline or on the authentication thread,
   // then admit() authorizes it and claims its session, or refuses it.
   void authenticate(const codec::Connect& c);
-  void admit(authn::Result result);
   bool may_publish(std::string_view topic);
 
   void refuse_connect(codec::Reason reason, std::string_view why);
@@ -117,25 +124,19 @@ class ClientConnection {
   void close();
   void finish_close();
   void handle_will_on_close();
-  // False if no packet identifier was free (the delivery is queued again).
-  bool send_inflight(Delivery&& delivery);
-  // False if the message exceeds the client's Maximum Packet Size (nothing is written).
-  bool write_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
-  void resend_session_state();
   void pump_queue();
-  void enqueue(Delivery&& delivery);
-  bool output_full() const;
-  bool inflight_bytes_full(const Delivery& d) const;
-  std::uint16_t send_window() const;
   void request_flush();
   void log_close(std::string_view why);
   Clock::time_point keep_alive_deadline() const;
   WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }
 
   template <typename Fn>
-  void write_packet(Fn&& encode, std::optional<std::string_view>* drop_reason = nullptr);
+  void write_packet(Fn&& encode, std::optional<std::string_view>* drop_reason = nullptr) {
+    sender_.write_packet(encode, drop_reason);
+    request_flush();
+  }
 
-  Worker& worker_;
+  ConnectionHost& host_;
   Transport& transport_;
   const std::uint64_t id_;
   State state_ = State::AwaitingConnect;
@@ -157,8 +158,6 @@ class ClientConnection {
   // which then skips the check.
   std::shared_ptr<std::atomic<bool>> authentication_abandoned_;
   std::uint16_t keep_alive_ = 0;
-  std::uint16_t client_receive_maximum_ = 65535;
-  std::uint32_t client_maximum_packet_size_ = codec::kMaxVarint + 5;
   std::uint32_t session_expiry_ = 0;
   bool session_expiry_was_zero_ = true;
   bool clean_start_ = true;
@@ -171,15 +170,10 @@ class ClientConnection {
   bool connack_expiry_changed_ = false;
   MessageRef will_;
   std::uint32_t will_delay_ = 0;
-  std::vector<std::string> topic_aliases_;
-  std::unique_ptr<OutboundAliases> outbound_aliases_;  // set when the client allows aliases
+  std::vector<std::string> topic_aliases_;  // the client's, inbound
 
-  std::vector<std::byte> partial_;  // an incomplete packet, only while one is pending
-  std::size_t partial_size_ = 0;
-  std::size_t needed_ = 0;  // size of the packet being assembled, once known
-  bool reading_shared_buffer_ = false;
-
-  OutputQueue output_;
+  PacketFramer framer_;
+  OutboundSender sender_;
 };
 
 }  // namespace mqttd

@@ -12,11 +12,11 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
+#include "broker/transport.hpp"
+#include "broker/worker.hpp"
 #include "codec/decode.hpp"
 #include "codec/encode.hpp"
 #include "codec/wire.hpp"
-#include "broker/transport.hpp"
-#include "broker/worker.hpp"
 #include "tests/support/memory_transport.hpp"
 
 using namespace mqttd;
@@ -811,7 +811,7 @@ TEST_CASE("the CONNECT timeout also bounds a session handover that never complet
   second.connect("stuck", false, 600);
   CHECK(second.nothing_more());
   CHECK_FALSE(second.closed());
-  second.connection().tick(Clock::now() + std::chrono::seconds(11));
+  broker.worker(0).tick_at(Clock::now() + std::chrono::seconds(11));
   second.pump();
   CHECK(second.closed());
   CHECK(broker.stats().limit(Limit::ConnectTimeout) == 1);

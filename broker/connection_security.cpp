@@ -1,0 +1,125 @@
+// The connection engine: authentication at CONNECT (inline, or a password check through the
+// host), authorization of the CONNECT, its will and every PUBLISH, and reauthorization when the
+// port's security changes.
+#include <spdlog/spdlog.h>
+
+#include "broker/client_connection.hpp"
+#include "broker/transport.hpp"
+
+namespace mqttd {
+
+using codec::Reason;
+
+void ClientConnection::authenticate(const codec::Connect& c) {
+  security_ = host_.port_security(endpoint_id());
+  if (!security_ || !security_->authenticator) return host_.claim_session(*this, pending_client_id_, clean_start_);
+  authn::Credentials credentials;
+  credentials.client_id = pending_client_id_;
+  credentials.username = c.username;
+  if (c.password) credentials.password = codec::as_string(*c.password);
+  credentials.certificate = transport_.peer_certificate();
+  auto authenticator = security_->authenticator;
+  if (!authenticator->may_be_slow(credentials)) return on_authenticated(authenticator->authenticate(credentials));
+
+  // A password check costs a scrypt: the host runs it elsewhere, with copies of the credentials
+  // (the read buffer is reused, and the client may leave before the answer).
+  AuthenticationRequest request;
+  request.connection_id = id_;
+  request.authenticator = std::move(authenticator);
+  request.client_id = pending_client_id_;
+  if (credentials.username) request.username.emplace(*credentials.username);
+  if (credentials.password) request.password.emplace(*credentials.password);
+  request.peer = transport_.peer();
+  authentication_abandoned_ = std::make_shared<std::atomic<bool>>(false);
+  request.abandoned = authentication_abandoned_;
+  if (!host_.submit_authentication(std::move(request)))
+    refuse_connect(Reason::ServerBusy, "too many authentications in progress");
+}
+
+void ClientConnection::on_authenticated(authn::Result result) {
+  if (state_ != State::Attaching) return;  // the client left while it was being authenticated
+  const std::string& client_id = pending_client_id_;
+  if (result.outcome != authn::Result::Outcome::Accepted) {
+    spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"", client_id,
+                 transport_.peer(), result.method.empty() ? "none" : result.method, result.detail);
+    bool bad_password = result.outcome == authn::Result::Outcome::BadCredentials;
+    return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
+                          bad_password ? "bad user name or password" : "not authorized");
+  }
+  credentials_expire_ = result.expires;
+  principal_ = std::make_shared<const authz::Principal>(std::move(result.principal));
+  const authn::PeerCertificate* certificate = transport_.peer_certificate();
+  // Length-prefixed fields, so that no choice of username or subject can imitate another
+  // identity; the BrokerAuthentication's name, so that another resource's user of the same name
+  // is someone else; every subject of the verified chain, so that another CA's leaf with the same
+  // subject is someone else.
+  principal_identity_.clear();
+  auto field = [this](std::string_view v) { principal_identity_ += fmt::format("{}:{};", v.size(), v); };
+  field(security_->authenticator->resource().name);
+  field(result.method);
+  field(principal_->username.value_or(""));
+  if (certificate)
+    for (const auto& subject : certificate->subjects) field(subject);
+  if (security_->policy) {
+    permissions_ = security_->policy->bind(*principal_);
+    if (!permissions_->may_connect()) {
+      spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
+                   principal_->username.value_or(""), security_->policy->name());
+      return refuse_connect(Reason::NotAuthorized, "not authorized to connect");
+    }
+    if (will_ && !permissions_->may_publish(will_->topic())) {
+      spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"", client_id,
+                   transport_.peer());
+      return refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
+    }
+  }
+  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
+                transport_.peer(), result.method, principal_->username.value_or(""), principal_->attributes.size());
+  host_.claim_session(*this, pending_client_id_, clean_start_);
+}
+
+bool ClientConnection::may_publish(std::string_view topic) {
+  if (!permissions_) return true;
+  if (!permissions_->cache_decisions()) return permissions_->may_publish(topic);
+  if (auto known = publish_decisions_.find(*permissions_, topic)) return *known;
+  bool allowed = permissions_->may_publish(topic);
+  publish_decisions_.store(*permissions_, topic, allowed);
+  return allowed;
+}
+
+void ClientConnection::reauthorize() {
+  if (state_ == State::Closing) return;
+  auto next = host_.port_security(endpoint_id());
+  if (!principal_) {
+    // Admitted while the port did not authenticate, or still being authenticated under the old
+    // settings (admit() will use those): it may stay only if the port still admits everyone.
+    bool was_open = !security_ || !security_->authenticator;
+    bool now_open = !next || !next->authenticator;
+    if (was_open && now_open) {
+      security_ = std::move(next);
+      return;
+    }
+    return disconnect(Reason::AdministrativeAction, "authentication settings changed");
+  }
+  // The same BrokerAuthentication (a reloaded password file is the same resource): the client
+  // authenticated as it would now.
+  bool authenticator_same = next && next->authenticator && security_ && security_->authenticator &&
+                            next->authenticator->resource() == security_->authenticator->resource();
+  if (!authenticator_same) {
+    disconnect(Reason::AdministrativeAction, "authentication settings changed");
+    return;
+  }
+  std::shared_ptr<const authz::Permissions> permissions = next->policy ? next->policy->bind(*principal_) : nullptr;
+  bool same = (!permissions && !permissions_) || (permissions && permissions_ && *permissions == *permissions_);
+  if (!same) {
+    spdlog::info("event=permissions_changed client_id={} peer={}", client_id(), transport_.peer());
+    disconnect(Reason::AdministrativeAction, "authorization policy changed");
+    return;
+  }
+  security_ = std::move(next);
+  permissions_ = std::move(permissions);
+  publish_decisions_.clear();
+  if (session_) session_->set_permissions(permissions_);
+}
+
+}  // namespace mqttd

@@ -1,0 +1,168 @@
+#include "broker/outbound_sender.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "broker/outbound_aliases.hpp"
+#include "broker/session.hpp"
+#include "codec/encode.hpp"
+#include "codec/wire.hpp"
+
+namespace mqttd {
+
+OutboundSender::OutboundSender(ConnectionHost& host) : host_(host) {}
+
+OutboundSender::~OutboundSender() = default;
+
+void OutboundSender::negotiate(codec::ProtocolVersion version, std::uint16_t receive_maximum,
+                               std::uint32_t maximum_packet_size, std::uint16_t topic_alias_maximum) {
+  version_ = version;
+  receive_maximum_ = receive_maximum;
+  maximum_packet_size_ = maximum_packet_size;
+  // The client takes topic aliases from us: the topics it receives most go by alias.
+  if (version == codec::ProtocolVersion::v5 && topic_alias_maximum > 0)
+    aliases_ = std::make_unique<OutboundAliases>(topic_alias_maximum);
+}
+
+void OutboundSender::discarded(const codec::Buffer& packet) const {
+  spdlog::debug("event=packet_discarded type={} size={} client_maximum_packet_size={}",
+                std::to_integer<unsigned>(packet.data()[0]) >> 4, packet.size(), maximum_packet_size_);
+}
+
+bool OutboundSender::output_full() const {
+  return output_.pending_bytes() >= host_.settings().max_pending_output_bytes;
+}
+
+// Messages sent and not yet acknowledged stay in the session (offline too): their bytes are
+// bounded like a queue's, so a client that never acknowledges holds at most
+// max_queued_bytes_per_session in flight (one message always fits, so nothing stalls forever).
+bool OutboundSender::inflight_bytes_full(const Session& s, const Delivery& d) const {
+  return !s.inflight.empty() &&
+         s.inflight.bytes() + DeliveryQueue<Delivery>::cost(d) > host_.settings().max_queued_bytes_per_session;
+}
+
+std::uint16_t OutboundSender::send_window() const {
+  return version_ == codec::ProtocolVersion::v5 ? receive_maximum_ : host_.settings().v311_inflight_window;
+}
+
+bool OutboundSender::send(Session& s, Delivery&& d) {
+  if (d.qos == 0) {
+    if (output_full()) {
+      host_.messages_dropped.increment();
+      return false;
+    }
+    return write_publish(d, 0, false);
+  }
+  if (!s.queue.empty() || s.inflight.size() >= send_window() || output_full() || inflight_bytes_full(s, d)) {
+    host_.enqueue(s, std::move(d));
+    return false;
+  }
+  return send_inflight(s, std::move(d));
+}
+
+bool OutboundSender::send_inflight(Session& s, Delivery&& d) {
+  InflightMessage* m = s.inflight.insert(std::move(d));  // `d` is left as it was if full
+  if (!m) {
+    s.queue.push_front(std::move(d));
+    return false;
+  }
+  if (!write_publish(m->delivery, m->packet_id, false)) {
+    // Too large for this client: dropped as if delivered (MQTT 5 section 3.1.2.25).
+    s.inflight.erase(m->packet_id);
+    return true;
+  }
+  m->state = m->delivery.qos == 1 ? InflightMessage::State::AwaitingPuback : InflightMessage::State::AwaitingPubrec;
+  return true;
+}
+
+bool OutboundSender::pump(Session& s) {
+  bool wrote = false;
+  auto& queue = s.queue;
+  while (!queue.empty() && s.inflight.size() < send_window() && !output_full() &&
+         !inflight_bytes_full(s, queue.front())) {
+    Delivery d = queue.take_front();
+    if (d.message->expired(host_.now())) continue;
+    // Queued under the permissions the session had then; the client may have fewer now.
+    if (!s.may_receive(d.message->topic())) continue;
+    if (!send_inflight(s, std::move(d))) break;
+    wrote = true;
+  }
+  return wrote;
+}
+
+void OutboundSender::resend(Session& s) {
+  // Held under the permissions the session had when they were sent; the client may have fewer
+  // now (a policy change while it was away): what it may no longer receive is dropped.
+  s.inflight.for_each_in_send_order([&](InflightMessage& m) {
+    if (m.state != InflightMessage::State::AwaitingPubcomp && !s.may_receive(m.delivery.message->topic())) {
+      host_.messages_dropped.increment();
+      s.inflight.erase(m.packet_id);
+    }
+  });
+  s.inflight.for_each_in_send_order([&](InflightMessage& m) {
+    if (m.state == InflightMessage::State::AwaitingPubcomp) {
+      codec::Ack rel;
+      rel.type = codec::PacketType::Pubrel;
+      rel.packet_id = m.packet_id;
+      write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
+    } else {
+      write_publish(m.delivery, m.packet_id, true);
+    }
+  });
+  pump(s);
+}
+
+bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
+  const Message& m = *d.message;
+  bool v5 = version_ == codec::ProtocolVersion::v5;
+  std::size_t props = 0;
+  std::uint32_t expiry = 0;
+  if (v5) {
+    props = m.forward_properties().size();
+    if (m.expires()) {
+      expiry = m.remaining_expiry_seconds(host_.now());
+      props += 5;
+    }
+    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) props += 1 + codec::varint_size(d.subscription_ids[i]);
+  }
+  std::string_view topic = m.topic();
+  OutboundAliases::Choice alias;
+  if (v5 && aliases_) {
+    alias = aliases_->choose(topic);
+    props += 3;
+    if (alias.established) topic = {};
+  }
+  std::size_t remaining = 2 + topic.size() + (d.qos ? 2 : 0) + m.payload().size() +
+                          (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
+  std::size_t total = codec::packet_size(remaining);
+  if (!fits(total) || remaining > codec::kMaxVarint) {
+    host_.messages_dropped.increment();
+    return false;
+  }
+  codec::Writer w(output_.append(total - m.payload().size()));
+  w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0)));
+  w.varint(static_cast<std::uint32_t>(remaining));
+  w.string(topic);
+  if (d.qos) w.u16(packet_id);
+  if (v5) {
+    w.varint(static_cast<std::uint32_t>(props));
+    w.raw(m.forward_properties());
+    if (alias.alias) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::TopicAlias));
+      w.u16(alias.alias);
+      aliases_->commit(m.topic(), alias);
+    }
+    if (m.expires()) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::MessageExpiryInterval));
+      w.u32(expiry);
+    }
+    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) {
+      w.u8(static_cast<std::uint8_t>(codec::PropertyId::SubscriptionIdentifier));
+      w.varint(d.subscription_ids[i]);
+    }
+  }
+  output_.append_payload(d.message, m.payload());
+  host_.messages_sent.increment();
+  return true;
+}
+
+}  // namespace mqttd
