@@ -23,6 +23,7 @@ bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
 ClientConnection::ClientConnection(ConnectionHost& host, Transport& transport, std::uint64_t id)
     : host_(host), transport_(transport), id_(id), opened_at_(host.now()), last_receive_(host.now()), sender_(host) {
   host_.add_connection(*this);
+  host_.schedule_check(*this, next_deadline(host_.now()));  // the CONNECT timeout
 }
 
 ClientConnection::~ClientConnection() { finish_close(); }

@@ -44,10 +44,7 @@ void Worker::join() {
 
 // ---------------------------------------------------------------- connections
 
-void Worker::add_connection(ClientConnection& c) {
-  connections_.emplace(c.id(), &c);
-  schedule_check(c, c.next_deadline(now()));
-}
+void Worker::add_connection(ClientConnection& c) { connections_.emplace(c.id(), &c); }
 
 void Worker::schedule_check(ClientConnection& c, Clock::time_point when) {
   if (when == Clock::time_point::max()) return;

@@ -1,0 +1,412 @@
+// The connection engine alone: a ClientConnection on a fake host (tests/support/fake_host.hpp),
+// driven by byte vectors, with no threads, no Broker and no clock but the one the test moves.
+#include <unistd.h>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "authn/password_file.hpp"
+#include "codec/decode.hpp"
+#include "codec/encode.hpp"
+#include "tests/support/fake_host.hpp"
+
+using namespace mqttd;
+using namespace mqttd::codec;
+using mqttd::test::FakeClient;
+using mqttd::test::FakeHost;
+
+namespace {
+
+std::vector<std::byte> bytes(std::initializer_list<int> v) {
+  std::vector<std::byte> out;
+  for (int x : v) out.push_back(std::byte(x));
+  return out;
+}
+
+Buffer publish_packet(ProtocolVersion v, std::string_view topic, std::string_view payload, std::uint8_t qos,
+                      std::uint16_t id = 0) {
+  Publish p;
+  p.topic = topic;
+  p.payload = as_bytes(payload);
+  p.qos = qos;
+  p.packet_id = id;
+  Buffer b;
+  encode_publish(p, v, b);
+  return b;
+}
+
+Buffer ack_packet(ProtocolVersion v, PacketType type, std::uint16_t id) {
+  Ack a;
+  a.type = type;
+  a.packet_id = id;
+  Buffer b;
+  encode_ack(a, v, b);
+  return b;
+}
+
+Buffer subscribe_packet(ProtocolVersion v, std::string_view filter, std::uint8_t qos, std::uint16_t id) {
+  SubscribeTopic t{filter, qos, false, false, 0};
+  Subscribe s;
+  s.packet_id = id;
+  s.topics = {&t, 1};
+  Buffer b;
+  encode_subscribe(s, v, b);
+  return b;
+}
+
+Delivery delivery(std::string_view topic, std::string_view payload, std::uint8_t qos) {
+  MessageFields f;
+  f.topic = topic;
+  f.payload = as_bytes(payload);
+  f.qos = qos;
+  Delivery d;
+  d.message = Message::create(f);
+  d.qos = qos;
+  return d;
+}
+
+PacketType type_of(const std::vector<std::byte>& packet) {
+  return static_cast<PacketType>(std::to_integer<unsigned>(packet.at(0)) >> 4);
+}
+
+std::uint8_t disconnect_reason(const std::vector<std::byte>& packet) {
+  REQUIRE(type_of(packet) == PacketType::Disconnect);
+  REQUIRE(packet.size() >= 3);
+  return std::to_integer<std::uint8_t>(packet[2]);
+}
+
+Connack decode_connack_bytes(const std::vector<std::byte>& packet, ProtocolVersion v) {
+  Bytes data(packet);
+  FixedHeader h;
+  REQUIRE(parse_fixed_header(data, h) == FrameStatus::Complete);
+  DecodeScratch scratch;
+  Connack c;
+  REQUIRE(decode_connack(h, data.subspan(h.header_size, h.remaining_length), v, c, scratch).ok());
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("fake host: CONNECT claims the session; the CONNACK states the settings", "[engine][host]") {
+  FakeHost host;
+  FakeClient v5(host, ProtocolVersion::v5);
+  v5.connect("a");
+  REQUIRE(host.claims.size() == 1);
+  CHECK(host.claims[0].client_id == "a");
+  auto packets = v5.packets();
+  REQUIRE(packets.size() == 1);
+  auto ack = decode_connack_bytes(packets[0], ProtocolVersion::v5);
+  CHECK(ack.reason == Reason::Success);
+  CHECK_FALSE(ack.session_present);
+  CHECK(ack.properties.receive_maximum == host.settings().receive_maximum);
+  CHECK(ack.properties.topic_alias_maximum == host.settings().topic_alias_maximum);
+  CHECK(v5.engine().connected());
+
+  FakeClient v311(host, ProtocolVersion::v311);
+  v311.connect("b");
+  CHECK(v311.written() == bytes({0x20, 0x02, 0x00, 0x00}));
+}
+
+TEST_CASE("fake host: packets behind a CONNECT wait until the session is attached", "[engine][host]") {
+  FakeHost host;
+  host.hold_claims = true;
+  FakeClient c(host, ProtocolVersion::v5);
+  Connect connect;
+  connect.client_id = "held";
+  Buffer both;
+  encode_connect(connect, both);
+  auto ping = bytes({0xC0, 0x00});
+  both.insert(both.end(), ping.begin(), ping.end());
+  c.send(both);
+  CHECK(c.written().empty());
+  CHECK(c.engine().reading_paused());
+  CHECK(c.engine().peer_left_while_paused() == false);  // the PINGREQ is kept, unread by the engine
+
+  host.attach_held(0);
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 2);
+  CHECK(type_of(packets[0]) == PacketType::Connack);
+  CHECK(packets[1] == bytes({0xD0, 0x00}));  // the PINGREQ, answered after the CONNACK
+  CHECK(c.resumed() == 1);
+}
+
+TEST_CASE("fake host: inbound PUBLISH at each QoS, acknowledged in the shortest form", "[engine][host]") {
+  for (auto v : {ProtocolVersion::v5, ProtocolVersion::v311}) {
+    FakeHost host;
+    FakeClient c(host, v);
+    c.connect("pub");
+    c.written();
+    c.send(publish_packet(v, "t/0", "zero", 0));
+    c.send(publish_packet(v, "t/1", "one", 1, 7));
+    CHECK(c.written() == bytes({0x40, 0x02, 0x00, 0x07}));
+    c.send(publish_packet(v, "t/2", "two", 2, 8));
+    CHECK(c.written() == bytes({0x50, 0x02, 0x00, 0x08}));
+    c.send(publish_packet(v, "t/2", "two", 2, 8));  // resent before PUBREL: acknowledged, not published again
+    CHECK(c.written() == bytes({0x50, 0x02, 0x00, 0x08}));
+    c.send(ack_packet(v, PacketType::Pubrel, 8));
+    CHECK(c.written() == bytes({0x70, 0x02, 0x00, 0x08}));
+    REQUIRE(host.published.size() == 3);
+    CHECK(host.published[0].message->topic() == "t/0");
+    CHECK(host.published[1].message->qos() == 1);
+    CHECK(host.published[2].message->topic() == "t/2");
+    CHECK(host.published[2].publisher == "pub");
+    CHECK(host.messages_received.get() == 3);
+  }
+}
+
+TEST_CASE("fake host: what publish() answers becomes the v5 reason code", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("p");
+  c.written();
+  host.publish_answer = 0;
+  c.send(publish_packet(ProtocolVersion::v5, "t", "x", 1, 1));
+  CHECK(c.written() == bytes({0x40, 0x03, 0x00, 0x01, 0x10}));  // No matching subscribers
+  host.publish_answer = ConnectionHost::kRetainRefused;
+  c.send(publish_packet(ProtocolVersion::v5, "t", "x", 1, 2));
+  CHECK(c.written() == bytes({0x40, 0x03, 0x00, 0x02, 0x97}));  // Quota exceeded
+}
+
+TEST_CASE("fake host: Receive Maximum holds deliveries in the session until acknowledged", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("window", true, 60, [](Connect& connect) { connect.properties.receive_maximum = 2; });
+  c.written();
+  for (int i = 0; i < 3; ++i) c.engine().send(delivery("w", "m" + std::to_string(i), 1));
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 2);  // the window
+  CHECK(host.enqueued == 1);     // the third waits in the session, through the host's queue policy
+  CHECK(host.session("window")->queue.size() == 1);
+
+  c.send(ack_packet(ProtocolVersion::v5, PacketType::Puback, 1));
+  packets = c.packets();
+  REQUIRE(packets.size() == 1);
+  CHECK(type_of(packets[0]) == PacketType::Publish);
+  CHECK(host.session("window")->queue.empty());
+  CHECK(host.messages_sent.get() == 3);
+}
+
+TEST_CASE("fake host: a full output pauses reading and drops QoS 0", "[engine][host]") {
+  BrokerSettings s;
+  s.max_pending_output_bytes = 64;
+  FakeHost host(s);
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("slow");
+  c.written();
+  std::string big(100, 'x');
+  c.engine().send(delivery("t", big, 0));  // the first fits (the queue was under its bound)
+  CHECK(c.engine().reading_paused());
+  c.engine().send(delivery("t", big, 0));  // over the bound: dropped
+  CHECK(host.messages_dropped.get() == 1);
+  CHECK(c.packets().size() == 1);
+  CHECK_FALSE(c.engine().reading_paused());
+}
+
+TEST_CASE("fake host: nothing larger than the client's Maximum Packet Size is written", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("small", true, 60, [](Connect& connect) { connect.properties.maximum_packet_size = 64; });
+  c.written();
+  c.engine().send(delivery("t", std::string(100, 'x'), 1));
+  c.engine().send(delivery("t", "fits", 1));
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 1);
+  CHECK(packets[0].size() <= 64);
+  CHECK(host.messages_dropped.get() == 1);
+  CHECK(host.session("small")->inflight.size() == 1);  // the oversized one left no packet id in use
+}
+
+TEST_CASE("fake host: the SUBACK waits for the host to apply the change, then retained messages follow",
+          "[engine][host]") {
+  FakeHost host;
+  host.hold_subscription_changes = true;
+  MessageFields f;
+  f.topic = "r";
+  f.payload = as_bytes(std::string_view("kept"));
+  f.retain = true;
+  host.retained.push_back(Message::create(f));
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("sub");
+  c.written();
+  c.send(subscribe_packet(ProtocolVersion::v5, "r", 1, 5));
+  REQUIRE(host.subscription_changes.size() == 1);
+  CHECK(host.subscription_changes[0].at(0).filter == "r");
+  CHECK(c.written().empty());  // not before every replica has the subscription
+  host.complete_subscriptions();
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 2);
+  CHECK(packets[0] == bytes({0x90, 0x04, 0x00, 0x05, 0x00, 0x01}));
+  CHECK(type_of(packets[1]) == PacketType::Publish);
+  CHECK((std::to_integer<unsigned>(packets[1][0]) & 0x01) == 1);  // retained
+}
+
+TEST_CASE("fake host: UNSUBSCRIBE of nothing, PINGREQ, AUTH", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("misc");
+  c.written();
+  Unsubscribe u;
+  u.packet_id = 3;
+  std::string_view filter = "none";
+  u.filters = {&filter, 1};
+  Buffer b;
+  encode_unsubscribe(u, ProtocolVersion::v5, b);
+  c.send(b);
+  CHECK(c.written() == bytes({0xB0, 0x04, 0x00, 0x03, 0x00, 0x11}));  // No subscription existed
+  CHECK(host.subscription_changes.empty());
+  c.send(bytes({0xC0, 0x00}));
+  CHECK(c.written() == bytes({0xD0, 0x00}));
+  c.send(bytes({0xF0, 0x00}));  // AUTH without enhanced authentication
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 1);
+  CHECK(disconnect_reason(packets[0]) == 0x82);
+  CHECK(c.close_requested());
+}
+
+TEST_CASE("fake host: the will goes out when the connection drops, not after DISCONNECT", "[engine][host]") {
+  auto with_will = [](std::uint32_t delay) {
+    return [delay](Connect& connect) {
+      connect.will = true;
+      connect.will_topic = "will";
+      connect.will_payload = as_bytes(std::string_view("gone"));
+      if (delay) connect.will_properties.will_delay_interval = delay;
+      connect.properties.session_expiry_interval = 600;
+    };
+  };
+  FakeHost host;
+  {
+    FakeClient dropped(host, ProtocolVersion::v5);
+    dropped.connect("dropped", true, 60, with_will(0));
+  }  // the network connection is gone
+  REQUIRE(host.wills.size() == 1);
+  CHECK(host.wills[0]->topic() == "will");
+
+  {
+    FakeClient polite(host, ProtocolVersion::v5);
+    polite.connect("polite", true, 60, with_will(0));
+    polite.send(bytes({0xE0, 0x00}));  // DISCONNECT 0x00: the will is discarded
+    CHECK(polite.close_requested());
+  }
+  CHECK(host.wills.size() == 1);
+
+  {
+    FakeClient delayed(host, ProtocolVersion::v5);
+    delayed.connect("delayed", true, 60, with_will(30));
+  }
+  CHECK(host.wills.size() == 1);  // waits in the session for its delay
+  REQUIRE(host.session("delayed"));
+  CHECK(host.session("delayed")->pending_will);
+  CHECK(host.session("delayed")->pending_will.due == host.now() + std::chrono::seconds(30));
+}
+
+TEST_CASE("fake host: takeover sends DISCONNECT 0x8E and the will when the session ends", "[engine][host]") {
+  FakeHost host;
+  FakeClient old(host, ProtocolVersion::v5);
+  old.connect("same", true, 60, [](Connect& connect) {
+    connect.will = true;
+    connect.will_topic = "will";
+    connect.will_payload = as_bytes(std::string_view("bye"));
+    connect.will_properties.will_delay_interval = 30;
+    connect.properties.session_expiry_interval = 600;
+  });
+  old.written();
+  FakeClient next(host, ProtocolVersion::v5);
+  next.connect("same", true);  // Clean Start: the old session ends, so its will goes out
+  auto packets = old.packets();
+  REQUIRE(packets.size() == 1);
+  CHECK(disconnect_reason(packets[0]) == 0x8E);
+  CHECK(old.close_requested());
+  CHECK(host.wills.size() == 1);
+  CHECK(decode_connack_bytes(next.packets().at(0), ProtocolVersion::v5).session_present == false);
+}
+
+TEST_CASE("fake host: keep alive runs on the host's clock", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("idle", true, 10);
+  c.written();
+  host.advance(std::chrono::seconds(14));
+  host.run_due_checks();
+  CHECK_FALSE(c.close_requested());
+  c.send(bytes({0xC0, 0x00}));  // a packet moves the deadline
+  c.written();
+  host.advance(std::chrono::seconds(14));
+  host.run_due_checks();
+  CHECK_FALSE(c.close_requested());
+  host.advance(std::chrono::seconds(2));  // 16 s since the last packet: past 1.5 periods (and a tick)
+  host.run_due_checks();
+  auto packets = c.packets();
+  REQUIRE(packets.size() == 1);
+  CHECK(disconnect_reason(packets[0]) == 0x8D);
+  CHECK(c.close_requested());
+}
+
+TEST_CASE("fake host: the CONNECT timeout runs on the host's clock", "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  host.advance(host.settings().connect_timeout);
+  host.run_due_checks();
+  CHECK_FALSE(c.close_requested());
+  host.advance(std::chrono::milliseconds(1));
+  host.run_due_checks();
+  CHECK(c.close_requested());
+  CHECK(c.written().empty());
+  REQUIRE(host.limits.size() == 1);
+  CHECK(host.limits[0] == Limit::ConnectTimeout);
+}
+
+TEST_CASE("fake host: a password check goes through the host; credentials expire on its wall clock", "[engine][host]") {
+  auto folder = std::filesystem::temp_directory_path() / ("mqttd-fake-host-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "users");
+  std::ofstream(folder / "users" / "passwords") << "dev:" << authn::hash_password("pw") << "\n";
+  config::Authentication resource;
+  resource.name = "a";
+  config::AuthenticationMethod password;
+  password.kind = config::AuthenticationMethod::Kind::Password;
+  password.password_secret = "users";
+  resource.methods = {password};
+  auto security = std::make_shared<PortSecurity>();
+  security->authenticator = authn::Authenticator::create(resource, folder.string());
+
+  FakeHost host;
+  host.security[0] = security;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("dev-1", true, 0, [](Connect& connect) {
+    connect.username = "dev";
+    connect.password = as_bytes(std::string_view("pw"));
+  });
+  REQUIRE(host.authentications.size() == 1);
+  CHECK(host.authentications[0].username == "dev");
+  CHECK(host.authentications[0].password == "pw");
+  CHECK(c.written().empty());  // no CONNACK before the answer
+  CHECK(host.claims.empty());
+
+  authn::Result accepted;
+  accepted.outcome = authn::Result::Outcome::Accepted;
+  accepted.principal.client_id = "dev-1";
+  accepted.principal.username = "dev";
+  accepted.method = "Password";
+  accepted.expires = host.wall_now() + std::chrono::seconds(30);
+  host.answer_authentication(0, std::move(accepted));
+  CHECK(decode_connack_bytes(c.packets().at(0), ProtocolVersion::v5).reason == Reason::Success);
+
+  host.advance(std::chrono::seconds(29));
+  host.run_due_checks();
+  CHECK_FALSE(c.close_requested());
+  host.advance(std::chrono::seconds(2));
+  host.run_due_checks();
+  CHECK(c.close_requested());  // closed with no DISCONNECT, as the source broker does
+  CHECK(c.written().empty());
+
+  // A client that leaves before its answer: the check is marked abandoned, the answer ignored.
+  FakeClient leaving(host, ProtocolVersion::v5);
+  leaving.connect("dev-2", true, 0, [](Connect& connect) {
+    connect.username = "dev";
+    connect.password = as_bytes(std::string_view("pw"));
+  });
+  REQUIRE(host.authentications.size() == 2);
+  leaving.finish_close();
+  CHECK(host.authentications[1].abandoned->load());
+  host.answer_authentication(1, authn::Result{});
+  std::filesystem::remove_all(folder);
+}
