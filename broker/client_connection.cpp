@@ -180,12 +180,12 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     // message is dropped (as the source broker does). QoS 0: dropped.
     spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", client_id(), topic);
     host_.messages_dropped.increment();
-    if (p.qos == 2 && !is_v5(version_)) session_->inbound_qos2.insert(p.packet_id);  // PUBREL still follows
+    if (p.qos == 2 && !is_v5(version_)) held().inbound_qos2.insert(p.packet_id);  // PUBREL still follows
     return acknowledge(is_v5(version_) ? Reason::NotAuthorized : Reason::Success);
   }
   if (p.qos == 2) {
-    if (session_->inbound_qos2.contains(p.packet_id)) return acknowledge(Reason::Success);  // a resend: once only
-    if (session_->inbound_qos2.size() >= settings.receive_maximum)
+    if (held().inbound_qos2.contains(p.packet_id)) return acknowledge(Reason::Success);  // a resend: once only
+    if (held().inbound_qos2.size() >= settings.receive_maximum)
       return protocol_violation(Reason::ReceiveMaximumExceeded, "too many unreleased QoS 2 messages");
   }
 
@@ -218,17 +218,17 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (receivers == ConnectionHost::kRetainRefused) {
     // The retained store is full: v5 says so (0x97 Quota exceeded); 3.1.1 cannot, so it gets an
     // ordinary acknowledgement and the message is dropped, as a denied publish is.
-    if (p.qos == 2 && !is_v5(version_)) session_->inbound_qos2.insert(p.packet_id);  // PUBREL still follows
+    if (p.qos == 2 && !is_v5(version_)) held().inbound_qos2.insert(p.packet_id);  // PUBREL still follows
     return acknowledge(is_v5(version_) ? Reason::QuotaExceeded : Reason::Success);
   }
-  if (p.qos == 2) session_->inbound_qos2.insert(p.packet_id);
+  if (p.qos == 2) held().inbound_qos2.insert(p.packet_id);
   acknowledge(receivers == 0 ? Reason::NoMatchingSubscribers : Reason::Success);
 }
 
 void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Ack a;
   if (auto st = codec::decode_ack(h, body, version_, a, host_.scratch()); !st.ok()) return refuse_packet(st);
-  auto& inflight = session_->inflight;
+  auto& inflight = held().inflight;
   InflightMessage* m = inflight.find(a.packet_id);
   // An acknowledgement of the wrong kind for a packet id in flight (PUBACK for a QoS 2 message,
   // PUBCOMP before PUBREC, PUBREC for QoS 1): 3.1.1 has no reason codes, it is a protocol
@@ -269,7 +269,7 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
       codec::Ack comp;
       comp.type = PacketType::Pubcomp;
       comp.packet_id = a.packet_id;
-      if (session_->inbound_qos2.erase(a.packet_id) == 0) comp.reason = Reason::PacketIdentifierNotFound;
+      if (held().inbound_qos2.erase(a.packet_id) == 0) comp.reason = Reason::PacketIdentifierNotFound;
       write_packet([&](codec::Buffer& b) { codec::encode_ack(comp, version_, b); });
       return;
     }
@@ -415,7 +415,7 @@ void ClientConnection::finish_close() {
     if (will_delay_ == 0 || session_expiry_ == 0) {
       host_.publish_will(will_, will_authority());
     } else {
-      session_->pending_will = PendingWill{will_, will_authority(),
+      held().pending_will = PendingWill{will_, will_authority(),
                                            host_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_))};
     }
   }

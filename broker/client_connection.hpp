@@ -126,6 +126,8 @@ class ClientConnection {
   void handle_will_on_close();
   void pump_queue();
   void request_flush();
+  // The session's holdings (created on first use), as the owner: this connection's host.
+  SessionHoldings& held() { return session_->holdings(host_.index()); }
   void log_close(std::string_view why);
   Clock::time_point keep_alive_deadline() const;
   WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }

@@ -178,7 +178,8 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   session_->connection = this;
   session_->online.store(true, std::memory_order_relaxed);
   session_->expiry_interval = session_expiry_;
-  session_->pending_will = PendingWill{};  // back within the will delay: no will
+  // Back within the will delay: no will.
+  if (SessionHoldings* h = session_->holdings_if_any(host_.index())) h->pending_will = PendingWill{};
   session_->set_permissions(permissions_);
   session_->principal_identity = principal_identity_;
   state_ = State::Connected;

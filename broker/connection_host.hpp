@@ -80,11 +80,14 @@ class ConnectionHost {
   // it is neither stored nor delivered.
   static constexpr std::size_t kRetainRefused = static_cast<std::size_t>(-1);
 
-  explicit ConnectionHost(const BrokerSettings& settings, Clock::time_point now,
-                          std::chrono::system_clock::time_point wall_now);
+  // `index`: the worker this host is; a session's holdings are reachable only with its owner's index.
+  ConnectionHost(unsigned index, const BrokerSettings& settings, Clock::time_point now,
+                 std::chrono::system_clock::time_point wall_now);
   virtual ~ConnectionHost() = default;
   ConnectionHost(const ConnectionHost&) = delete;
   ConnectionHost& operator=(const ConnectionHost&) = delete;
+
+  unsigned index() const { return index_; }
 
   // --- time and settings (no virtual call: read on every packet) ---
   Clock::time_point now() const { return now_; }
@@ -163,6 +166,7 @@ class ConnectionHost {
   }
 
  private:
+  const unsigned index_;
   const BrokerSettings& settings_;
   Clock::time_point now_;
   std::chrono::system_clock::time_point wall_now_;

@@ -57,16 +57,16 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
     opts.retain_as_published = t.retain_as_published;
     opts.retain_handling = t.retain_handling;
     opts.identifier = identifier;
-    auto it = session_->subscriptions.find(t.filter);
-    bool inserted = it == session_->subscriptions.end();
+    auto it = held().subscriptions.find(t.filter);
+    bool inserted = it == held().subscriptions.end();
     if (inserted) {
       // Replacing a subscription is always allowed; a new one only below the bound.
-      if (session_->subscriptions.size() >= settings.max_subscriptions_per_session) {
+      if (held().subscriptions.size() >= settings.max_subscriptions_per_session) {
         host_.limit_reached(Limit::SubscriptionsPerSession, client_id(), "SUBSCRIBE");
         reasons.push_back(v5 ? Reason::QuotaExceeded : Reason::UnspecifiedError);
         continue;
       }
-      it = session_->subscriptions.try_emplace(std::string(t.filter)).first;
+      it = held().subscriptions.try_emplace(std::string(t.filter)).first;
     }
     it->second.options = opts;
     IndexChange ch;
@@ -121,8 +121,8 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
   std::vector<IndexChange> changes;
   const auto& settings = host_.settings();
   for (auto filter : u.filters) {
-    auto it = session_->subscriptions.find(filter);
-    if (it == session_->subscriptions.end()) {
+    auto it = held().subscriptions.find(filter);
+    if (it == held().subscriptions.end()) {
       // Not subscribed: a filter deeper than the bound never could be, so it is invalid.
       if (codec::more_levels_than(filter, settings.max_topic_levels)) {
         host_.limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
@@ -132,7 +132,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
       reasons.push_back(Reason::NoSubscriptionExisted);
       continue;
     }
-    session_->subscriptions.erase(it);
+    held().subscriptions.erase(it);
     changes.push_back(IndexChange::removal(filter));
     reasons.push_back(Reason::Success);
   }

@@ -35,9 +35,9 @@ bool OutboundSender::output_full() const {
 // Messages sent and not yet acknowledged stay in the session (offline too): their bytes are
 // bounded like a queue's, so a client that never acknowledges holds at most
 // max_queued_bytes_per_session in flight (one message always fits, so nothing stalls forever).
-bool OutboundSender::inflight_bytes_full(const Session& s, const Delivery& d) const {
-  return !s.inflight.empty() &&
-         s.inflight.bytes() + DeliveryQueue<Delivery>::cost(d) > host_.settings().max_queued_bytes_per_session;
+bool OutboundSender::inflight_bytes_full(const SessionHoldings& h, const Delivery& d) const {
+  return !h.inflight.empty() &&
+         h.inflight.bytes() + DeliveryQueue<Delivery>::cost(d) > host_.settings().max_queued_bytes_per_session;
 }
 
 std::uint16_t OutboundSender::send_window() const {
@@ -52,22 +52,23 @@ bool OutboundSender::send(Session& s, Delivery&& d) {
     }
     return write_publish(d, 0, false);
   }
-  if (!s.queue.empty() || s.inflight.size() >= send_window() || output_full() || inflight_bytes_full(s, d)) {
+  SessionHoldings& h = s.holdings(host_.index());
+  if (!h.queue.empty() || h.inflight.size() >= send_window() || output_full() || inflight_bytes_full(h, d)) {
     host_.enqueue(s, std::move(d));
     return false;
   }
-  return send_inflight(s, std::move(d));
+  return send_inflight(h, std::move(d));
 }
 
-bool OutboundSender::send_inflight(Session& s, Delivery&& d) {
-  InflightMessage* m = s.inflight.insert(std::move(d));  // `d` is left as it was if full
+bool OutboundSender::send_inflight(SessionHoldings& h, Delivery&& d) {
+  InflightMessage* m = h.inflight.insert(std::move(d));  // `d` is left as it was if full
   if (!m) {
-    s.queue.push_front(std::move(d));
+    h.queue.push_front(std::move(d));
     return false;
   }
   if (!write_publish(m->delivery, m->packet_id, false)) {
     // Too large for this client: dropped as if delivered (MQTT 5 section 3.1.2.25).
-    s.inflight.erase(m->packet_id);
+    h.inflight.erase(m->packet_id);
     return true;
   }
   m->state = m->delivery.qos == 1 ? InflightMessage::State::AwaitingPuback : InflightMessage::State::AwaitingPubrec;
@@ -75,30 +76,34 @@ bool OutboundSender::send_inflight(Session& s, Delivery&& d) {
 }
 
 bool OutboundSender::pump(Session& s) {
+  SessionHoldings* h = s.holdings_if_any(host_.index());
+  if (!h) return false;
   bool wrote = false;
-  auto& queue = s.queue;
-  while (!queue.empty() && s.inflight.size() < send_window() && !output_full() &&
-         !inflight_bytes_full(s, queue.front())) {
+  auto& queue = h->queue;
+  while (!queue.empty() && h->inflight.size() < send_window() && !output_full() &&
+         !inflight_bytes_full(*h, queue.front())) {
     Delivery d = queue.take_front();
     if (d.message->expired(host_.now())) continue;
     // Queued under the permissions the session had then; the client may have fewer now.
     if (!s.may_receive(d.message->topic())) continue;
-    if (!send_inflight(s, std::move(d))) break;
+    if (!send_inflight(*h, std::move(d))) break;
     wrote = true;
   }
   return wrote;
 }
 
 void OutboundSender::resend(Session& s) {
+  SessionHoldings* h = s.holdings_if_any(host_.index());
+  if (!h) return;
   // Held under the permissions the session had when they were sent; the client may have fewer
   // now (a policy change while it was away): what it may no longer receive is dropped.
-  s.inflight.for_each_in_send_order([&](InflightMessage& m) {
+  h->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.state != InflightMessage::State::AwaitingPubcomp && !s.may_receive(m.delivery.message->topic())) {
       host_.messages_dropped.increment();
-      s.inflight.erase(m.packet_id);
+      h->inflight.erase(m.packet_id);
     }
   });
-  s.inflight.for_each_in_send_order([&](InflightMessage& m) {
+  h->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.state == InflightMessage::State::AwaitingPubcomp) {
       codec::Ack rel;
       rel.type = codec::PacketType::Pubrel;

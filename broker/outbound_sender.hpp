@@ -21,6 +21,7 @@ namespace mqttd {
 class OutboundAliases;
 class Session;
 struct Delivery;
+struct SessionHoldings;
 
 class OutboundSender {
  public:
@@ -54,10 +55,10 @@ class OutboundSender {
 
  private:
   // False if no packet identifier was free (the delivery is queued again).
-  bool send_inflight(Session& s, Delivery&& d);
+  bool send_inflight(SessionHoldings& h, Delivery&& d);
   // False if the message exceeds the client's Maximum Packet Size (nothing is written).
   bool write_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
-  bool inflight_bytes_full(const Session& s, const Delivery& d) const;
+  bool inflight_bytes_full(const SessionHoldings& h, const Delivery& d) const;
   std::uint16_t send_window() const;
   bool fits(std::size_t size) const { return size <= maximum_packet_size_; }
   void discarded(const codec::Buffer& packet) const;

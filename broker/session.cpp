@@ -1,5 +1,9 @@
 #include "broker/session.hpp"
 
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
 namespace mqttd {
 
 void Session::set_permissions(std::shared_ptr<const authz::Permissions> p) {
@@ -15,6 +19,14 @@ bool Session::may_receive(std::string_view topic) {
   bool allowed = permissions_->may_receive(topic);
   receive_decisions_.store(*permissions_, topic, allowed);
   return allowed;
+}
+
+void Session::ownership_violation(unsigned worker) const {
+  // A thread touched a session it does not own: a race that could lose or corrupt its state.
+  // Stopping here, in the builds that check, shows the culprit's stack instead of a later crash.
+  spdlog::critical("event=ownership_violation client_id={} owner={} caller_worker={}", client_id,
+                   owner.load(std::memory_order_acquire), worker);
+  std::abort();
 }
 
 bool Session::may_receive_snapshot(std::string_view topic) const {

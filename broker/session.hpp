@@ -90,6 +90,18 @@ struct StoredSubscription {
   std::shared_ptr<const std::string> shared_filter;  // set for "$share/..." subscriptions
 };
 
+// What a session holds for its client beyond its identity: subscriptions, queued and in-flight
+// messages, received QoS 2 packet identifiers, the will waiting for its delay. Owner-only, and
+// created when first needed: a client that never subscribed, was never sent a QoS 1 or 2
+// message and left no delayed will costs none of it.
+struct SessionHoldings {
+  std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
+  DeliveryQueue<Delivery> queue;                   // waiting for a send slot or for the client to return
+  InflightTable inflight;                          // sent, not yet acknowledged; owns the packet identifiers
+  std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
+  PendingWill pending_will;
+};
+
 class Session {
  public:
   Session(std::string id, unsigned owner_worker) : client_id(std::move(id)), owner(owner_worker) {}
@@ -103,17 +115,42 @@ class Session {
   std::atomic<bool> online{false};
 
   // --- owner-only state ---
-  std::unordered_map<std::string, StoredSubscription, StringHash, std::equal_to<>> subscriptions;
-  DeliveryQueue<Delivery> queue;                   // waiting for a send slot or for the client to return
-  InflightTable inflight;                          // sent, not yet acknowledged; owns the packet identifiers
-  std::unordered_set<std::uint16_t> inbound_qos2;  // received QoS 2 packet ids awaiting PUBREL
+  // The holdings, reachable only by the owner: `worker` is the caller's worker index, checked
+  // against `owner` in builds with ownership checks (debug and sanitizer builds; a mismatch
+  // aborts). holdings() creates them; holdings_if_any() is null while there are none.
+  SessionHoldings& holdings(unsigned worker) {
+    check_owner(worker);
+    if (!holdings_) holdings_ = std::make_unique<SessionHoldings>();
+    return *holdings_;
+  }
+  SessionHoldings* holdings_if_any(unsigned worker) {
+    check_owner(worker);
+    return holdings_.get();
+  }
+  // Empties the session (Clean Start, a new principal, the session's end) and frees the holdings.
+  void release_holdings(unsigned worker) {
+    check_owner(worker);
+    holdings_.reset();
+  }
+  // Takes the pending will out of the holdings (none: an empty PendingWill).
+  PendingWill take_pending_will(unsigned worker) {
+    SessionHoldings* h = holdings_if_any(worker);
+    if (!h || !h->pending_will) return {};
+    PendingWill will = std::move(h->pending_will);
+    h->pending_will = PendingWill{};
+    return will;
+  }
+  bool has_pending_will(unsigned worker) {
+    SessionHoldings* h = holdings_if_any(worker);
+    return h && h->pending_will;
+  }
+
   std::uint32_t expiry_interval = 0;
   // The generation of the CONNECT whose handover last attached the session here. A claim since
   // (generation moved on) means a newer connection is on its way: the session is not ended at
   // disconnect or expiry, the claimant's handover takes it.
   std::uint64_t attached_generation = 0;
   Clock::time_point disconnected_at{};
-  PendingWill pending_will;
   // Who created the session (authentication method, username, certificate subject): a session
   // resumed by anyone else starts fresh, so nobody inherits another principal's subscriptions
   // and messages by reusing its client id.
@@ -132,6 +169,16 @@ class Session {
   bool may_receive_snapshot(std::string_view topic) const;
 
  private:
+  void check_owner(unsigned worker) const {
+#ifdef MQTTD_OWNERSHIP_CHECKS
+    if (owner.load(std::memory_order_acquire) != worker) ownership_violation(worker);
+#else
+    (void)worker;
+#endif
+  }
+  [[noreturn]] void ownership_violation(unsigned worker) const;
+
+  std::unique_ptr<SessionHoldings> holdings_;
   authz::DecisionCache receive_decisions_;
   std::shared_ptr<const authz::Permissions> permissions_;
   std::atomic<std::shared_ptr<const authz::Permissions>> shared_permissions_;

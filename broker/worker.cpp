@@ -15,9 +15,8 @@
 namespace mqttd {
 
 Worker::Worker(Broker& broker, unsigned index)
-    : ConnectionHost(broker.settings(), Clock::now(), std::chrono::system_clock::now()),
+    : ConnectionHost(index, broker.settings(), Clock::now(), std::chrono::system_clock::now()),
       broker_(broker),
-      index_(index),
       io_(1),
       ticker_(io_),
       wheel_(kWheelSlots),
@@ -174,7 +173,7 @@ void Worker::tick_at(Clock::time_point now_point, std::chrono::system_clock::tim
   const Clock::time_point at = now();
   // Expired retained messages leave the store (not only skipped when matched), so that they stop
   // counting against its bounds. One worker is enough: the store is shared.
-  if (index_ == 0) broker_.retained().purge_expired(at);
+  if (index() == 0) broker_.retained().purge_expired(at);
   auto target = at <= wheel_start_ ? 0 : static_cast<std::uint64_t>((at - wheel_start_) / kTickInterval);
   // Every bucket from the last tick run to now (after a long stall, each bucket once).
   std::uint64_t from = std::max(wheel_tick_ + 1, target >= kWheelSlots ? target - kWheelSlots + 1 : 0);
@@ -199,9 +198,8 @@ void Worker::tick_at(Clock::time_point now_point, std::chrono::system_clock::tim
 
   std::vector<SessionPtr> expired;
   for (auto& [raw, s] : offline_) {
-    if (s->pending_will && at >= s->pending_will.due) {
-      PendingWill will = std::move(s->pending_will);
-      s->pending_will = PendingWill{};
+    if (SessionHoldings* h = s->holdings_if_any(index()); h && h->pending_will && at >= h->pending_will.due) {
+      PendingWill will = s->take_pending_will(index());
       publish_will(will.message, will.authority);
     }
     if (s->expiry_interval != 0xFFFFFFFF && at >= s->disconnected_at + std::chrono::seconds(s->expiry_interval))

@@ -31,7 +31,6 @@ class Worker final : public ConnectionHost {
   void start();
   void join();
   boost::asio::io_context& io() { return io_; }
-  unsigned index() const { return index_; }
   Broker& broker() { return broker_; }
 
   // --- connections (worker thread only) ---
@@ -128,7 +127,6 @@ class Worker final : public ConnectionHost {
   void schedule_tick();
 
   Broker& broker_;
-  const unsigned index_;
   boost::asio::io_context io_;
   boost::asio::steady_timer ticker_;
   std::thread thread_;

@@ -50,7 +50,7 @@ void Worker::change_subscriptions(const SessionPtr& s, std::vector<IndexChange> 
   barrier->changes = std::move(changes);
   barrier->done = std::move(done);
   for (std::size_t w = 0; w < broker_.worker_count(); ++w) {
-    if (w == index_) continue;
+    if (w == index()) continue;
     broker_.worker(w).post_index_change(s, barrier);
   }
   // After every queue holds the change: a worker that sees this epoch finds it there.
@@ -79,7 +79,7 @@ void Worker::apply_pending_index_changes() {
     apply(s, barrier->changes);
     if (barrier->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1 && barrier->done) {
       unsigned owner = s->owner.load(std::memory_order_acquire);
-      if (owner == index_) {
+      if (owner == index()) {
         barrier->done(*this);
       } else {
         broker_.worker(owner).post_task([done = barrier->done](Worker& w) { done(w); });
@@ -195,7 +195,7 @@ bool Worker::redistribute(const Session* leaving, Delivery& d) {
 
 void Worker::deliver(const SessionPtr& s, Delivery&& d) {
   unsigned owner = s->owner.load(std::memory_order_acquire);
-  if (owner == index_) {
+  if (owner == index()) {
     deliver_here(s, std::move(d));
     return;
   }

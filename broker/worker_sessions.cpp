@@ -16,13 +16,13 @@ namespace mqttd {
 // ---------------------------------------------------------------- sessions
 
 void Worker::claim_session(ClientConnection& c, const std::string& client_id, bool clean_start) {
-  auto claim = broker_.sessions().claim(client_id, index_);
+  auto claim = broker_.sessions().claim(client_id, index());
   if (!claim.existed) {
     claim.session->attached_generation = claim.generation;
     c.attach(claim.session, false);
     return;
   }
-  handover(claim.session, claim.generation, index_, c.id(), clean_start, c.principal_identity());
+  handover(claim.session, claim.generation, index(), c.id(), clean_start, c.principal_identity());
 }
 
 // Runs on the session's owner (chasing it if it moved): detaches the old connection, then
@@ -30,7 +30,7 @@ void Worker::claim_session(ClientConnection& c, const std::string& client_id, bo
 void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::uint64_t connection, bool clean_start,
                       std::string identity) {
   unsigned owner = s->owner.load(std::memory_order_acquire);
-  if (owner != index_) {
+  if (owner != index()) {
     broker_.worker(owner).post_task([=, identity = std::move(identity)](Worker& w) mutable {
       w.handover(s, generation, to, connection, clean_start, std::move(identity));
     });
@@ -60,14 +60,12 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
   // A session that ends here ends its will's delay: the will of its last connection (waiting
   // for the delay while the session was offline) goes out now [MQTT-3.1.3-9]; a resumed session
   // withholds it (the client came back in time).
-  if (fresh && s->pending_will) {
-    PendingWill will = std::move(s->pending_will);
-    s->pending_will = PendingWill{};
-    publish_will(will.message, will.authority);
+  if (fresh) {
+    if (PendingWill will = s->take_pending_will(index())) publish_will(will.message, will.authority);
   }
   if (s->connection) s->connection->taken_over(fresh);
   remove_offline(s.get());
-  if (to == index_) {
+  if (to == index()) {
     attach(std::move(s), generation, connection, fresh, identity);
     return;
   }
@@ -87,7 +85,7 @@ void Worker::attach(SessionPtr s, std::uint64_t generation, std::uint64_t connec
     // not be: that handover can have reached this worker first (its claim landed between the
     // old owner's store of `owner` and its post of this attach) and moved the session on, or
     // ended it. Then the session is not this worker's to touch, nor to keep offline.
-    if (s->owner.load(std::memory_order_acquire) == index_ && !s->ended && !s->connection) {
+    if (s->owner.load(std::memory_order_acquire) == index() && !s->ended && !s->connection) {
       s->disconnected_at = now();
       add_offline(s);
     }
@@ -156,14 +154,16 @@ void Worker::session_disconnected(const SessionPtr& s) {
 void Worker::redistribute_shared(const SessionPtr& s, bool continues) {
   // In flight: handed over where another member can take it; otherwise it stays in flight, with
   // its packet identifier, to be resent (DUP) when the client returns [MQTT-4.4.0-1].
+  SessionHoldings* h = s->holdings_if_any(index());
+  if (!h) return;
   std::vector<std::uint16_t> handed_over;
-  s->inflight.for_each_in_send_order([&](InflightMessage& m) {
+  h->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (!m.delivery.shared_filter || !m.delivery.message || m.delivery.qos == 2) return;
     if (redistribute(s.get(), m.delivery)) handed_over.push_back(m.packet_id);
   });
-  for (auto id : handed_over) s->inflight.erase(id);
+  for (auto id : handed_over) h->inflight.erase(id);
   std::vector<Delivery> queued;
-  s->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
+  h->queue.extract_if([](const Delivery& d) { return d.shared_filter != nullptr; },
                       [&](Delivery&& d) { queued.push_back(std::move(d)); });
   for (auto& d : queued) {
     if (redistribute(s.get(), d)) continue;
@@ -180,11 +180,7 @@ void Worker::redistribute_shared(const SessionPtr& s, bool continues) {
 void Worker::end_session(const SessionPtr& s) {
   remove_offline(s.get());
   s->ended = true;
-  if (s->pending_will) {
-    PendingWill will = std::move(s->pending_will);
-    s->pending_will = PendingWill{};
-    publish_will(will.message, will.authority);
-  }
+  if (PendingWill will = s->take_pending_will(index())) publish_will(will.message, will.authority);
   clear_session(s);
 }
 
@@ -215,7 +211,7 @@ void Worker::publish_will(const MessageRef& will, const WillAuthority& authority
 
 void Worker::enqueue(Session& s, Delivery&& d) {
   const auto& settings = broker_.settings();
-  auto& queue = s.queue;
+  auto& queue = s.holdings(index()).queue;
   const std::uint64_t size = DeliveryQueue<Delivery>::cost(d);
   auto over = [&]() -> std::optional<Limit> {
     if (queue.size() >= settings.subscriber_queue_length) return Limit::Count;  // the queue's length: not ours
@@ -258,17 +254,16 @@ void Worker::enqueue(Session& s, Delivery&& d) {
 }
 
 void Worker::clear_session(const SessionPtr& s) {
-  if (!s->subscriptions.empty()) {
+  SessionHoldings* h = s->holdings_if_any(index());
+  if (!h) return;
+  if (!h->subscriptions.empty()) {
     std::vector<IndexChange> changes;
-    for (auto& [filter, sub] : s->subscriptions) changes.push_back(IndexChange::removal(filter));
-    s->subscriptions.clear();
+    for (auto& [filter, sub] : h->subscriptions) changes.push_back(IndexChange::removal(filter));
+    h->subscriptions.clear();
     change_subscriptions(s, std::move(changes), nullptr);
   }
   redistribute_shared(s, false);
-  s->inflight.clear();
-  s->queue.clear();
-  s->inbound_qos2.clear();
-  s->pending_will = PendingWill{};
+  s->release_holdings(index());
 }
 
 }  // namespace mqttd

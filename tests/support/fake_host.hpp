@@ -31,7 +31,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
  public:
   explicit FakeHost(BrokerSettings s = {})
       : FakeHostSettings{std::move(s)},
-        ConnectionHost(owned_settings, Clock::time_point{} + std::chrono::hours(1),
+        ConnectionHost(0, owned_settings, Clock::time_point{} + std::chrono::hours(1),
                        std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 50)) {}
 
   // --- what the test controls ---
@@ -160,7 +160,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   }
   void enqueue(Session& s, Delivery&& d) override {
     ++enqueued;
-    s.queue.push_back(std::move(d));
+    s.holdings(index()).queue.push_back(std::move(d));
   }
   std::size_t publish(const MessageRef& msg, std::string_view publisher) override {
     if (publish_answer != kRetainRefused) published.push_back(Published{msg, std::string(publisher)});

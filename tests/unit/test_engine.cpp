@@ -872,7 +872,7 @@ TEST_CASE("In-flight bytes: a client that never acknowledges holds at most the p
   while (!sub.nothing_more()) {
     if (sub.next().type() == PacketType::Publish) ++sent;
   }
-  const auto& session = *sub.connection().session();
+  const auto& session = sub.connection().session()->holdings(0);
   CHECK(session.inflight.bytes() <= 10'000);
   CHECK(sent == static_cast<int>(session.inflight.size()));
   CHECK(sent < 50);

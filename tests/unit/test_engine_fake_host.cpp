@@ -176,13 +176,13 @@ TEST_CASE("fake host: Receive Maximum holds deliveries in the session until ackn
   auto packets = c.packets();
   REQUIRE(packets.size() == 2);  // the window
   CHECK(host.enqueued == 1);     // the third waits in the session, through the host's queue policy
-  CHECK(host.session("window")->queue.size() == 1);
+  CHECK(host.session("window")->holdings(0).queue.size() == 1);
 
   c.send(ack_packet(ProtocolVersion::v5, PacketType::Puback, 1));
   packets = c.packets();
   REQUIRE(packets.size() == 1);
   CHECK(type_of(packets[0]) == PacketType::Publish);
-  CHECK(host.session("window")->queue.empty());
+  CHECK(host.session("window")->holdings(0).queue.empty());
   CHECK(host.messages_sent.get() == 3);
 }
 
@@ -213,7 +213,7 @@ TEST_CASE("fake host: nothing larger than the client's Maximum Packet Size is wr
   REQUIRE(packets.size() == 1);
   CHECK(packets[0].size() <= 64);
   CHECK(host.messages_dropped.get() == 1);
-  CHECK(host.session("small")->inflight.size() == 1);  // the oversized one left no packet id in use
+  CHECK(host.session("small")->holdings(0).inflight.size() == 1);  // the oversized one left no packet id in use
 }
 
 TEST_CASE("fake host: the SUBACK waits for the host to apply the change, then retained messages follow",
@@ -295,8 +295,8 @@ TEST_CASE("fake host: the will goes out when the connection drops, not after DIS
   }
   CHECK(host.wills.size() == 1);  // waits in the session for its delay
   REQUIRE(host.session("delayed"));
-  CHECK(host.session("delayed")->pending_will);
-  CHECK(host.session("delayed")->pending_will.due == host.now() + std::chrono::seconds(30));
+  CHECK(host.session("delayed")->holdings(0).pending_will);
+  CHECK(host.session("delayed")->holdings(0).pending_will.due == host.now() + std::chrono::seconds(30));
 }
 
 TEST_CASE("fake host: takeover sends DISCONNECT 0x8E and the will when the session ends", "[engine][host]") {
