@@ -21,14 +21,32 @@ bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
 }  // namespace
 
 ClientConnection::ClientConnection(ConnectionHost& host, Transport& transport, std::uint64_t id)
-    : host_(host), transport_(transport), id_(id), opened_at_(host.now()), last_receive_(host.now()), sender_(host) {
+    : host_(host),
+      transport_(transport),
+      id_(id),
+      connect_phase_(std::make_unique<ConnectPhase>()),
+      last_receive_(host.now()),
+      sender_(host) {
+  connect_phase_->opened_at = host.now();
   host_.add_connection(*this);
   host_.schedule_check(*this, next_deadline(host_.now()));  // the CONNECT timeout
 }
 
 ClientConnection::~ClientConnection() { finish_close(); }
 
-const std::string& ClientConnection::client_id() const { return session_ ? session_->client_id : pending_client_id_; }
+namespace {
+const std::string kNone;
+}  // namespace
+
+const std::string& ClientConnection::client_id() const {
+  if (session_) return session_->client_id;
+  return connect_phase_ ? connect_phase_->client_id : kNone;
+}
+
+const std::string& ClientConnection::principal_identity() const {
+  if (connect_phase_) return connect_phase_->principal_identity;
+  return session_ ? session_->principal_identity : kNone;
+}
 
 // ---------------------------------------------------------------- input
 
@@ -144,7 +162,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (auto alias = p.properties.topic_alias) {
     if (*alias == 0 || *alias > settings.topic_alias_maximum)
       return protocol_violation(Reason::TopicAliasInvalid, "topic alias out of range");
-    if (topic_aliases_.size() < settings.topic_alias_maximum) topic_aliases_.resize(settings.topic_alias_maximum);
+    if (!topic_aliases_) topic_aliases_ = std::make_unique<std::string[]>(settings.topic_alias_maximum);
     std::string& slot = topic_aliases_[*alias - 1];
     if (topic.empty()) {
       if (slot.empty()) return protocol_violation(Reason::ProtocolError, "unknown topic alias");
@@ -334,7 +352,12 @@ void ClientConnection::pump_queue() {
   if (sender_.pump(*session_)) request_flush();
 }
 
-void ClientConnection::on_output_drained() { pump_queue(); }
+void ClientConnection::on_output_drained() {
+  pump_queue();
+  // Buffers kept for the next burst are freed if none comes soon (tick()).
+  if (state_ == State::Connected && sender_.output().holds_memory())
+    host_.schedule_check(*this, host_.now() + kOutputRelease);
+}
 
 // ---------------------------------------------------------------- closing
 
@@ -406,7 +429,8 @@ void ClientConnection::finish_close() {
   if (finished_) return;
   finished_ = true;
   state_ = State::Closing;
-  if (authentication_abandoned_) authentication_abandoned_->store(true, std::memory_order_release);
+  if (connect_phase_ && connect_phase_->authentication_abandoned)
+    connect_phase_->authentication_abandoned->store(true, std::memory_order_release);
   host_.remove_connection(*this);
   host_.connection_closed();
   if (!session_) return;
@@ -416,7 +440,7 @@ void ClientConnection::finish_close() {
       host_.publish_will(will_, will_authority());
     } else {
       held().pending_will = PendingWill{will_, will_authority(),
-                                           host_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_))};
+                                        host_.now() + std::chrono::seconds(std::min(will_delay_, session_expiry_))};
     }
   }
   host_.session_disconnected(session_);
@@ -428,14 +452,14 @@ Clock::time_point ClientConnection::tick() {
   // The CONNECT timeout runs until the client is connected: it also bounds a pending
   // authentication and a session handover, so neither can hold a connection forever.
   if ((state_ == State::AwaitingConnect || state_ == State::Attaching) &&
-      now - opened_at_ > host_.settings().connect_timeout) {
+      now - connect_phase_->opened_at > host_.settings().connect_timeout) {
     host_.limit_reached(Limit::ConnectTimeout, transport_.peer(),
                         state_ == State::AwaitingConnect ? "no CONNECT" : "CONNECT not completed");
     log_close(state_ == State::AwaitingConnect ? "no CONNECT in time" : "CONNECT not completed in time");
     close();
     return Clock::time_point::max();
   }
-  if (credentials_expire_ && state_ != State::Closing && host_.wall_now() >= *credentials_expire_) {
+  if (state_ != State::Closing && host_.wall_now() >= credentials_expire_) {
     // As the source broker does: the connection is closed, with no DISCONNECT.
     log_close("client certificate expired");
     close();
@@ -445,6 +469,9 @@ Clock::time_point ClientConnection::tick() {
     disconnect(Reason::KeepAliveTimeout, "keep alive timeout");
     return Clock::time_point::max();
   }
+  // Nothing pending at a check: the output's buffers go (an idle client holds none); a busy
+  // connection is checked about once a second and allocates them again at its next write.
+  sender_.output().release_memory();
   return next_deadline(now);
 }
 
@@ -458,11 +485,12 @@ Clock::time_point ClientConnection::next_deadline(Clock::time_point now) const {
   if (state_ == State::Closing) return Clock::time_point::max();
   auto next = Clock::time_point::max();
   if (state_ == State::AwaitingConnect || state_ == State::Attaching)
-    next = opened_at_ + host_.settings().connect_timeout + std::chrono::nanoseconds(1);
+    next = connect_phase_->opened_at + host_.settings().connect_timeout + std::chrono::nanoseconds(1);
   if (state_ == State::Connected && keep_alive_ != 0)
     next = std::min(next, keep_alive_deadline() + std::chrono::nanoseconds(1));
-  if (credentials_expire_) {
-    auto left = *credentials_expire_ - host_.wall_now();
+  if (state_ == State::Connected && sender_.output().holds_memory()) next = std::min(next, now + kOutputRelease);
+  if (credentials_expire_ != std::chrono::system_clock::time_point::max()) {
+    auto left = credentials_expire_ - host_.wall_now();
     next = std::min(next, now + std::chrono::duration_cast<Clock::duration>(std::max(left, decltype(left)::zero())));
   }
   return next;

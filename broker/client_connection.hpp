@@ -84,7 +84,7 @@ class ClientConnection {
   const SessionPtr& session() const { return session_; }
   // Who authenticated (method, username, certificate subject); empty on a port that admits
   // everyone. A session resumed under another identity starts fresh.
-  const std::string& principal_identity() const { return principal_identity_; }
+  const std::string& principal_identity() const;
   bool connected() const { return state_ == State::Connected; }
   // The peer shut its side down while input is paused and nothing of it is left unread (the
   // transport checked the socket). True if that means the client left: it is waiting for its
@@ -96,6 +96,9 @@ class ClientConnection {
   bool flush_scheduled = false;  // in the worker's list of connections to flush
 
  private:
+  // How long output buffers are kept after the output drained, for the next burst.
+  static constexpr auto kOutputRelease = std::chrono::seconds(1);
+
   enum class State : std::uint8_t { AwaitingConnect, Attaching, Connected, Closing };
 
   // Handles the whole packets at the front of `data`, which is left with what remains.
@@ -144,21 +147,30 @@ class ClientConnection {
   State state_ = State::AwaitingConnect;
   codec::ProtocolVersion version_ = codec::ProtocolVersion::v5;
   SessionPtr session_;
-  std::string pending_client_id_;  // until the session is attached
+  // What only the CONNECT needs: allocated with the connection, freed once it is connected, so
+  // that an idle connected client does not carry it.
+  struct ConnectPhase {
+    Clock::time_point opened_at;
+    std::string client_id;           // until the session is attached
+    std::string principal_identity;  // compared by the session handover
+    // Set when the connection closes while its password check waits, which then skips the check.
+    std::shared_ptr<std::atomic<bool>> authentication_abandoned;
+    // Kept for the CONNACK, which attach() sends once the session is here.
+    bool assigned_client_id = false;
+    bool keep_alive_changed = false;
+    bool expiry_changed = false;
+  };
+  std::unique_ptr<ConnectPhase> connect_phase_;
 
-  Clock::time_point opened_at_;
   Clock::time_point last_receive_;
   // Security of the port at CONNECT; the principal and its permissions when the port authenticates.
   std::shared_ptr<const PortSecurity> security_;
   std::shared_ptr<const authz::Principal> principal_;
-  std::string principal_identity_;
   std::shared_ptr<const authz::Permissions> permissions_;
   authz::DecisionCache publish_decisions_;
-  // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.
-  std::optional<std::chrono::system_clock::time_point> credentials_expire_;
-  // Set when the connection closes while its password check waits on the authentication thread,
-  // which then skips the check.
-  std::shared_ptr<std::atomic<bool>> authentication_abandoned_;
+  // When the client's credentials stop being valid (its certificate's notAfter): then it is
+  // closed. max(): they do not expire.
+  std::chrono::system_clock::time_point credentials_expire_ = std::chrono::system_clock::time_point::max();
   std::uint16_t keep_alive_ = 0;
   std::uint32_t session_expiry_ = 0;
   bool session_expiry_was_zero_ = true;
@@ -167,12 +179,9 @@ class ClientConnection {
   bool will_discarded_ = false;
   bool finished_ = false;
   bool in_process_ = false;
-  bool connack_assigned_ = false;
-  bool connack_keep_alive_changed_ = false;
-  bool connack_expiry_changed_ = false;
   MessageRef will_;
   std::uint32_t will_delay_ = 0;
-  std::vector<std::string> topic_aliases_;  // the client's, inbound
+  std::unique_ptr<std::string[]> topic_aliases_;  // the client's, inbound; topic_alias_maximum slots
 
   PacketFramer framer_;
   OutboundSender sender_;

@@ -158,12 +158,12 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     will_delay_ = wp.will_delay_interval.value_or(0);
   }
 
-  pending_client_id_ = client_id;
+  connect_phase_->client_id = client_id;
   state_ = State::Attaching;  // reading waits until the session is attached (or the client refused)
   // Kept for the CONNACK, which attach() sends once the session is here.
-  connack_assigned_ = assigned;
-  connack_keep_alive_changed_ = keep_alive_changed;
-  connack_expiry_changed_ = expiry_changed;
+  connect_phase_->assigned_client_id = assigned;
+  connect_phase_->keep_alive_changed = keep_alive_changed;
+  connect_phase_->expiry_changed = expiry_changed;
   authenticate(c);
 }
 
@@ -181,7 +181,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   // Back within the will delay: no will.
   if (SessionHoldings* h = session_->holdings_if_any(host_.index())) h->pending_will = PendingWill{};
   session_->set_permissions(permissions_);
-  session_->principal_identity = principal_identity_;
+  session_->principal_identity = connect_phase_->principal_identity;
   state_ = State::Connected;
   host_.schedule_check(*this, next_deadline(host_.now()));  // keep alive, credential expiry
 
@@ -190,15 +190,16 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   ack.session_present = session_present;
   ack.reason = Reason::Success;
   if (is_v5(version_)) {
-    if (connack_assigned_) ack.properties.assigned_client_identifier = session_->client_id;
-    if (connack_keep_alive_changed_) ack.properties.server_keep_alive = keep_alive_;
-    if (connack_expiry_changed_) ack.properties.session_expiry_interval = session_expiry_;
+    if (connect_phase_->assigned_client_id) ack.properties.assigned_client_identifier = session_->client_id;
+    if (connect_phase_->keep_alive_changed) ack.properties.server_keep_alive = keep_alive_;
+    if (connect_phase_->expiry_changed) ack.properties.session_expiry_interval = session_expiry_;
     ack.properties.receive_maximum = settings.receive_maximum;
     // 268,435,456 (256 MiB, the High profile) is one past what clients such as paho accept.
     ack.properties.maximum_packet_size = std::min<std::uint32_t>(settings.max_packet_size_bytes, 268'435'455);
     ack.properties.topic_alias_maximum = settings.topic_alias_maximum;
   }
   write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+  connect_phase_.reset();  // the CONNECT is done: an idle client carries none of it
   spdlog::debug("event=connected client_id={} peer={} protocol={} session_present={} keep_alive={}",
                 session_->client_id, transport_.peer(), is_v5(version_) ? 5 : 4, session_present, keep_alive_);
   sender_.resend(*session_);

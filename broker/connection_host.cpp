@@ -11,8 +11,7 @@ constexpr std::size_t kSharedReadBufferSize = 64 * 1024;
 
 ConnectionHost::ConnectionHost(unsigned index, const BrokerSettings& settings, Clock::time_point now,
                                std::chrono::system_clock::time_point wall_now)
-    : index_(index),
-      settings_(settings), now_(now), wall_now_(wall_now), read_buffer_(kSharedReadBufferSize) {
+    : index_(index), settings_(settings), now_(now), wall_now_(wall_now), read_buffer_(kSharedReadBufferSize) {
   scratch_.max_user_properties = settings.max_user_properties;
   scratch_.max_topic_filters = settings.max_filters_per_subscribe;
 }

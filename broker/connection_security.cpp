@@ -12,9 +12,10 @@ using codec::Reason;
 
 void ClientConnection::authenticate(const codec::Connect& c) {
   security_ = host_.port_security(endpoint_id());
-  if (!security_ || !security_->authenticator) return host_.claim_session(*this, pending_client_id_, clean_start_);
+  if (!security_ || !security_->authenticator)
+    return host_.claim_session(*this, connect_phase_->client_id, clean_start_);
   authn::Credentials credentials;
-  credentials.client_id = pending_client_id_;
+  credentials.client_id = connect_phase_->client_id;
   credentials.username = c.username;
   if (c.password) credentials.password = codec::as_string(*c.password);
   credentials.certificate = transport_.peer_certificate();
@@ -26,19 +27,19 @@ void ClientConnection::authenticate(const codec::Connect& c) {
   AuthenticationRequest request;
   request.connection_id = id_;
   request.authenticator = std::move(authenticator);
-  request.client_id = pending_client_id_;
+  request.client_id = connect_phase_->client_id;
   if (credentials.username) request.username.emplace(*credentials.username);
   if (credentials.password) request.password.emplace(*credentials.password);
   request.peer = transport_.peer();
-  authentication_abandoned_ = std::make_shared<std::atomic<bool>>(false);
-  request.abandoned = authentication_abandoned_;
+  connect_phase_->authentication_abandoned = std::make_shared<std::atomic<bool>>(false);
+  request.abandoned = connect_phase_->authentication_abandoned;
   if (!host_.submit_authentication(std::move(request)))
     refuse_connect(Reason::ServerBusy, "too many authentications in progress");
 }
 
 void ClientConnection::on_authenticated(authn::Result result) {
   if (state_ != State::Attaching) return;  // the client left while it was being authenticated
-  const std::string& client_id = pending_client_id_;
+  const std::string& client_id = connect_phase_->client_id;
   if (result.outcome != authn::Result::Outcome::Accepted) {
     spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"", client_id,
                  transport_.peer(), result.method.empty() ? "none" : result.method, result.detail);
@@ -46,15 +47,16 @@ void ClientConnection::on_authenticated(authn::Result result) {
     return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
                           bad_password ? "bad user name or password" : "not authorized");
   }
-  credentials_expire_ = result.expires;
+  credentials_expire_ = result.expires.value_or(std::chrono::system_clock::time_point::max());
   principal_ = std::make_shared<const authz::Principal>(std::move(result.principal));
   const authn::PeerCertificate* certificate = transport_.peer_certificate();
   // Length-prefixed fields, so that no choice of username or subject can imitate another
   // identity; the BrokerAuthentication's name, so that another resource's user of the same name
   // is someone else; every subject of the verified chain, so that another CA's leaf with the same
   // subject is someone else.
-  principal_identity_.clear();
-  auto field = [this](std::string_view v) { principal_identity_ += fmt::format("{}:{};", v.size(), v); };
+  std::string& identity = connect_phase_->principal_identity;
+  identity.clear();
+  auto field = [&identity](std::string_view v) { identity += fmt::format("{}:{};", v.size(), v); };
   field(security_->authenticator->resource().name);
   field(result.method);
   field(principal_->username.value_or(""));
@@ -75,7 +77,7 @@ void ClientConnection::on_authenticated(authn::Result result) {
   }
   spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
                 transport_.peer(), result.method, principal_->username.value_or(""), principal_->attributes.size());
-  host_.claim_session(*this, pending_client_id_, clean_start_);
+  host_.claim_session(*this, connect_phase_->client_id, clean_start_);
 }
 
 bool ClientConnection::may_publish(std::string_view topic) {

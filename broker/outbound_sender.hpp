@@ -36,6 +36,7 @@ class OutboundSender {
   codec::ProtocolVersion version() const { return version_; }
 
   OutputQueue& output() { return output_; }
+  const OutputQueue& output() const { return output_; }
   // True while the output holds as much as it may: reading pauses and QoS 0 messages are dropped.
   bool output_full() const;
 

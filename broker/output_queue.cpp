@@ -84,6 +84,13 @@ void OutputQueue::compact() {
   }
 }
 
+void OutputQueue::release_memory() {
+  if (pending_ != 0) return;
+  std::vector<std::byte>().swap(own_);
+  std::vector<Segment>().swap(segments_);
+  head_ = 0;
+}
+
 void OutputQueue::clear() {
   segments_.clear();
   own_.clear();

@@ -31,6 +31,11 @@ class OutputQueue {
   // Drops the first n bytes, which have been written.
   void consume(std::size_t n);
   void clear();
+  // Whether the queue keeps buffers (it does between bursts, so that a busy connection does not
+  // allocate per write); release_memory() frees them when nothing is pending, for a connection
+  // gone idle.
+  bool holds_memory() const { return own_.capacity() != 0 || segments_.capacity() != 0; }
+  void release_memory();
 
  private:
   void compact();

@@ -10,8 +10,16 @@ namespace {
 constexpr std::size_t kMinReadChunk = 16 * 1024;
 }  // namespace
 
+void PacketFramer::reserve(std::size_t capacity) {
+  if (capacity <= capacity_) return;
+  auto grown = std::make_unique_for_overwrite<std::byte[]>(capacity);
+  if (size_) std::memcpy(grown.get(), buffer_.get(), size_);
+  buffer_ = std::move(grown);
+  capacity_ = static_cast<std::uint32_t>(capacity);
+}
+
 std::span<std::byte> PacketFramer::read_buffer(std::span<std::byte> shared) {
-  if (partial_size_ == 0) {
+  if (size_ == 0) {
     reading_shared_ = true;
     return shared;
   }
@@ -19,40 +27,49 @@ std::span<std::byte> PacketFramer::read_buffer(std::span<std::byte> shared) {
   // The buffer grows with the bytes that arrived (at most doubling), never to the size a packet
   // announces: a client that announces 16 MiB and sends 10 bytes holds a few KiB, not 16 MiB.
   // While the fixed header itself is incomplete (needed_ unknown), read a chunk.
-  std::size_t missing = needed_ > partial_size_ ? needed_ - partial_size_ : kMinReadChunk;
-  std::size_t want = std::max<std::size_t>(std::min(missing, std::max(partial_size_, kMinReadChunk)), 1);
-  if (partial_.size() < partial_size_ + want) partial_.resize(partial_size_ + want);
-  return {partial_.data() + partial_size_, partial_.size() - partial_size_};
+  std::size_t missing = needed_ > size_ ? needed_ - size_ : kMinReadChunk;
+  std::size_t want = std::max<std::size_t>(std::min(missing, std::max<std::size_t>(size_, kMinReadChunk)), 1);
+  reserve(size_ + want);
+  return {buffer_.get() + size_, capacity_ - size_};
 }
 
 codec::Bytes PacketFramer::commit_read(std::span<std::byte> shared, std::size_t n) {
   if (reading_shared_) return {shared.data(), n};
-  partial_size_ += n;
-  return {partial_.data(), partial_size_};
+  size_ += static_cast<std::uint32_t>(n);
+  return {buffer_.get(), size_};
 }
 
 codec::Bytes PacketFramer::append(codec::Bytes input) {
-  if (partial_size_ == 0) return input;
-  if (partial_.size() < partial_size_ + input.size()) partial_.resize(partial_size_ + input.size());
-  std::memcpy(partial_.data() + partial_size_, input.data(), input.size());
-  partial_size_ += input.size();
-  return {partial_.data(), partial_size_};
+  if (size_ == 0) return input;
+  reserve(size_ + input.size());
+  std::memcpy(buffer_.get() + size_, input.data(), input.size());
+  size_ += static_cast<std::uint32_t>(input.size());
+  return {buffer_.get(), size_};
 }
 
 void PacketFramer::keep(codec::Bytes rest) {
   if (rest.empty()) {
-    partial_size_ = 0;
+    size_ = 0;
     needed_ = 0;
     // An idle connection holds no read buffer.
-    if (!partial_.empty()) std::vector<std::byte>().swap(partial_);
+    buffer_.reset();
+    capacity_ = 0;
     return;
   }
-  if (partial_.empty() || rest.data() < partial_.data() || rest.data() >= partial_.data() + partial_.size()) {
-    partial_.assign(rest.begin(), rest.end());
-  } else if (rest.data() != partial_.data()) {
-    std::memmove(partial_.data(), rest.data(), rest.size());
+  if (!buffer_ || !holds(rest)) {
+    // From the shared buffer or the transport's input: copied in (the buffer is empty then, or
+    // its contents were processed).
+    size_ = 0;
+    if (rest.size() > capacity_) {
+      buffer_.reset();
+      capacity_ = 0;
+      reserve(rest.size());
+    }
+    std::memcpy(buffer_.get(), rest.data(), rest.size());
+  } else if (rest.data() != buffer_.get()) {
+    std::memmove(buffer_.get(), rest.data(), rest.size());
   }
-  partial_size_ = rest.size();
+  size_ = static_cast<std::uint32_t>(rest.size());
 }
 
 }  // namespace mqttd

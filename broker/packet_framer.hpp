@@ -4,8 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <span>
-#include <vector>
 
 #include "codec/types.hpp"
 
@@ -25,16 +26,25 @@ class PacketFramer {
   // input or this framer's buffer), for the next read.
   void keep(codec::Bytes rest);
   // The bytes kept (processing was paused, or a packet is incomplete).
-  codec::Bytes pending() const { return {partial_.data(), partial_size_}; }
-  bool has_pending() const { return partial_size_ != 0; }
+  codec::Bytes pending() const { return {buffer_.get(), size_}; }
+  bool has_pending() const { return size_ != 0; }
   // The size of the packet being assembled, once its fixed header is known (0: not known), so
   // that the buffer grows toward it.
-  void expect(std::size_t total) { needed_ = total; }
+  void expect(std::size_t total) { needed_ = static_cast<std::uint32_t>(total); }
 
  private:
-  std::vector<std::byte> partial_;  // an incomplete packet, only while one is pending
-  std::size_t partial_size_ = 0;
-  std::size_t needed_ = 0;
+  // Grows the buffer to at least `capacity` bytes, keeping what it holds.
+  void reserve(std::size_t capacity);
+  bool holds(codec::Bytes data) const {
+    return data.data() >= buffer_.get() && data.data() < buffer_.get() + capacity_;
+  }
+
+  // An incomplete packet, only while one is pending. Sizes fit 32 bits: a packet is at most
+  // 256 MiB (the MQTT limit), and they keep an idle connection small.
+  std::unique_ptr<std::byte[]> buffer_;
+  std::uint32_t capacity_ = 0;
+  std::uint32_t size_ = 0;
+  std::uint32_t needed_ = 0;
   bool reading_shared_ = false;
 };
 
