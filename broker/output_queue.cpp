@@ -3,16 +3,17 @@
 namespace mqttd {
 
 std::byte* OutputQueue::append(std::size_t n) {
-  std::size_t offset = own_.size();
-  own_.resize(offset + n);
-  if (segments_.size() > head_ && !segments_.back().message &&
-      segments_.back().offset + segments_.back().length == offset) {
-    segments_.back().length += n;
+  Buffers& b = buffers();
+  std::size_t offset = b.own.size();
+  b.own.resize(offset + n);
+  if (b.segments.size() > b.head && !b.segments.back().message &&
+      b.segments.back().offset + b.segments.back().length == offset) {
+    b.segments.back().length += n;
   } else {
-    segments_.push_back(Segment{{}, nullptr, offset, n});
+    b.segments.push_back(Segment{{}, nullptr, offset, n});
   }
   pending_ += n;
-  return own_.data() + offset;
+  return b.own.data() + offset;
 }
 
 void OutputQueue::append_payload(const MessageRef& msg, Bytes payload) {
@@ -22,24 +23,28 @@ void OutputQueue::append_payload(const MessageRef& msg, Bytes payload) {
     std::copy(payload.begin(), payload.end(), out);
     return;
   }
-  segments_.push_back(Segment{msg, payload.data(), 0, payload.size()});
+  buffers().segments.push_back(Segment{msg, payload.data(), 0, payload.size()});
   pending_ += payload.size();
 }
 
 std::size_t OutputQueue::gather(iovec* iov, std::size_t max) const {
+  if (!buffers_) return 0;
+  const Buffers& b = *buffers_;
   std::size_t n = 0;
-  for (std::size_t i = head_; i < segments_.size() && n < max; ++i, ++n) {
-    const Segment& s = segments_[i];
-    iov[n].iov_base = const_cast<std::byte*>(s.message ? s.external : own_.data() + s.offset);
+  for (std::size_t i = b.head; i < b.segments.size() && n < max; ++i, ++n) {
+    const Segment& s = b.segments[i];
+    iov[n].iov_base = const_cast<std::byte*>(s.message ? s.external : b.own.data() + s.offset);
     iov[n].iov_len = s.length;
   }
   return n;
 }
 
 void OutputQueue::consume(std::size_t n) {
+  if (n == 0) return;
+  Buffers& b = *buffers_;
   pending_ -= n;
   while (n > 0) {
-    Segment& s = segments_[head_];
+    Segment& s = b.segments[b.head];
     if (n < s.length) {
       // A partly written segment starts later from now on; its written bytes are dead.
       if (s.message) {
@@ -52,9 +57,9 @@ void OutputQueue::consume(std::size_t n) {
     }
     n -= s.length;
     s.message = MessageRef();
-    ++head_;
+    ++b.head;
   }
-  if (head_ == segments_.size()) {
+  if (b.head == b.segments.size()) {
     clear();
   } else {
     compact();
@@ -66,39 +71,40 @@ void OutputQueue::consume(std::size_t n) {
 // the buffers stay proportional to the pending bytes, and each byte is moved at most once on
 // average.
 void OutputQueue::compact() {
-  if (head_ >= 64 && head_ * 2 >= segments_.size()) {
-    segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(head_));
-    head_ = 0;
+  Buffers& b = *buffers_;
+  if (b.head >= 64 && b.head * 2 >= b.segments.size()) {
+    b.segments.erase(b.segments.begin(), b.segments.begin() + static_cast<std::ptrdiff_t>(b.head));
+    b.head = 0;
   }
-  std::size_t dead = own_.size();
-  for (std::size_t i = head_; i < segments_.size(); ++i) {
-    if (!segments_[i].message) {
-      dead = segments_[i].offset;
+  std::size_t dead = b.own.size();
+  for (std::size_t i = b.head; i < b.segments.size(); ++i) {
+    if (!b.segments[i].message) {
+      dead = b.segments[i].offset;
       break;
     }
   }
-  if (dead < 64 * 1024 || dead * 2 < own_.size()) return;
-  own_.erase(own_.begin(), own_.begin() + static_cast<std::ptrdiff_t>(dead));
-  for (std::size_t i = head_; i < segments_.size(); ++i) {
-    if (!segments_[i].message) segments_[i].offset -= dead;
+  if (dead < 64 * 1024 || dead * 2 < b.own.size()) return;
+  b.own.erase(b.own.begin(), b.own.begin() + static_cast<std::ptrdiff_t>(dead));
+  for (std::size_t i = b.head; i < b.segments.size(); ++i) {
+    if (!b.segments[i].message) b.segments[i].offset -= dead;
   }
 }
 
 void OutputQueue::release_memory() {
-  if (pending_ != 0) return;
-  std::vector<std::byte>().swap(own_);
-  std::vector<Segment>().swap(segments_);
-  head_ = 0;
+  if (pending_ == 0) buffers_.reset();
 }
 
 void OutputQueue::clear() {
-  segments_.clear();
-  own_.clear();
-  head_ = pending_ = 0;
+  pending_ = 0;
+  if (!buffers_) return;
+  Buffers& b = *buffers_;
+  b.segments.clear();
+  b.own.clear();
+  b.head = 0;
   // Keep the buffers for the next burst, unless a burst made them large: an idle client should
   // not hold megabytes.
-  if (own_.capacity() > 256 * 1024) std::vector<std::byte>().swap(own_);
-  if (segments_.capacity() > 4096) std::vector<Segment>().swap(segments_);
+  if (b.own.capacity() > 256 * 1024) std::vector<std::byte>().swap(b.own);
+  if (b.segments.capacity() > 4096) std::vector<Segment>().swap(b.segments);
 }
 
 }  // namespace mqttd

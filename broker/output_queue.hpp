@@ -5,6 +5,7 @@
 
 #include <sys/uio.h>
 
+#include <memory>
 #include <vector>
 
 #include "broker/message.hpp"
@@ -24,7 +25,7 @@ class OutputQueue {
   bool empty() const { return pending_ == 0; }
   std::size_t pending_bytes() const { return pending_; }
   // Bytes held in the queue's own buffer, written or not (for tests and metrics).
-  std::size_t buffered_bytes() const { return own_.size(); }
+  std::size_t buffered_bytes() const { return buffers_ ? buffers_->own.size() : 0; }
 
   // Fills up to `max` iovecs with the front of the queue; returns how many were filled.
   std::size_t gather(iovec* iov, std::size_t max) const;
@@ -34,20 +35,29 @@ class OutputQueue {
   // Whether the queue keeps buffers (it does between bursts, so that a busy connection does not
   // allocate per write); release_memory() frees them when nothing is pending, for a connection
   // gone idle.
-  bool holds_memory() const { return own_.capacity() != 0 || segments_.capacity() != 0; }
+  bool holds_memory() const { return buffers_ != nullptr; }
   void release_memory();
 
  private:
   void compact();
   struct Segment {
-    MessageRef message;                   // set: bytes are in the message; empty: bytes are in own_
+    MessageRef message;                   // set: bytes are in the message; empty: bytes are in own
     const std::byte* external = nullptr;  // into the message's payload when message is set
-    std::size_t offset = 0;               // into own_ when message is empty
+    std::size_t offset = 0;               // into own when message is empty
     std::size_t length = 0;
   };
-  std::vector<std::byte> own_;
-  std::vector<Segment> segments_;
-  std::size_t head_ = 0;  // first unsent segment (written bytes are cut off its front)
+  // Allocated at the first write and kept between bursts until release_memory(): an idle
+  // connection's queue is two words.
+  struct Buffers {
+    std::vector<std::byte> own;
+    std::vector<Segment> segments;
+    std::size_t head = 0;  // first unsent segment (written bytes are cut off its front)
+  };
+  Buffers& buffers() {
+    if (!buffers_) buffers_ = std::make_unique<Buffers>();
+    return *buffers_;
+  }
+  std::unique_ptr<Buffers> buffers_;
   std::size_t pending_ = 0;
 };
 

@@ -108,11 +108,12 @@ class Session {
 
   const std::string client_id;
   std::atomic<unsigned> owner;
+  // Read by other workers when choosing a shared-subscription member.
+  std::atomic<bool> online{false};
+  bool ended = false;  // owner-only (placed here to pack)
   // Incremented (under the registry lock) by every CONNECT that takes this session; a handover
   // carrying an older generation lost a race and is abandoned.
   std::atomic<std::uint64_t> generation{0};
-  // Read by other workers when choosing a shared-subscription member.
-  std::atomic<bool> online{false};
 
   // --- owner-only state ---
   // The holdings, reachable only by the owner: `worker` is the caller's worker index, checked
@@ -156,8 +157,6 @@ class Session {
   // and messages by reusing its client id.
   std::string principal_identity;
   ClientConnection* connection = nullptr;
-  bool ended = false;
-  std::uint64_t dropped_messages = 0;
   // What its client may receive when its port authorizes (null: no authorization); checked at
   // every delivery, so a filter wider than the policy only brings what the policy allows.
   const std::shared_ptr<const authz::Permissions>& permissions() const { return permissions_; }

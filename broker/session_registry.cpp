@@ -4,8 +4,12 @@ namespace mqttd {
 
 SessionRegistry::Claim SessionRegistry::claim(const std::string& client_id, unsigned worker) {
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = sessions_.try_emplace(client_id);
-  if (inserted) it->second = std::make_shared<Session>(client_id, worker);
+  auto it = sessions_.find(client_id);
+  bool inserted = it == sessions_.end();
+  if (inserted) {
+    auto session = std::make_shared<Session>(client_id, worker);
+    it = sessions_.emplace(std::string_view(session->client_id), std::move(session)).first;
+  }
   Claim c;
   c.session = it->second;
   c.existed = !inserted;

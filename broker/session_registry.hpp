@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "broker/session.hpp"
@@ -27,7 +28,9 @@ class SessionRegistry {
 
  private:
   mutable std::mutex mutex_;
-  std::unordered_map<std::string, SessionPtr> sessions_;
+  // Keyed by a view of the session's own client id (the node holds the session, so the view
+  // lives as long as the entry): the id is not stored twice.
+  std::unordered_map<std::string_view, SessionPtr> sessions_;
 };
 
 }  // namespace mqttd

@@ -241,7 +241,6 @@ void Worker::enqueue(Session& s, Delivery&& d) {
     while (limit && !queue.empty()) {
       queue.take_front();
       messages_dropped.increment();
-      ++s.dropped_messages;
       limit = over();
     }
     if (!limit) {
@@ -250,7 +249,6 @@ void Worker::enqueue(Session& s, Delivery&& d) {
     }
   }
   messages_dropped.increment();
-  ++s.dropped_messages;
 }
 
 void Worker::clear_session(const SessionPtr& s) {

@@ -15,8 +15,8 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
-#include "codec/types.hpp"
 #include "broker/transport.hpp"
+#include "codec/types.hpp"
 
 namespace mqttd::test {
 

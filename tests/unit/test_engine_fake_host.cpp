@@ -410,3 +410,38 @@ TEST_CASE("fake host: a password check goes through the host; credentials expire
   host.answer_authentication(1, authn::Result{});
   std::filesystem::remove_all(folder);
 }
+
+TEST_CASE("fake host: an idle connection gives its output buffers back; a packet split across reads is whole",
+          "[engine][host]") {
+  FakeHost host;
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("idle-memory");
+  c.written();
+  CHECK(c.engine().output().holds_memory());  // kept for the next burst
+  host.advance(std::chrono::milliseconds(1100));
+  host.run_due_checks();
+  CHECK_FALSE(c.engine().output().holds_memory());
+
+  // The next write allocates them again.
+  c.engine().send(delivery("t", "after", 0));
+  CHECK(c.packets().size() == 1);
+
+  // A PUBLISH in three pieces, the first two through the transport's read buffer: nothing is
+  // published until the last piece, and the connection's own buffer is gone afterwards.
+  auto packet = publish_packet(ProtocolVersion::v5, "split/topic", std::string(300, 'p'), 1, 9);
+  auto read = [&](std::size_t from, std::size_t to) {
+    auto into = c.engine().read_buffer();
+    REQUIRE(into.size() >= to - from);
+    std::copy(packet.begin() + from, packet.begin() + to, into.begin());
+    c.engine().commit_read(to - from);
+  };
+  read(0, 1);  // not even the fixed header
+  read(1, 100);
+  CHECK(host.published.empty());
+  c.send(Bytes(packet.data() + 100, packet.size() - 100));
+  REQUIRE(host.published.size() == 1);
+  CHECK(host.published[0].message->topic() == "split/topic");
+  CHECK(host.published[0].message->payload().size() == 300);
+  CHECK(c.written() == bytes({0x40, 0x02, 0x00, 0x09}));
+  CHECK_FALSE(c.engine().peer_left_while_paused());
+}
