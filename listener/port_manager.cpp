@@ -11,9 +11,9 @@
 #include "broker/port_security.hpp"
 #include "listener/acceptor.hpp"
 #include "listener/tcp_transport.hpp"
-#include "tls/tls_credentials.hpp"
 #include "listener/tls_transport.hpp"
 #include "listener/websocket_transport.hpp"
+#include "tls/tls_credentials.hpp"
 
 namespace mqttd {
 
@@ -22,8 +22,7 @@ struct PortManager::Port {
   config::ListenerPort spec;
   std::uint64_t endpoint_id = 0;
   std::unique_ptr<Acceptor> acceptor;
-  std::shared_ptr<ssl_ctx_st> tls;  // the context new handshakes use
-  std::shared_ptr<const PortSecurity> security;
+  std::shared_ptr<ssl_ctx_st> tls;       // the context new handshakes use
   std::optional<std::string> client_ca;  // trusted client CA folder (X509 authentication)
   std::string loaded_stamp;              // the secret files `tls` was made from
   std::string failed_stamp;              // files that failed to load once (retried at the next poll)
@@ -52,7 +51,11 @@ struct PortManager::Port {
 };
 
 PortManager::PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths)
-    : io_(io), broker_(broker), bind_address_(std::move(bind_address)), paths_(std::move(paths)) {}
+    : io_(io),
+      broker_(broker),
+      bind_address_(std::move(bind_address)),
+      paths_(std::move(paths)),
+      security_(broker, paths_.secrets_dir) {}
 
 PortManager::~PortManager() { close_all(); }
 
@@ -63,60 +66,6 @@ std::string PortManager::secret_folder_of(const Port& port) const {
   return tls::secret_folder(paths_, port.secret_name());
 }
 
-namespace {
-
-std::string stamps(const std::vector<std::string>& files) {
-  std::string out;
-  for (const auto& f : files) out += f + "=" + tls::file_stamp(f) + ";";
-  return out;
-}
-
-}  // namespace
-
-void PortManager::apply_security(const config::Configuration& config) {
-  std::map<std::string, AuthenticatorEntry> authenticators;
-  for (const auto& a : config.authentications) {
-    auto old = authenticators_.find(a.name);
-    if (old != authenticators_.end() && old->second.authenticator->resource() == a) {
-      authenticators.emplace(a.name, std::move(old->second));
-      continue;
-    }
-    AuthenticatorEntry entry;
-    entry.authenticator = authn::Authenticator::create(a, paths_.secrets_dir);
-    entry.files_stamp = stamps(entry.authenticator->watched_files());
-    authenticators.emplace(a.name, std::move(entry));
-  }
-  authenticators_ = std::move(authenticators);
-  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies;
-  for (const auto& a : config.authorizations) {
-    auto old = policies_.find(a.name);
-    if (old != policies_.end() && old->second.first == a) {
-      policies.emplace(a.name, std::move(old->second));
-      continue;
-    }
-    auto policy = authz::Policy::compile(a.policy);
-    spdlog::info("event=authorization_policy_compiled policy={} rules={} cache={}", a.name, policy->rule_count(),
-                 a.policy.cache);
-    policies.emplace(a.name, std::make_pair(a, std::move(policy)));
-  }
-  policies_ = std::move(policies);
-  for (auto& [name, entry] : authenticators_) {
-    if (entry.reported != entry.authenticator->problems())
-      for (const auto& p : entry.authenticator->problems())
-        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
-    entry.reported = entry.authenticator->problems();
-  }
-}
-
-std::shared_ptr<const PortSecurity> PortManager::security_for(const config::ListenerPort& port) const {
-  auto security = std::make_shared<PortSecurity>();
-  if (auto it = authenticators_.find(port.authentication_ref); it != authenticators_.end())
-    security->authenticator = it->second.authenticator;
-  if (auto it = policies_.find(port.authorization_ref); it != policies_.end()) security->policy = it->second.second;
-  if (!security->authenticator && !security->policy) return nullptr;
-  return security;
-}
-
 std::string PortManager::tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const {
   std::string stamp = tls::secret_stamp(secret_folder_of(port));
   if (!stamp.empty() && client_ca) stamp += "|ca:" + *client_ca + "=" + tls::file_stamp(*client_ca);
@@ -124,7 +73,7 @@ std::string PortManager::tls_stamp(const Port& port, const std::optional<std::st
 }
 
 void PortManager::update_port_security(Port& port, bool connected_clients) {
-  auto next = security_for(port.spec);
+  auto next = security_.resolve(port.spec);
   std::optional<std::string> client_ca =
       next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
   port.pending.reset();
@@ -159,17 +108,11 @@ void PortManager::update_port_security(Port& port, bool connected_clients) {
       port.reported_stamp.clear();
     }
   }
-  bool same =
-      (!next && !port.security) || (next && port.security && next->authenticator == port.security->authenticator &&
-                                    next->policy == port.security->policy);
-  if (same) return;
-  port.security = next;
-  broker_.set_port_security(port.endpoint_id, next);
-  if (connected_clients) broker_.reauthorize_endpoint(port.endpoint_id);
+  security_.install(port.endpoint_id, std::move(next), connected_clients);
 }
 
 std::vector<std::string> PortManager::apply(const config::Configuration& config) {
-  apply_security(config);
+  security_.apply(config);
   std::vector<std::unique_ptr<Port>> next;
   for (const auto& l : config.listeners) {
     for (const auto& p : l.ports) {
@@ -197,7 +140,7 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
     if (old->acceptor) old->acceptor->stop();
     old->acceptor.reset();
     broker_.close_endpoint(old->endpoint_id);
-    broker_.set_port_security(old->endpoint_id, nullptr);
+    security_.remove(old->endpoint_id);
     spdlog::info("event=port_closed listener={} port={}", old->listener, old->spec.port);
   }
   ports_ = std::move(next);
@@ -213,20 +156,9 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
 
 void PortManager::poll() {
   // A changed password file: the same resource, a new authenticator. Connected clients stay.
-  for (auto& [name, entry] : authenticators_) {
-    auto stamp = stamps(entry.authenticator->watched_files());
-    if (stamp == entry.files_stamp) continue;
-    entry.authenticator = authn::Authenticator::create(entry.authenticator->resource(), paths_.secrets_dir);
-    entry.files_stamp = stamp;
-    spdlog::info("event=authentication_reloaded authentication={} problems={}", name,
-                 entry.authenticator->problems().size());
-    if (entry.reported != entry.authenticator->problems())
-      for (const auto& p : entry.authenticator->problems())
-        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
-    entry.reported = entry.authenticator->problems();
+  for (const auto& name : security_.poll())
     for (auto& port : ports_)
       if (port->spec.authentication_ref == name) update_port_security(*port, true);
-  }
   for (auto& port : ports_) {
     // A security waiting for its client CA: retried once the files changed since it failed.
     if (port->pending && tls_stamp(*port, port->pending->client_ca) != port->pending->failed_stamp)

@@ -2,18 +2,18 @@
 // the daemon's main thread: opens added ports, closes removed ones (their clients get DISCONNECT
 // 0x8B), re-binds changed ones, and leaves unchanged ones and their clients alone. A TLS port
 // serves only once its certificate can be loaded; until then it waits for its secret, and a
-// replaced certificate reaches new handshakes while connected clients stay.
+// replaced certificate reaches new handshakes while connected clients stay. Who may connect to a
+// port is the SecurityRegistry's business; this class owns the sockets and TLS contexts.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "authn/authenticator.hpp"
-#include "authz/policy.hpp"
 #include "config/configuration.hpp"
+#include "listener/security_registry.hpp"
 #include "tls/certificate_manager.hpp"
 
 namespace boost::asio {
@@ -23,7 +23,6 @@ class io_context;
 namespace mqttd {
 
 class Broker;
-struct PortSecurity;
 
 class PortManager {
  public:
@@ -47,10 +46,6 @@ class PortManager {
   void open(Port& port);
   void refresh_certificate(Port& port);
   std::string secret_folder_of(const Port& port) const;
-  // Builds what each BrokerAuthentication and BrokerAuthorization of `config` needs, reusing
-  // what did not change, and gives every port its security.
-  void apply_security(const config::Configuration& config);
-  std::shared_ptr<const PortSecurity> security_for(const config::ListenerPort& port) const;
   // Gives the port the security its references name now. When that changes the trusted client
   // CA of a serving TLS port, a new TLS context is built first, and nothing changes if it fails
   // (logged as event=port_security_unchanged; retried by poll() when the files change).
@@ -58,18 +53,11 @@ class PortManager {
   // What the port's TLS context is built from: its secret's files and, with `client_ca`, the CA's.
   std::string tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const;
 
-  struct AuthenticatorEntry {
-    std::shared_ptr<const authn::Authenticator> authenticator;
-    std::string files_stamp;
-    std::vector<std::string> reported;
-  };
-  std::map<std::string, AuthenticatorEntry> authenticators_;
-  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies_;
-
   boost::asio::io_context& io_;
   Broker& broker_;
   std::string bind_address_;
   tls::Paths paths_;
+  SecurityRegistry security_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::uint64_t next_endpoint_id_ = 1;
 };
