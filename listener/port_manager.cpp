@@ -17,9 +17,42 @@
 
 namespace mqttd {
 
+namespace {
+
+// The one place where an accepted connection meets its transport, for every port: configured or
+// of the command line, MQTT or WebSockets, plain or TLS. Runs on the accepting (main) thread; the
+// transport is made on the worker that will own the connection.
+void hand_off(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
+              std::shared_ptr<ssl_ctx_st> tls, std::uint64_t endpoint) {
+  auto& io = broker.io_context(worker);
+  if (protocol == config::PortProtocol::WebSockets) {
+    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
+      serve_websocket(broker, worker, fd, tls, endpoint);
+    });
+  } else if (tls) {
+    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
+      TlsTransport::serve(broker, worker, fd, tls, endpoint);
+    });
+  } else {
+    boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
+  }
+}
+
+// "address:port" for log lines, an IPv6 address in brackets.
+std::string host_port(const std::string& address, std::uint16_t port) {
+  return address.find(':') == std::string::npos ? fmt::format("{}:{}", address, port)
+                                                : fmt::format("[{}]:{}", address, port);
+}
+
+}  // namespace
+
 struct PortManager::Port {
-  std::string listener;
+  std::string listener;  // "--listen" for a port of the command line
   config::ListenerPort spec;
+  std::string address;  // what it binds: --bind-address, or the address given with --listen
+  bool command_line = false;
+  bool optional_without_ipv6 = false;
+  bool skipped = false;  // optional, and the host has no IPv6: dropped after the attempt
   std::uint64_t endpoint_id = 0;
   std::unique_ptr<Acceptor> acceptor;
   std::shared_ptr<ssl_ctx_st> tls;       // the context new handshakes use
@@ -111,29 +144,52 @@ void PortManager::update_port_security(Port& port, bool connected_clients) {
   security_.install(port.endpoint_id, std::move(next), connected_clients);
 }
 
+std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, const config::ListenerPort& spec,
+                                                          std::string address) {
+  auto port = std::make_unique<Port>();
+  port->listener = std::move(listener);
+  port->spec = spec;
+  port->address = std::move(address);
+  port->endpoint_id = next_endpoint_id_++;
+  update_port_security(*port, false);
+  return port;
+}
+
+void PortManager::add_command_line_port(std::string address, std::uint16_t port, bool optional_without_ipv6) {
+  // A port without references: no authentication, no authorization, plain MQTT.
+  config::ListenerPort spec;
+  spec.port = port;
+  auto p = make_port("--listen", spec, std::move(address));
+  p->command_line = true;
+  p->optional_without_ipv6 = optional_without_ipv6;
+  ports_.push_back(std::move(p));
+}
+
 std::vector<std::string> PortManager::apply(const config::Configuration& config) {
   security_.apply(config);
   std::vector<std::unique_ptr<Port>> next;
+  auto keep = [&](std::unique_ptr<Port> kept) {
+    update_port_security(*kept, true);
+    if (kept->needs_tls() && kept->loaded_stamp.empty() && kept->acceptor) refresh_certificate(*kept);
+    next.push_back(std::move(kept));
+  };
   for (const auto& l : config.listeners) {
     for (const auto& p : l.ports) {
       std::unique_ptr<Port> kept;
       for (auto& old : ports_)
-        if (old && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
+        if (old && !old->command_line && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
       if (kept) {
         kept->spec = p;  // the same socket service; its references may differ
-        update_port_security(*kept, true);
-        if (kept->needs_tls() && kept->loaded_stamp.empty() && kept->acceptor) refresh_certificate(*kept);
-        next.push_back(std::move(kept));
-        continue;
+        keep(std::move(kept));
+      } else {
+        next.push_back(make_port(l.name, p, bind_address_));
       }
-      auto port = std::make_unique<Port>();
-      port->listener = l.name;
-      port->spec = p;
-      port->endpoint_id = next_endpoint_id_++;
-      update_port_security(*port, false);
-      next.push_back(std::move(port));
     }
   }
+  // The command-line ports stay, and come last: once they accept, the configured ports that can
+  // be opened are open too (the tests, and operators' probes, wait for the --listen port).
+  for (auto& old : ports_)
+    if (old && old->command_line) keep(std::move(old));
   // What is left of the old set was removed or changed: stop accepting, then close its clients.
   for (auto& old : ports_) {
     if (!old) continue;
@@ -151,6 +207,7 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
       if (!port->bind_error.empty()) failures.push_back(port->bind_error);
     }
   }
+  std::erase_if(ports_, [](const std::unique_ptr<Port>& port) { return port->skipped; });
   return failures;
 }
 
@@ -225,30 +282,25 @@ void PortManager::open(Port& port) {
   }
   Port* target = &port;
   Broker& broker = broker_;
+  // The TLS context is read at each accept, so that a replaced certificate reaches new handshakes.
   auto handoff = [target, &broker](std::size_t worker, int fd) {
-    auto endpoint = target->endpoint_id;
-    auto& io = broker.io_context(worker);
-    if (target->spec.protocol == config::PortProtocol::WebSockets) {
-      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
-        serve_websocket(broker, worker, fd, tls, endpoint);
-      });
-    } else if (target->tls) {
-      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
-        TlsTransport::serve(broker, worker, fd, tls, endpoint);
-      });
-    } else {
-      boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
-    }
+    hand_off(broker, worker, fd, target->spec.protocol, target->tls, target->endpoint_id);
   };
   try {
-    port.acceptor = std::make_unique<Acceptor>(io_, broker_, bind_address_, port.spec.port, handoff);
+    port.acceptor = std::make_unique<Acceptor>(io_, broker_, port.address, port.spec.port, handoff);
     port.acceptor->start();
     port.bind_error.clear();
     spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener,
-                 port.acceptor->address(), port.spec.port, port.protocol(), port.tls_mode());
+                 port.acceptor->address(), port.acceptor->port(), port.protocol(), port.tls_mode());
   } catch (const boost::system::system_error& e) {
-    auto message = fmt::format("listener {} port {}: cannot listen on {}:{}: {}", port.listener, port.spec.port,
-                               bind_address_, port.spec.port, e.code().message());
+    if (port.optional_without_ipv6 && ipv6_unavailable(e.code())) {
+      spdlog::warn("event=ipv6_unavailable listener={} error=\"{}\"", host_port(port.address, port.spec.port),
+                   e.what());
+      port.skipped = true;
+      return;
+    }
+    auto message = fmt::format("listener {} port {}: cannot listen on {}: {}", port.listener, port.spec.port,
+                               host_port(port.address, port.spec.port), e.code().message());
     if (message != port.bind_error) spdlog::error("event=listen_failed error=\"{}\" retry=true", message);
     port.bind_error = message;
   }
