@@ -37,7 +37,7 @@ std::string normalize_dn(std::string_view dn);
 class Authenticator {
  public:
   // Reads password files from `secrets_dir`; a missing or broken one is reported by problems()
-  // and refuses password clients until it is fixed (the port manager rebuilds on a change).
+  // and refuses password clients until it is fixed (the security registry rebuilds it on a change).
   static std::shared_ptr<const Authenticator> create(const config::Authentication& resource,
                                                      const std::string& secrets_dir);
 

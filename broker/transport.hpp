@@ -23,7 +23,8 @@ class Transport {
   virtual const authn::PeerCertificate* peer_certificate() const { return nullptr; }
 
   // The listening port (one generation of it) that accepted this connection, so that closing or
-  // changing that port closes its connections. 0: a port that lives as long as the daemon.
+  // changing that port closes its connections. Every port has one, --listen ports included; 0 is
+  // no port (a connection that a test serves by hand).
   std::uint64_t endpoint_id() const { return endpoint_id_; }
 
  protected:

@@ -7,7 +7,6 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -25,10 +24,8 @@
 #include "broker/broker.hpp"
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
-#include "listener/acceptor.hpp"
-#include "tls/certificate_manager.hpp"
 #include "listener/port_manager.hpp"
-#include "listener/tcp_transport.hpp"
+#include "tls/certificate_manager.hpp"
 
 namespace {
 
@@ -316,10 +313,13 @@ int main(int argc, char** argv) {
 
   mqttd::Broker broker(config.broker);
   boost::asio::io_context io(1);
-  std::vector<std::unique_ptr<mqttd::Acceptor>> extra_ports;
   mqttd::tls::Paths paths{options.secrets_dir, options.state_dir};
   mqttd::tls::CertificateManager certificates(paths);
   mqttd::PortManager ports(io, broker, options.bind_address, paths);
+  // A host without IPv6 serves the default on IPv4 loopback only; any other --listen port that
+  // cannot be bound stops the start, as a configured one does.
+  for (const auto& [host, port] : options.listen)
+    ports.add_command_line_port(host, port, embedded_default && host == "::1");
   if (embedded_default)
     spdlog::warn(
         "event=embedded_default listener=127.0.0.1:1883,[::1]:1883 authentication=none "
@@ -332,28 +332,6 @@ int main(int argc, char** argv) {
     broker.stop();
     return 1;
   }
-  // The extra --listen ports last: once they accept, the configured ports are open too.
-  for (const auto& [host, port] : options.listen) {
-    try {
-      extra_ports.push_back(std::make_unique<mqttd::Acceptor>(io, broker, host, port, [&broker](std::size_t w, int fd) {
-        boost::asio::post(broker.io_context(w), [&broker, w, fd] { mqttd::TcpTransport::serve(broker, w, fd); });
-      }));
-      spdlog::info("event=listening listener=--listen address={} port={} protocol=mqtt tls=none", host,
-                   extra_ports.back()->port());
-    } catch (const boost::system::system_error& e) {
-      bool no_ipv6 = e.code() == boost::asio::error::address_family_not_supported ||
-                     e.code() == boost::system::errc::address_not_available;
-      if (embedded_default && host == "::1" && no_ipv6) {
-        // A host without IPv6: the default serves IPv4 loopback only.
-        spdlog::warn("event=ipv6_unavailable listener=[::1]:1883 error=\"{}\"", e.what());
-        continue;
-      }
-      spdlog::critical("event=listen_failed error=\"{}\"", e.what());
-      broker.stop();
-      return 1;
-    }
-  }
-  for (auto& l : extra_ports) l->start();
 
   // Certificates due for renewal, and secrets that appeared or changed, once a second.
   boost::asio::steady_timer poll_timer(io);
@@ -395,7 +373,6 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
     spdlog::info("event=shutdown signal={}", signal);
-    for (auto& l : extra_ports) l->stop();
     ports.close_all();
     io.stop();
   });

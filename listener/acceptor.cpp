@@ -72,14 +72,17 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
   std::uint16_t port = 0;
 };
 
+bool ipv6_unavailable(const boost::system::error_code& ec) {
+  return ec == boost::asio::error::address_family_not_supported || ec == boost::system::errc::address_not_available;
+}
+
 Acceptor::Acceptor(boost::asio::io_context& io, Broker& broker, const std::string& address, std::uint16_t port,
                    Handoff handoff)
     : impl_(std::make_shared<Impl>(io, broker, std::move(handoff))) {
   std::string bound = address;
   boost::system::error_code ec;
   listen_on(bound, port, ec);
-  if (ec && address == "::" &&
-      (ec == boost::asio::error::address_family_not_supported || ec == boost::system::errc::address_not_available)) {
+  if (ec && address == "::" && ipv6_unavailable(ec)) {
     // A host (or pod) without IPv6: every IPv4 address instead, as "::" would have served them.
     spdlog::warn("event=ipv6_unavailable port={} error=\"{}\" message=\"listening on 0.0.0.0 instead of ::\"", port,
                  ec.message());

@@ -19,6 +19,10 @@ namespace mqttd {
 
 class Broker;
 
+// Whether binding failed because the host (or pod) has no IPv6 at all, rather than because the
+// address is taken or wrong.
+bool ipv6_unavailable(const boost::system::error_code& ec);
+
 class Acceptor {
  public:
   // Called on the accepting thread with the worker chosen for the connection and its socket,

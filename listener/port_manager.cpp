@@ -11,19 +11,51 @@
 #include "broker/port_security.hpp"
 #include "listener/acceptor.hpp"
 #include "listener/tcp_transport.hpp"
-#include "tls/tls_credentials.hpp"
 #include "listener/tls_transport.hpp"
 #include "listener/websocket_transport.hpp"
+#include "tls/tls_credentials.hpp"
 
 namespace mqttd {
 
+namespace {
+
+// The one place where an accepted connection meets its transport, for every port: configured or
+// of the command line, MQTT or WebSockets, plain or TLS. Runs on the accepting (main) thread; the
+// transport is made on the worker that will own the connection.
+void hand_off(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
+              std::shared_ptr<ssl_ctx_st> tls, std::uint64_t endpoint) {
+  auto& io = broker.io_context(worker);
+  if (protocol == config::PortProtocol::WebSockets) {
+    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
+      serve_websocket(broker, worker, fd, tls, endpoint);
+    });
+  } else if (tls) {
+    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
+      TlsTransport::serve(broker, worker, fd, tls, endpoint);
+    });
+  } else {
+    boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
+  }
+}
+
+// "address:port" for log lines, an IPv6 address in brackets.
+std::string host_port(const std::string& address, std::uint16_t port) {
+  return address.find(':') == std::string::npos ? fmt::format("{}:{}", address, port)
+                                                : fmt::format("[{}]:{}", address, port);
+}
+
+}  // namespace
+
 struct PortManager::Port {
-  std::string listener;
+  std::string listener;  // "--listen" for a port of the command line
   config::ListenerPort spec;
+  std::string address;  // what it binds: --bind-address, or the address given with --listen
+  bool command_line = false;
+  bool optional_without_ipv6 = false;
+  bool skipped = false;  // optional, and the host has no IPv6: dropped after the attempt
   std::uint64_t endpoint_id = 0;
   std::unique_ptr<Acceptor> acceptor;
-  std::shared_ptr<ssl_ctx_st> tls;  // the context new handshakes use
-  std::shared_ptr<const PortSecurity> security;
+  std::shared_ptr<ssl_ctx_st> tls;       // the context new handshakes use
   std::optional<std::string> client_ca;  // trusted client CA folder (X509 authentication)
   std::string loaded_stamp;              // the secret files `tls` was made from
   std::string failed_stamp;              // files that failed to load once (retried at the next poll)
@@ -52,7 +84,11 @@ struct PortManager::Port {
 };
 
 PortManager::PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths)
-    : io_(io), broker_(broker), bind_address_(std::move(bind_address)), paths_(std::move(paths)) {}
+    : io_(io),
+      broker_(broker),
+      bind_address_(std::move(bind_address)),
+      paths_(std::move(paths)),
+      security_(broker, paths_.secrets_dir) {}
 
 PortManager::~PortManager() { close_all(); }
 
@@ -63,60 +99,6 @@ std::string PortManager::secret_folder_of(const Port& port) const {
   return tls::secret_folder(paths_, port.secret_name());
 }
 
-namespace {
-
-std::string stamps(const std::vector<std::string>& files) {
-  std::string out;
-  for (const auto& f : files) out += f + "=" + tls::file_stamp(f) + ";";
-  return out;
-}
-
-}  // namespace
-
-void PortManager::apply_security(const config::Configuration& config) {
-  std::map<std::string, AuthenticatorEntry> authenticators;
-  for (const auto& a : config.authentications) {
-    auto old = authenticators_.find(a.name);
-    if (old != authenticators_.end() && old->second.authenticator->resource() == a) {
-      authenticators.emplace(a.name, std::move(old->second));
-      continue;
-    }
-    AuthenticatorEntry entry;
-    entry.authenticator = authn::Authenticator::create(a, paths_.secrets_dir);
-    entry.files_stamp = stamps(entry.authenticator->watched_files());
-    authenticators.emplace(a.name, std::move(entry));
-  }
-  authenticators_ = std::move(authenticators);
-  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies;
-  for (const auto& a : config.authorizations) {
-    auto old = policies_.find(a.name);
-    if (old != policies_.end() && old->second.first == a) {
-      policies.emplace(a.name, std::move(old->second));
-      continue;
-    }
-    auto policy = authz::Policy::compile(a.policy);
-    spdlog::info("event=authorization_policy_compiled policy={} rules={} cache={}", a.name, policy->rule_count(),
-                 a.policy.cache);
-    policies.emplace(a.name, std::make_pair(a, std::move(policy)));
-  }
-  policies_ = std::move(policies);
-  for (auto& [name, entry] : authenticators_) {
-    if (entry.reported != entry.authenticator->problems())
-      for (const auto& p : entry.authenticator->problems())
-        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
-    entry.reported = entry.authenticator->problems();
-  }
-}
-
-std::shared_ptr<const PortSecurity> PortManager::security_for(const config::ListenerPort& port) const {
-  auto security = std::make_shared<PortSecurity>();
-  if (auto it = authenticators_.find(port.authentication_ref); it != authenticators_.end())
-    security->authenticator = it->second.authenticator;
-  if (auto it = policies_.find(port.authorization_ref); it != policies_.end()) security->policy = it->second.second;
-  if (!security->authenticator && !security->policy) return nullptr;
-  return security;
-}
-
 std::string PortManager::tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const {
   std::string stamp = tls::secret_stamp(secret_folder_of(port));
   if (!stamp.empty() && client_ca) stamp += "|ca:" + *client_ca + "=" + tls::file_stamp(*client_ca);
@@ -124,7 +106,7 @@ std::string PortManager::tls_stamp(const Port& port, const std::optional<std::st
 }
 
 void PortManager::update_port_security(Port& port, bool connected_clients) {
-  auto next = security_for(port.spec);
+  auto next = security_.resolve(port.spec);
   std::optional<std::string> client_ca =
       next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
   port.pending.reset();
@@ -159,45 +141,62 @@ void PortManager::update_port_security(Port& port, bool connected_clients) {
       port.reported_stamp.clear();
     }
   }
-  bool same =
-      (!next && !port.security) || (next && port.security && next->authenticator == port.security->authenticator &&
-                                    next->policy == port.security->policy);
-  if (same) return;
-  port.security = next;
-  broker_.set_port_security(port.endpoint_id, next);
-  if (connected_clients) broker_.reauthorize_endpoint(port.endpoint_id);
+  security_.install(port.endpoint_id, std::move(next), connected_clients);
+}
+
+std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, const config::ListenerPort& spec,
+                                                          std::string address) {
+  auto port = std::make_unique<Port>();
+  port->listener = std::move(listener);
+  port->spec = spec;
+  port->address = std::move(address);
+  port->endpoint_id = next_endpoint_id_++;
+  update_port_security(*port, false);
+  return port;
+}
+
+void PortManager::add_command_line_port(std::string address, std::uint16_t port, bool optional_without_ipv6) {
+  // A port without references: no authentication, no authorization, plain MQTT.
+  config::ListenerPort spec;
+  spec.port = port;
+  auto p = make_port("--listen", spec, std::move(address));
+  p->command_line = true;
+  p->optional_without_ipv6 = optional_without_ipv6;
+  ports_.push_back(std::move(p));
 }
 
 std::vector<std::string> PortManager::apply(const config::Configuration& config) {
-  apply_security(config);
+  security_.apply(config);
   std::vector<std::unique_ptr<Port>> next;
+  auto keep = [&](std::unique_ptr<Port> kept) {
+    update_port_security(*kept, true);
+    if (kept->needs_tls() && kept->loaded_stamp.empty() && kept->acceptor) refresh_certificate(*kept);
+    next.push_back(std::move(kept));
+  };
   for (const auto& l : config.listeners) {
     for (const auto& p : l.ports) {
       std::unique_ptr<Port> kept;
       for (auto& old : ports_)
-        if (old && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
+        if (old && !old->command_line && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
       if (kept) {
         kept->spec = p;  // the same socket service; its references may differ
-        update_port_security(*kept, true);
-        if (kept->needs_tls() && kept->loaded_stamp.empty() && kept->acceptor) refresh_certificate(*kept);
-        next.push_back(std::move(kept));
-        continue;
+        keep(std::move(kept));
+      } else {
+        next.push_back(make_port(l.name, p, bind_address_));
       }
-      auto port = std::make_unique<Port>();
-      port->listener = l.name;
-      port->spec = p;
-      port->endpoint_id = next_endpoint_id_++;
-      update_port_security(*port, false);
-      next.push_back(std::move(port));
     }
   }
+  // The command-line ports stay, and come last: once they accept, the configured ports that can
+  // be opened are open too (the tests, and operators' probes, wait for the --listen port).
+  for (auto& old : ports_)
+    if (old && old->command_line) keep(std::move(old));
   // What is left of the old set was removed or changed: stop accepting, then close its clients.
   for (auto& old : ports_) {
     if (!old) continue;
     if (old->acceptor) old->acceptor->stop();
     old->acceptor.reset();
     broker_.close_endpoint(old->endpoint_id);
-    broker_.set_port_security(old->endpoint_id, nullptr);
+    security_.remove(old->endpoint_id);
     spdlog::info("event=port_closed listener={} port={}", old->listener, old->spec.port);
   }
   ports_ = std::move(next);
@@ -208,25 +207,15 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
       if (!port->bind_error.empty()) failures.push_back(port->bind_error);
     }
   }
+  std::erase_if(ports_, [](const std::unique_ptr<Port>& port) { return port->skipped; });
   return failures;
 }
 
 void PortManager::poll() {
   // A changed password file: the same resource, a new authenticator. Connected clients stay.
-  for (auto& [name, entry] : authenticators_) {
-    auto stamp = stamps(entry.authenticator->watched_files());
-    if (stamp == entry.files_stamp) continue;
-    entry.authenticator = authn::Authenticator::create(entry.authenticator->resource(), paths_.secrets_dir);
-    entry.files_stamp = stamp;
-    spdlog::info("event=authentication_reloaded authentication={} problems={}", name,
-                 entry.authenticator->problems().size());
-    if (entry.reported != entry.authenticator->problems())
-      for (const auto& p : entry.authenticator->problems())
-        spdlog::error("event=authentication_problem authentication={} problem=\"{}\"", name, p);
-    entry.reported = entry.authenticator->problems();
+  for (const auto& name : security_.poll())
     for (auto& port : ports_)
       if (port->spec.authentication_ref == name) update_port_security(*port, true);
-  }
   for (auto& port : ports_) {
     // A security waiting for its client CA: retried once the files changed since it failed.
     if (port->pending && tls_stamp(*port, port->pending->client_ca) != port->pending->failed_stamp)
@@ -293,30 +282,25 @@ void PortManager::open(Port& port) {
   }
   Port* target = &port;
   Broker& broker = broker_;
+  // The TLS context is read at each accept, so that a replaced certificate reaches new handshakes.
   auto handoff = [target, &broker](std::size_t worker, int fd) {
-    auto endpoint = target->endpoint_id;
-    auto& io = broker.io_context(worker);
-    if (target->spec.protocol == config::PortProtocol::WebSockets) {
-      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
-        serve_websocket(broker, worker, fd, tls, endpoint);
-      });
-    } else if (target->tls) {
-      boost::asio::post(io, [&broker, worker, fd, tls = target->tls, endpoint] {
-        TlsTransport::serve(broker, worker, fd, tls, endpoint);
-      });
-    } else {
-      boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
-    }
+    hand_off(broker, worker, fd, target->spec.protocol, target->tls, target->endpoint_id);
   };
   try {
-    port.acceptor = std::make_unique<Acceptor>(io_, broker_, bind_address_, port.spec.port, handoff);
+    port.acceptor = std::make_unique<Acceptor>(io_, broker_, port.address, port.spec.port, handoff);
     port.acceptor->start();
     port.bind_error.clear();
     spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener,
-                 port.acceptor->address(), port.spec.port, port.protocol(), port.tls_mode());
+                 port.acceptor->address(), port.acceptor->port(), port.protocol(), port.tls_mode());
   } catch (const boost::system::system_error& e) {
-    auto message = fmt::format("listener {} port {}: cannot listen on {}:{}: {}", port.listener, port.spec.port,
-                               bind_address_, port.spec.port, e.code().message());
+    if (port.optional_without_ipv6 && ipv6_unavailable(e.code())) {
+      spdlog::warn("event=ipv6_unavailable listener={} error=\"{}\"", host_port(port.address, port.spec.port),
+                   e.what());
+      port.skipped = true;
+      return;
+    }
+    auto message = fmt::format("listener {} port {}: cannot listen on {}: {}", port.listener, port.spec.port,
+                               host_port(port.address, port.spec.port), e.code().message());
     if (message != port.bind_error) spdlog::error("event=listen_failed error=\"{}\" retry=true", message);
     port.bind_error = message;
   }

@@ -2,18 +2,21 @@
 // the daemon's main thread: opens added ports, closes removed ones (their clients get DISCONNECT
 // 0x8B), re-binds changed ones, and leaves unchanged ones and their clients alone. A TLS port
 // serves only once its certificate can be loaded; until then it waits for its secret, and a
-// replaced certificate reaches new handshakes while connected clients stay.
+// replaced certificate reaches new handshakes while connected clients stay. The ports of the
+// command line (--listen) are ports here too: each has an endpoint id, anonymous security
+// registered like a configured port's, and is opened by the same code, which alone picks the
+// transport (plain TCP, TLS or WebSockets) of an accepted connection. Who may connect to a port is
+// the SecurityRegistry's business; this class owns the sockets and TLS contexts.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "authn/authenticator.hpp"
-#include "authz/policy.hpp"
 #include "config/configuration.hpp"
+#include "listener/security_registry.hpp"
 #include "tls/certificate_manager.hpp"
 
 namespace boost::asio {
@@ -23,7 +26,6 @@ class io_context;
 namespace mqttd {
 
 class Broker;
-struct PortSecurity;
 
 class PortManager {
  public:
@@ -32,8 +34,14 @@ class PortManager {
   PortManager(const PortManager&) = delete;
   PortManager& operator=(const PortManager&) = delete;
 
-  // Makes the open ports match `config`. Returns the ports that could not be bound (they are
-  // retried at each poll).
+  // A plain MQTT port of the command line (--listen `address`:`port`), for anonymous clients: it
+  // stays open whatever the configuration says, and opens at the next apply(), after the
+  // configured ports. With `optional_without_ipv6`, a host without IPv6 skips it (logged as
+  // event=ipv6_unavailable) instead of failing: the embedded default's [::1]:1883, which such a
+  // host cannot have, while 127.0.0.1:1883 serves.
+  void add_command_line_port(std::string address, std::uint16_t port, bool optional_without_ipv6);
+  // Makes the open ports match `config`, then opens the command-line ports not open yet. Returns
+  // the ports that could not be bound (they are retried at each poll).
   std::vector<std::string> apply(const config::Configuration& config);
   // Loads certificates that appeared or changed, binds the ports that were waiting for one,
   // retries ports that could not be bound, and reloads changed password files. Call about once
@@ -44,13 +52,11 @@ class PortManager {
 
  private:
   struct Port;
+  // A new port with the next endpoint id and the security its references name.
+  std::unique_ptr<Port> make_port(std::string listener, const config::ListenerPort& spec, std::string address);
   void open(Port& port);
   void refresh_certificate(Port& port);
   std::string secret_folder_of(const Port& port) const;
-  // Builds what each BrokerAuthentication and BrokerAuthorization of `config` needs, reusing
-  // what did not change, and gives every port its security.
-  void apply_security(const config::Configuration& config);
-  std::shared_ptr<const PortSecurity> security_for(const config::ListenerPort& port) const;
   // Gives the port the security its references name now. When that changes the trusted client
   // CA of a serving TLS port, a new TLS context is built first, and nothing changes if it fails
   // (logged as event=port_security_unchanged; retried by poll() when the files change).
@@ -58,18 +64,11 @@ class PortManager {
   // What the port's TLS context is built from: its secret's files and, with `client_ca`, the CA's.
   std::string tls_stamp(const Port& port, const std::optional<std::string>& client_ca) const;
 
-  struct AuthenticatorEntry {
-    std::shared_ptr<const authn::Authenticator> authenticator;
-    std::string files_stamp;
-    std::vector<std::string> reported;
-  };
-  std::map<std::string, AuthenticatorEntry> authenticators_;
-  std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies_;
-
   boost::asio::io_context& io_;
   Broker& broker_;
   std::string bind_address_;
   tls::Paths paths_;
+  SecurityRegistry security_;
   std::vector<std::unique_ptr<Port>> ports_;
   std::uint64_t next_endpoint_id_ = 1;
 };

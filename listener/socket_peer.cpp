@@ -2,11 +2,30 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 
 namespace mqttd {
+
+namespace {
+
+// Reads and discards what is readable on `fd` (a bounded amount per call, then the other
+// connections of the worker have their turn). True when the peer closed or the connection
+// failed: the socket can close now.
+bool discard_input(int fd) {
+  char sink[16384];
+  for (int i = 0; i < 4; ++i) {
+    ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n > 0) continue;
+    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+  }
+  return false;
+}
+
+}  // namespace
 
 sockaddr_in6 peer_address(int fd) {
   sockaddr_in6 address{};
@@ -38,14 +57,55 @@ bool peer_finished_sending(int fd) {
   return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
-bool discard_input(int fd) {
-  char sink[16384];
-  for (int i = 0; i < 4; ++i) {
-    ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
-    if (n > 0) continue;
-    return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));
+void LingeringSocket::linger_after_this_turn() {
+  if (closing_) return;
+  closing_ = true;
+  poller_.post_to(this, [this] {
+    if (closed_) return;
+    start_lingering();
+  });
+}
+
+void LingeringSocket::start_lingering() {
+  if (lingering_ || closed_) return;
+  if (!can_linger()) return finish_close();
+  lingering_ = true;
+  notify_closed();
+  if (!write_blocked_) write_pending();
+  if (closed_) return;
+  if (!write_blocked_) shut_sending_side();
+  poller_.post_after(this, kLingerTime, [this] { finish_close(); });
+  if (discard_input(fd_)) return finish_close();  // the client closed too (or the connection failed)
+  update_interest();
+}
+
+void LingeringSocket::on_lingering_events(std::uint32_t events, bool writable) {
+  if (writable && write_blocked_) {
+    write_blocked_ = false;
+    write_pending();
+    if (closed_) return;
+    if (!write_blocked_) shut_sending_side();
   }
-  return false;
+  // Raw bytes, not packets or records: nothing the client sends now is read.
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && discard_input(fd_)) return finish_close();
+  if (!closed_) update_interest();
+}
+
+void LingeringSocket::shut_sending_side() {
+  if (sending_shut_ || !output_empty()) return;
+  sending_shut_ = true;
+  send_close_notify();
+  ::shutdown(fd_, SHUT_WR);
+}
+
+void LingeringSocket::finish_close() {
+  if (closed_) return;
+  closed_ = true;
+  if (!sending_shut_) send_close_notify();
+  ::shutdown(fd_, SHUT_RDWR);
+  poller_.retire(fd_, this);
+  ::close(fd_);
+  notify_closed();
 }
 
 }  // namespace mqttd

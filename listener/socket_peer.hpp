@@ -1,11 +1,15 @@
-// The "address:port" of a connected socket's peer, for log lines; whether the peer is done; the
-// lingering close shared by the epoll transports.
+// The "address:port" of a connected socket's peer, for log lines; whether the peer is done; and
+// LingeringSocket, the way the epoll transports (TcpTransport, TlsTransport) close a socket,
+// written once.
 #pragma once
 
 #include <netinet/in.h>
 
 #include <chrono>
+#include <cstdint>
 #include <string>
+
+#include "listener/epoll_poller.hpp"
 
 namespace mqttd {
 
@@ -19,8 +23,50 @@ bool peer_finished_sending(int fd);
 // closes: closing with unread input would reset the connection and discard what the client has
 // not received yet, the DISCONNECT that says why included.
 constexpr std::chrono::milliseconds kLingerTime{2000};
-// Reads and discards what is readable on `fd` (a bounded amount per call). True when the peer
-// closed or the connection failed: the socket can close now.
-bool discard_input(int fd);
+
+// The socket of an epoll transport and its close. When the broker ends a connection (a
+// DISCONNECT, a protocol error, a takeover), the transport lingers: it writes what is queued,
+// shuts its sending side down (the client reads the end of the stream after the DISCONNECT), and
+// reads and discards raw input until the client closes, for at most kLingerTime. The engine is
+// done with the connection once lingering starts. The transport keeps its own reading and
+// writing; this class calls back into it through the hooks below, on close paths only.
+class LingeringSocket : public PollHandler {
+ protected:
+  LingeringSocket(EpollPoller& poller, int fd) : poller_(poller), fd_(fd) {}
+
+  // Writes what the connection has queued: sets write_blocked_ when the socket is full, closes
+  // (finish_close) when the connection failed.
+  virtual void write_pending() = 0;
+  virtual bool output_empty() const = 0;
+  // Tells the poller which events the transport waits for now (lingering_: input, to discard it).
+  virtual void update_interest() = 0;
+  // Tells the engine that the connection is over (once, however often it is called).
+  virtual void notify_closed() = 0;
+  // What goes out before the sending side shuts (or the socket closes without that): TLS's
+  // close_notify.
+  virtual void send_close_notify() {}
+  // False while there is nothing to deliver to the client (before a TLS handshake completed): the
+  // socket closes at once instead of lingering.
+  virtual bool can_linger() const { return true; }
+
+  // Transport::close(): lingering starts after this turn of the event loop, so that what the
+  // connection queued just now is written first.
+  void linger_after_this_turn();
+  void start_lingering();
+  // The socket's events while lingering; `writable` says that a blocked write may go on.
+  void on_lingering_events(std::uint32_t events, bool writable);
+  // Shuts the sending side down once everything queued is written.
+  void shut_sending_side();
+  // Closes the socket now and hands it back to the poller.
+  void finish_close();
+
+  EpollPoller& poller_;
+  const int fd_;
+  bool write_blocked_ = false;
+  bool closing_ = false;  // the connection is ending: nothing more is read for the engine
+  bool closed_ = false;   // the socket is closed
+  bool lingering_ = false;
+  bool sending_shut_ = false;
+};
 
 }  // namespace mqttd

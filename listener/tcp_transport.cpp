@@ -31,7 +31,7 @@ void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64
 }
 
 TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id)
-    : Transport(endpoint_id), poller_(poller), fd_(fd) {
+    : Transport(endpoint_id), LingeringSocket(poller, fd) {
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   peer_address_ = peer_address(fd_);
@@ -45,6 +45,8 @@ TcpTransport::~TcpTransport() {
   }
   notify_closed();
 }
+
+bool TcpTransport::output_empty() const { return connection_->output().empty(); }
 
 void TcpTransport::notify_closed() {
   if (engine_closed_) return;
@@ -60,17 +62,7 @@ const std::string& TcpTransport::peer() const {
 
 void TcpTransport::on_events(std::uint32_t events) {
   if (closed_) return;
-  if (lingering_) {
-    if ((events & EPOLLOUT) && write_blocked_) {
-      write_blocked_ = false;
-      write_pending();
-      if (closed_) return;
-      if (!write_blocked_) shut_sending_side();
-    }
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) discard_input();
-    if (!closed_) update_interest();
-    return;
-  }
+  if (lingering_) return on_lingering_events(events, events & EPOLLOUT);
   if (events & EPOLLOUT) {
     write_blocked_ = false;
     write_pending();
@@ -161,54 +153,10 @@ void TcpTransport::write_pending() {
   }
 }
 
-void TcpTransport::close() {
-  if (closing_) return;
-  closing_ = true;
-  // Close after this turn, so that what the connection queued just now is written first.
-  poller_.post_to(this, [this] {
-    if (closed_) return;
-    start_lingering();
-  });
-}
-
-// The broker ends the connection. Closing a socket that still has unread input resets the
-// connection and discards what the client has not received yet, the DISCONNECT that says why
-// included. So: write what is queued, shut the sending side down (the client reads the end of
-// the stream after the DISCONNECT), and read and discard until the client closes, for at most
-// kLingerTime. The engine is done with the connection from here on.
-void TcpTransport::start_lingering() {
-  if (lingering_ || closed_) return;
-  lingering_ = true;
-  notify_closed();
-  if (!write_blocked_) write_pending();
-  if (closed_) return;
-  if (!write_blocked_) shut_sending_side();
-  poller_.post_after(this, kLingerTime, [this] { finish_close(); });
-  discard_input();
-  if (!closed_) update_interest();
-}
-
-void TcpTransport::shut_sending_side() {
-  if (sending_shut_ || !connection_->output().empty()) return;
-  sending_shut_ = true;
-  ::shutdown(fd_, SHUT_WR);
-}
-
-void TcpTransport::discard_input() {
-  if (mqttd::discard_input(fd_)) finish_close();  // the client closed too (or the connection failed)
-}
+void TcpTransport::close() { linger_after_this_turn(); }
 
 void TcpTransport::resume_reading() {
   if (!closed_) update_interest();
-}
-
-void TcpTransport::finish_close() {
-  if (closed_) return;
-  closed_ = true;
-  ::shutdown(fd_, SHUT_RDWR);
-  poller_.retire(fd_, this);
-  ::close(fd_);
-  notify_closed();
 }
 
 }  // namespace mqttd

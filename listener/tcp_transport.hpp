@@ -1,6 +1,7 @@
 // Transport for MQTT over plain TCP, on the worker's EpollPoller. Reads go straight into the
 // connection's read buffer (the worker's shared buffer while no packet is partial); writes
-// gather everything queued into one sendmsg per turn of the event loop.
+// gather everything queued into one sendmsg per turn of the event loop. A connection that the
+// broker ends closes without a reset: see LingeringSocket (listener/socket_peer.hpp).
 #pragma once
 
 #include <netinet/in.h>
@@ -10,13 +11,14 @@
 
 #include "broker/transport.hpp"
 #include "listener/epoll_poller.hpp"
+#include "listener/socket_peer.hpp"
 
 namespace mqttd {
 
 class Broker;
 class ClientConnection;
 
-class TcpTransport final : public Transport, public PollHandler {
+class TcpTransport final : public Transport, public LingeringSocket {
  public:
   // Takes the connected socket `fd` and serves it on `worker`. Call on that worker's thread.
   static void serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id = 0);
@@ -32,29 +34,17 @@ class TcpTransport final : public Transport, public PollHandler {
 
  private:
   void on_readable();
-  void write_pending();
-  void update_interest();
-  void finish_close();
-  void start_lingering();
-  void discard_input();
-  void shut_sending_side();
-  void notify_closed();
+  void write_pending() override;
+  bool output_empty() const override;
+  void update_interest() override;
+  void notify_closed() override;
   // Whether the events, which arrived while input is paused, say that the client is gone.
   bool gone_while_paused(std::uint32_t events);
 
-  EpollPoller& poller_;
-  int fd_;
   std::unique_ptr<ClientConnection> connection_;
   sockaddr_in6 peer_address_{};  // formatted only when a log line needs it
   std::uint32_t interest_ = 0;   // the events epoll watches for
-  bool write_blocked_ = false;
-  bool closing_ = false;
-  bool closed_ = false;
-  // The broker ended the connection: its last output is written, then input is read and
-  // discarded until the client closes or kLingerTime passes (no reset while the client sends).
-  bool lingering_ = false;
-  bool sending_shut_ = false;
-  bool engine_closed_ = false;  // the connection was told (on_transport_closed), once
+  bool engine_closed_ = false;   // the connection was told (on_transport_closed), once
   // EPOLLRDHUP is no longer watched: the peer shut its side down but left data to process.
   bool rdhup_ignored_ = false;
 };

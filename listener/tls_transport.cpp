@@ -35,7 +35,7 @@ void TlsTransport::serve(Broker& broker, std::size_t worker, int fd, std::shared
 
 TlsTransport::TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* tls, EpollPoller& poller,
                            std::uint64_t endpoint_id)
-    : Transport(endpoint_id), poller_(poller), fd_(fd), ssl_(SSL_new(tls)) {
+    : Transport(endpoint_id), LingeringSocket(poller, fd), ssl_(SSL_new(tls)) {
   int one = 1;
   ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   peer_address_ = peer_address(fd_);
@@ -55,6 +55,8 @@ TlsTransport::~TlsTransport() {
   notify_closed();
 }
 
+bool TlsTransport::output_empty() const { return connection_->output().empty(); }
+
 void TlsTransport::notify_closed() {
   if (engine_closed_) return;
   engine_closed_ = true;
@@ -70,18 +72,7 @@ const std::string& TlsTransport::peer() const {
 void TlsTransport::on_events(std::uint32_t events) {
   if (closed_) return;
   if (!ssl_) return fail("SSL_new");
-  if (lingering_) {
-    if (write_blocked_ && (events & (write_needs_ | EPOLLERR | EPOLLHUP))) {
-      write_blocked_ = false;
-      write_pending();
-      if (closed_) return;
-      if (!write_blocked_) shut_sending_side();
-    }
-    // Raw bytes, not records: nothing the client sends now is read.
-    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && discard_input(fd_)) return finish_close();
-    if (!closed_) update_interest();
-    return;
-  }
+  if (lingering_) return on_lingering_events(events, events & (write_needs_ | EPOLLERR | EPOLLHUP));
   if (!handshake_done_) {
     handshake();
     if (closed_) return;
@@ -239,58 +230,20 @@ void TlsTransport::write_pending() {
   }
 }
 
-void TlsTransport::close() {
-  if (closing_) return;
-  closing_ = true;
-  // Close after this turn, so that what the connection queued just now is written first.
-  poller_.post_to(this, [this] {
-    if (closed_) return;
-    start_lingering();
-  });
-}
+void TlsTransport::close() { linger_after_this_turn(); }
 
-// As TcpTransport::start_lingering, with the TLS close_notify before the sending side shuts.
-// Before the handshake completed there is nothing to deliver: closed at once.
-void TlsTransport::start_lingering() {
-  if (lingering_ || closed_) return;
-  if (!handshake_done_) return finish_close();
-  lingering_ = true;
-  notify_closed();
-  if (!write_blocked_) write_pending();
-  if (closed_) return;
-  if (!write_blocked_) shut_sending_side();
-  poller_.post_after(this, kLingerTime, [this] { finish_close(); });
-  if (discard_input(fd_)) return finish_close();
-  update_interest();
-}
-
-void TlsTransport::shut_sending_side() {
-  if (sending_shut_ || !connection_->output().empty()) return;
-  sending_shut_ = true;
+// Best effort: the socket is non-blocking, and a peer that does not read may never get it.
+void TlsTransport::send_close_notify() {
+  if (!handshake_done_ || !ssl_) return;
   ERR_clear_error();
-  SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
+  SSL_shutdown(ssl_.get());
   ERR_clear_error();
-  ::shutdown(fd_, SHUT_WR);
 }
 
 void TlsTransport::resume_reading() {
   if (closed_) return;
   update_interest();
   if (handshake_done_ && SSL_has_pending(ssl_.get())) read_buffered_later();
-}
-
-void TlsTransport::finish_close() {
-  if (closed_) return;
-  closed_ = true;
-  if (handshake_done_ && ssl_ && !sending_shut_) {
-    ERR_clear_error();
-    SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
-    ERR_clear_error();
-  }
-  ::shutdown(fd_, SHUT_RDWR);
-  poller_.retire(fd_, this);
-  ::close(fd_);
-  notify_closed();
 }
 
 }  // namespace mqttd

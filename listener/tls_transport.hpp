@@ -1,7 +1,8 @@
 // Transport for MQTT over TLS on the worker's EpollPoller: OpenSSL works the non-blocking socket
 // directly. Reads decrypt into the connection's read buffer; writes copy what is queued into
 // one per-thread staging buffer of a TLS record's size and encrypt it in one call, so that many
-// small packets make one record and one system call.
+// small packets make one record and one system call. A connection that the broker ends closes as
+// a TCP one does (LingeringSocket, listener/socket_peer.hpp), its close_notify sent first.
 #pragma once
 
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 
 #include "broker/transport.hpp"
 #include "listener/epoll_poller.hpp"
+#include "listener/socket_peer.hpp"
 #include "tls/openssl_ptr.hpp"
 
 namespace mqttd {
@@ -18,7 +20,7 @@ namespace mqttd {
 class Broker;
 class ClientConnection;
 
-class TlsTransport final : public Transport, public PollHandler {
+class TlsTransport final : public Transport, public LingeringSocket {
  public:
   // Takes the connected socket `fd` and serves it on `worker` with the server context `tls`.
   // Call on that worker's thread.
@@ -39,19 +41,17 @@ class TlsTransport final : public Transport, public PollHandler {
  private:
   void handshake();
   void on_readable();
-  void write_pending();
-  void update_interest();
+  void write_pending() override;
+  bool output_empty() const override;
+  void update_interest() override;
+  void notify_closed() override;
+  void send_close_notify() override;
+  bool can_linger() const override { return handshake_done_; }
   void fail(const char* what);
-  void finish_close();
-  void start_lingering();
-  void shut_sending_side();
-  void notify_closed();
   // Whether the events, which arrived while input is paused, say that the client is gone.
   bool gone_while_paused(std::uint32_t events);
   void read_buffered_later();
 
-  EpollPoller& poller_;
-  int fd_;
   tls::SslPtr ssl_;
   std::unique_ptr<ClientConnection> connection_;
   std::unique_ptr<authn::PeerCertificate> peer_certificate_;  // verified at the handshake
@@ -61,13 +61,6 @@ class TlsTransport final : public Transport, public PollHandler {
   std::uint32_t read_needs_ = 0x001;   // EPOLLIN
   std::uint32_t write_needs_ = 0x004;  // EPOLLOUT
   bool handshake_done_ = false;
-  bool write_blocked_ = false;
-  bool closing_ = false;
-  bool closed_ = false;
-  // The broker ended the connection: its last output and close_notify are written, then input
-  // is read and discarded until the client closes or kLingerTime passes (see TcpTransport).
-  bool lingering_ = false;
-  bool sending_shut_ = false;
   bool engine_closed_ = false;  // the connection was told (on_transport_closed), once
   // EPOLLRDHUP is no longer watched: the peer shut its side down but left data to process.
   bool rdhup_ignored_ = false;

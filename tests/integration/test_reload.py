@@ -43,6 +43,27 @@ class ReloadTest(unittest.TestCase):
             leaving_v5.client.loop_stop()
             leaving_v311.client.loop_stop()
 
+    def test_the_command_line_port_stays_through_reloads(self):
+        # A --listen port is one of the PortManager's ports (opened by the same code, after the
+        # configured ones), but no configuration names it: a reload leaves it and its clients alone.
+        configured, other = free_port(), free_port()
+        with Daemon(listener([(configured, "Mqtt")]), wait_for=f"port={configured} protocol=mqtt") as d:
+            log = d.wait_for_log(f"listener=--listen address=127.0.0.1 port={d.port} protocol=mqtt tls=none")
+            self.assertLess(log.index(f"listener=edge address=127.0.0.1 port={configured} "),
+                            log.index(f"listener=--listen address=127.0.0.1 port={d.port} "))
+            staying = Client(d.port, client_id="cli-staying")
+            staying.subscribe("cli/#", qos=1)
+            d.write_config(listener([(other, "Mqtt")]))
+            d.wait_for_log(f"event=port_closed listener=edge port={configured}")
+            d.wait_for_log(f"port={other} protocol=mqtt")
+            self.assertNotIn("listener=--listen port=", d.logs())
+            newcomer = Client(d.port, client_id="cli-newcomer")
+            newcomer.publish("cli/x", b"through the command-line port", qos=1)
+            self.assertEqual(staying.expect().payload, b"through the command-line port")
+            self.assertTrue(staying.disconnects.empty(), "a client of the --listen port was disconnected")
+            for c in (staying, newcomer):
+                c.disconnect()
+
     def test_a_changed_port_rebinds_and_its_clients_are_disconnected(self):
         changed, kept = free_port(), free_port()
         with Daemon(listener([(changed, "Mqtt"), (kept, "Mqtt")]), wait_for=f"port={kept} protocol=mqtt") as d:
