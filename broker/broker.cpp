@@ -61,6 +61,12 @@ std::size_t Broker::worker_count() const { return workers_.size(); }
 
 boost::asio::io_context& Broker::io_context(std::size_t worker) { return workers_[worker]->io(); }
 
+WorkerExtension* Broker::worker_extension(std::size_t worker) { return workers_[worker]->extension(); }
+
+void Broker::set_worker_extension(std::size_t worker, std::unique_ptr<WorkerExtension> extension) {
+  workers_[worker]->set_extension(std::move(extension));
+}
+
 std::size_t Broker::next_worker() { return next_worker_.fetch_add(1, std::memory_order_relaxed) % workers_.size(); }
 
 bool Broker::admit_connection() {

@@ -25,6 +25,7 @@ namespace mqttd {
 class ClientConnection;
 class Transport;
 class Worker;
+class WorkerExtension;
 class SessionRegistry;
 class RetainedStore;
 struct PortSecurity;
@@ -60,6 +61,10 @@ class Broker {
 
   std::size_t worker_count() const;
   boost::asio::io_context& io_context(std::size_t worker);
+  // The per-worker state of the layer above (the listener's epoll poller), kept by the worker.
+  // Call on that worker's thread.
+  WorkerExtension* worker_extension(std::size_t worker);
+  void set_worker_extension(std::size_t worker, std::unique_ptr<WorkerExtension> extension);
   // The worker that should take the next connection (round robin).
   std::size_t next_worker();
   // Counts a new connection against max_connections; false if the limit is reached.

@@ -31,6 +31,8 @@ void Worker::start() {
   thread_ = std::thread([this] {
     auto guard = boost::asio::make_work_guard(io_);
     io_.run();
+    // On this thread, as the loop ends: the poller's transports close with every worker alive.
+    extension_.reset();
   });
 }
 

@@ -15,6 +15,7 @@
 #include "broker/connection_host.hpp"
 #include "broker/session.hpp"
 #include "broker/subscription_index.hpp"
+#include "broker/worker_extension.hpp"
 
 namespace mqttd {
 
@@ -31,6 +32,9 @@ class Worker final : public ConnectionHost {
   void start();
   void join();
   boost::asio::io_context& io() { return io_; }
+  // The listener's per-worker state (its epoll poller); worker thread only.
+  WorkerExtension* extension() const { return extension_.get(); }
+  void set_extension(std::unique_ptr<WorkerExtension> extension) { extension_ = std::move(extension); }
   Broker& broker() { return broker_; }
 
   // --- connections (worker thread only) ---
@@ -158,6 +162,10 @@ class Worker final : public ConnectionHost {
   bool inbox_wake_posted_ = false;
   std::vector<RemoteDelivery> drained_deliveries_;
   std::vector<std::function<void(Worker&)>> drained_tasks_;
+
+  // Last, so destroyed first: what it owns (transports and their connections) calls back into
+  // this worker when it goes.
+  std::unique_ptr<WorkerExtension> extension_;
 };
 
 }  // namespace mqttd

@@ -1,5 +1,7 @@
 #include "listener/epoll_poller.hpp"
 
+#include "broker/broker.hpp"
+
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -27,11 +29,13 @@ std::atomic<std::uint64_t> next_poll_serial{1};
 
 PollHandler::PollHandler() : poll_serial_(next_poll_serial.fetch_add(1, std::memory_order_relaxed)) {}
 
-EpollPoller& EpollPoller::of(boost::asio::io_context& io) {
-  // One per worker thread; the worker's io_context outlives its thread.
-  thread_local std::unique_ptr<EpollPoller> poller;
-  if (!poller) poller = std::make_unique<EpollPoller>(io);
-  return *poller;
+EpollPoller& EpollPoller::of(Broker& broker, std::size_t worker) {
+  // The worker's extension is only ever its poller.
+  if (WorkerExtension* existing = broker.worker_extension(worker)) return static_cast<EpollPoller&>(*existing);
+  auto poller = std::make_unique<EpollPoller>(broker.io_context(worker));
+  EpollPoller& created = *poller;
+  broker.set_worker_extension(worker, std::move(poller));
+  return created;
 }
 
 EpollPoller::EpollPoller(boost::asio::io_context& io) : io_(io), epoll_fd_(::epoll_create1(EPOLL_CLOEXEC)) {

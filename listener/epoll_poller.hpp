@@ -10,11 +10,15 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/worker_extension.hpp"
+
 namespace boost::asio {
 class io_context;
 }
 
 namespace mqttd {
+
+class Broker;
 
 class PollHandler {
  public:
@@ -29,14 +33,15 @@ class PollHandler {
   std::uint64_t poll_serial_;
 };
 
-class EpollPoller {
+// One per worker, kept by the worker (WorkerExtension): created on the worker's thread on first
+// use, destroyed on it when its event loop ends.
+class EpollPoller final : public WorkerExtension {
  public:
-  // The poller of the worker whose event loop is `io`; created on first use. Call on that
-  // worker's thread only.
-  static EpollPoller& of(boost::asio::io_context& io);
+  // The poller of `worker`; created on first use. Call on that worker's thread only.
+  static EpollPoller& of(Broker& broker, std::size_t worker);
 
   explicit EpollPoller(boost::asio::io_context& io);
-  ~EpollPoller();
+  ~EpollPoller() override;
 
   // Takes ownership of `handler` and watches `fd` for `events` on its behalf.
   PollHandler* adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events);

@@ -23,7 +23,7 @@ constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the
 }  // namespace
 
 void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id) {
-  EpollPoller& poller = EpollPoller::of(broker.io_context(worker));
+  EpollPoller& poller = EpollPoller::of(broker, worker);
   auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id);
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN | EPOLLRDHUP;

@@ -26,7 +26,7 @@ constexpr std::size_t kStagingBytes = 16384;  // one TLS record's worth of plain
 
 void TlsTransport::serve(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
                          std::uint64_t endpoint_id) {
-  EpollPoller& poller = EpollPoller::of(broker.io_context(worker));
+  EpollPoller& poller = EpollPoller::of(broker, worker);
   auto transport = std::make_unique<TlsTransport>(broker, worker, fd, tls.get(), poller, endpoint_id);
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN;
