@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -27,7 +28,8 @@ namespace {
 std::atomic<std::uint64_t> next_poll_serial{1};
 }
 
-PollHandler::PollHandler() : poll_serial_(next_poll_serial.fetch_add(1, std::memory_order_relaxed)) {}
+PollHandler::PollHandler(int fd)
+    : poll_serial_(next_poll_serial.fetch_add(1, std::memory_order_relaxed)), poll_fd_(fd) {}
 
 EpollPoller& EpollPoller::of(Broker& broker, std::size_t worker) {
   // The worker's extension is only ever its poller.
@@ -72,22 +74,40 @@ int EpollPoller::dispatch() {
   epoll_event events[kEventsPerWait];
   int n = ::epoll_wait(epoll_fd_, events, kEventsPerWait, 0);
   for (int i = 0; i < n; ++i) static_cast<PollHandler*>(events[i].data.ptr)->on_events(events[i].events);
-  if (!retired_.empty()) {
-    for (auto* h : retired_) handlers_.erase(h);
-    retired_.clear();
-  }
+  destroy_retired();
   return n;
+}
+
+void EpollPoller::destroy_retired() {
+  // Moved out first: a handler's destructor may retire or adopt others.
+  auto batch = std::move(retired_);
+  retired_.clear();
+  batch.clear();
 }
 
 PollHandler* EpollPoller::adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events) {
   PollHandler* raw = handler.get();
-  handlers_.emplace(raw, Adopted{std::move(handler), false});
+  if (fd < 0 || fd != raw->poll_fd_) throw std::invalid_argument("EpollPoller::adopt: not the handler's descriptor");
+  auto slot = static_cast<std::size_t>(fd);
+  if (handlers_.size() <= slot) handlers_.resize(std::max<std::size_t>(slot + 1, handlers_.size() * 2));
+  // A descriptor is retired before it is closed, so its slot is free when the number comes back.
+  if (handlers_[slot]) throw std::logic_error("EpollPoller::adopt: descriptor already adopted");
+  handlers_[slot] = std::move(handler);
   epoll_event ev{};
   ev.events = events;
   ev.data.ptr = raw;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0)
-    throw std::system_error(errno, std::generic_category(), "epoll_ctl ADD");
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int error = errno;
+    handlers_[slot].reset();
+    throw std::system_error(error, std::generic_category(), "epoll_ctl ADD");
+  }
   return raw;
+}
+
+PollHandler* EpollPoller::live(int fd, std::uint64_t serial) const {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= handlers_.size()) return nullptr;
+  PollHandler* h = handlers_[static_cast<std::size_t>(fd)].get();
+  return h && h->poll_serial_ == serial && !h->poll_retired_ ? h : nullptr;
 }
 
 void EpollPoller::modify(int fd, PollHandler* handler, std::uint32_t events) {
@@ -99,34 +119,29 @@ void EpollPoller::modify(int fd, PollHandler* handler, std::uint32_t events) {
 
 void EpollPoller::retire(int fd, PollHandler* handler) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  auto it = handlers_.find(handler);
-  if (it == handlers_.end() || it->second.retired) return;
-  it->second.retired = true;
-  retired_.push_back(handler);
+  if (fd < 0 || static_cast<std::size_t>(fd) >= handlers_.size()) return;
+  auto& slot = handlers_[static_cast<std::size_t>(fd)];
+  if (slot.get() != handler || handler->poll_retired_) return;
+  handler->poll_retired_ = true;
+  retired_.push_back(std::move(slot));
   // Outside a dispatch (a close requested by a task), destroy after the current handler.
-  boost::asio::post(io_, [this] {
-    for (auto* h : retired_) handlers_.erase(h);
-    retired_.clear();
-  });
+  boost::asio::post(io_, [this] { destroy_retired(); });
 }
 
 // The handler is alive when it posts (it is the caller), possibly not adopted yet (a task posted
 // from its constructor); when the task runs, it must be adopted, not retired, and the same one.
 void EpollPoller::post_to(PollHandler* handler, std::function<void()> task) {
-  boost::asio::post(io_, [this, handler, serial = handler->poll_serial(), task = std::move(task)] {
-    auto found = handlers_.find(handler);
-    if (found == handlers_.end() || found->second.retired || found->first->poll_serial() != serial) return;
+  boost::asio::post(io_, [this, fd = handler->poll_fd_, serial = handler->poll_serial(), task = std::move(task)] {
+    if (!live(fd, serial)) return;
     task();
   });
 }
 
 void EpollPoller::post_after(PollHandler* handler, std::chrono::milliseconds delay, std::function<void()> task) {
   auto timer = std::make_shared<boost::asio::steady_timer>(io_, delay);
-  timer->async_wait([this, timer, handler, serial = handler->poll_serial(),
+  timer->async_wait([this, timer, fd = handler->poll_fd_, serial = handler->poll_serial(),
                      task = std::move(task)](const boost::system::error_code& ec) {
-    if (ec) return;
-    auto found = handlers_.find(handler);
-    if (found == handlers_.end() || found->second.retired || found->first->poll_serial() != serial) return;
+    if (ec || !live(fd, serial)) return;
     task();
   });
 }

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "broker/worker_extension.hpp"
@@ -22,15 +21,19 @@ class Broker;
 
 class PollHandler {
  public:
-  PollHandler();
+  // `fd`: the descriptor it will be adopted with.
+  explicit PollHandler(int fd);
   virtual ~PollHandler() = default;
-  // Never reused in the process: tells a handler apart from a later one at the same address.
+  // Never reused in the process: tells a handler apart from a later one at the same descriptor.
   std::uint64_t poll_serial() const { return poll_serial_; }
   // `events` are EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits.
   virtual void on_events(std::uint32_t events) = 0;
 
  private:
+  friend class EpollPoller;
   std::uint64_t poll_serial_;
+  const int poll_fd_;
+  bool poll_retired_ = false;  // set by EpollPoller::retire
 };
 
 // One per worker, kept by the worker (WorkerExtension): created on the worker's thread on first
@@ -67,12 +70,14 @@ class EpollPoller final : public WorkerExtension {
   int epoll_fd_;
   struct Waiter;
   std::unique_ptr<Waiter> waiter_;
-  struct Adopted {
-    std::unique_ptr<PollHandler> handler;
-    bool retired = false;
-  };
-  std::unordered_map<PollHandler*, Adopted> handlers_;
-  std::vector<PollHandler*> retired_;
+  // The handler still adopted and not retired that `serial` names, at `fd`; null if none.
+  PollHandler* live(int fd, std::uint64_t serial) const;
+  void destroy_retired();
+
+  // Adopted handlers by file descriptor: descriptors are small and dense, so a slot per
+  // descriptor costs less than a hash-table node per connection, and finds one in O(1).
+  std::vector<std::unique_ptr<PollHandler>> handlers_;
+  std::vector<std::unique_ptr<PollHandler>> retired_;  // destroyed after the current batch
 };
 
 }  // namespace mqttd

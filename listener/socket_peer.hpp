@@ -32,7 +32,7 @@ constexpr std::chrono::milliseconds kLingerTime{2000};
 // writing; this class calls back into it through the hooks below, on close paths only.
 class LingeringSocket : public PollHandler {
  protected:
-  LingeringSocket(EpollPoller& poller, int fd) : poller_(poller), fd_(fd) {}
+  LingeringSocket(EpollPoller& poller, int fd) : PollHandler(fd), poller_(poller), fd_(fd) {}
 
   // Writes what the connection has queued: sets write_blocked_ when the socket is full, closes
   // (finish_close) when the connection failed.
