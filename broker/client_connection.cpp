@@ -352,12 +352,7 @@ void ClientConnection::pump_queue() {
   if (sender_.pump(*session_)) request_flush();
 }
 
-void ClientConnection::on_output_drained() {
-  pump_queue();
-  // Buffers kept for the next burst are freed if none comes soon (tick()).
-  if (state_ == State::Connected && sender_.output().holds_memory())
-    host_.schedule_check(*this, host_.now() + kOutputRelease);
-}
+void ClientConnection::on_output_drained() { pump_queue(); }
 
 // ---------------------------------------------------------------- closing
 
@@ -469,9 +464,6 @@ Clock::time_point ClientConnection::tick() {
     disconnect(Reason::KeepAliveTimeout, "keep alive timeout");
     return Clock::time_point::max();
   }
-  // Nothing pending at a check: the output's buffers go (an idle client holds none); a busy
-  // connection is checked about once a second and allocates them again at its next write.
-  sender_.output().release_memory();
   return next_deadline(now);
 }
 
@@ -488,7 +480,6 @@ Clock::time_point ClientConnection::next_deadline(Clock::time_point now) const {
     next = connect_phase_->opened_at + host_.settings().connect_timeout + std::chrono::nanoseconds(1);
   if (state_ == State::Connected && keep_alive_ != 0)
     next = std::min(next, keep_alive_deadline() + std::chrono::nanoseconds(1));
-  if (state_ == State::Connected && sender_.output().holds_memory()) next = std::min(next, now + kOutputRelease);
   if (credentials_expire_ != std::chrono::system_clock::time_point::max()) {
     auto left = credentials_expire_ - host_.wall_now();
     next = std::min(next, now + std::chrono::duration_cast<Clock::duration>(std::max(left, decltype(left)::zero())));

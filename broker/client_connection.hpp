@@ -96,9 +96,6 @@ class ClientConnection {
   bool flush_scheduled = false;  // in the worker's list of connections to flush
 
  private:
-  // How long output buffers are kept after the output drained, for the next burst.
-  static constexpr auto kOutputRelease = std::chrono::seconds(1);
-
   enum class State : std::uint8_t { AwaitingConnect, Attaching, Connected, Closing };
 
   // Handles the whole packets at the front of `data`, which is left with what remains.

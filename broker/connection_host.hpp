@@ -20,6 +20,7 @@
 #include "authn/authenticator.hpp"
 #include "broker/limits.hpp"
 #include "broker/message.hpp"
+#include "broker/output_queue.hpp"
 #include "broker/port_security.hpp"
 #include "broker/settings.hpp"
 #include "broker/subscription_index.hpp"
@@ -109,6 +110,8 @@ class ConnectionHost {
   }
   // Where a connection with no partial packet reads (so an idle connection holds no buffer).
   std::span<std::byte> shared_read_buffer() { return read_buffer_; }
+  // Where output queues take buffers when they write and give them back when drained.
+  OutputBufferPool& output_buffers() { return output_buffers_; }
 
   Counter messages_received;
   Counter messages_sent;
@@ -173,6 +176,7 @@ class ConnectionHost {
   codec::DecodeScratch scratch_;
   codec::Buffer encode_scratch_;
   std::vector<std::byte> read_buffer_;
+  OutputBufferPool output_buffers_;
 };
 
 }  // namespace mqttd

@@ -9,7 +9,7 @@
 
 namespace mqttd {
 
-OutboundSender::OutboundSender(ConnectionHost& host) : host_(host) {}
+OutboundSender::OutboundSender(ConnectionHost& host) : host_(host), output_(&host.output_buffers()) {}
 
 OutboundSender::~OutboundSender() = default;
 

@@ -2,6 +2,38 @@
 
 namespace mqttd {
 
+namespace {
+// Buffers grown past these by a burst are freed rather than kept.
+constexpr std::size_t kKeepOwnBytes = 64 * 1024;
+constexpr std::size_t kKeepSegments = 256;
+}  // namespace
+
+std::unique_ptr<OutputQueue::Buffers> OutputBufferPool::take() {
+  if (kept_.empty()) return std::make_unique<OutputQueue::Buffers>();
+  auto buffers = std::move(kept_.back());
+  kept_.pop_back();
+  return buffers;
+}
+
+void OutputBufferPool::give(std::unique_ptr<OutputQueue::Buffers> buffers) {
+  if (kept_.size() >= kMaxKept || buffers->own.capacity() > kKeepOwnBytes ||
+      buffers->segments.capacity() > kKeepSegments)
+    return;
+  buffers->own.clear();
+  buffers->segments.clear();
+  buffers->head = 0;
+  kept_.push_back(std::move(buffers));
+}
+
+OutputQueue::~OutputQueue() { clear(); }
+
+std::size_t OutputQueue::buffered_bytes() const { return buffers_ ? buffers_->own.size() : 0; }
+
+OutputQueue::Buffers& OutputQueue::buffers() {
+  if (!buffers_) buffers_ = pool_ ? pool_->take() : std::make_unique<Buffers>();
+  return *buffers_;
+}
+
 std::byte* OutputQueue::append(std::size_t n) {
   Buffers& b = buffers();
   std::size_t offset = b.own.size();
@@ -90,21 +122,16 @@ void OutputQueue::compact() {
   }
 }
 
-void OutputQueue::release_memory() {
-  if (pending_ == 0) buffers_.reset();
-}
-
 void OutputQueue::clear() {
   pending_ = 0;
   if (!buffers_) return;
-  Buffers& b = *buffers_;
-  b.segments.clear();
-  b.own.clear();
-  b.head = 0;
-  // Keep the buffers for the next burst, unless a burst made them large: an idle client should
-  // not hold megabytes.
-  if (b.own.capacity() > 256 * 1024) std::vector<std::byte>().swap(b.own);
-  if (b.segments.capacity() > 4096) std::vector<Segment>().swap(b.segments);
+  // Segments hold references to messages: dropped now, not when the buffers are reused.
+  buffers_->segments.clear();
+  if (pool_) {
+    pool_->give(std::move(buffers_));
+  } else {
+    buffers_.reset();
+  }
 }
 
 }  // namespace mqttd

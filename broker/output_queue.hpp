@@ -1,6 +1,10 @@
 // The bytes waiting to be written to one client: its own control packets and PUBLISH headers in
 // one growing buffer, and large payloads by reference to the shared message, so that one
 // scatter-gather write sends everything pending without copying those payloads.
+//
+// The buffers exist only while bytes are pending: a queue that drains gives them back to its
+// worker's OutputBufferPool, and takes them from there at its next write. A busy connection
+// reuses the same buffers without allocating; an idle one holds none.
 #pragma once
 
 #include <sys/uio.h>
@@ -12,8 +16,16 @@
 
 namespace mqttd {
 
+class OutputBufferPool;
+
 class OutputQueue {
  public:
+  // `pool`: where buffers come from and go back to (null: allocated and freed each time).
+  explicit OutputQueue(OutputBufferPool* pool = nullptr) : pool_(pool) {}
+  ~OutputQueue();
+  OutputQueue(const OutputQueue&) = delete;
+  OutputQueue& operator=(const OutputQueue&) = delete;
+
   // Payloads up to this size are copied next to their header: an extra iovec costs more than
   // the copy.
   static constexpr std::size_t kInlinePayloadLimit = 512;
@@ -25,20 +37,21 @@ class OutputQueue {
   bool empty() const { return pending_ == 0; }
   std::size_t pending_bytes() const { return pending_; }
   // Bytes held in the queue's own buffer, written or not (for tests and metrics).
-  std::size_t buffered_bytes() const { return buffers_ ? buffers_->own.size() : 0; }
+  std::size_t buffered_bytes() const;
 
   // Fills up to `max` iovecs with the front of the queue; returns how many were filled.
   std::size_t gather(iovec* iov, std::size_t max) const;
   // Drops the first n bytes, which have been written.
   void consume(std::size_t n);
+  // Drops everything pending and gives the buffers back.
   void clear();
-  // Whether the queue keeps buffers (it does between bursts, so that a busy connection does not
-  // allocate per write); release_memory() frees them when nothing is pending, for a connection
-  // gone idle.
+  // Whether the queue holds buffers (only while bytes are pending).
   bool holds_memory() const { return buffers_ != nullptr; }
-  void release_memory();
+
+  struct Buffers;
 
  private:
+  friend class OutputBufferPool;
   void compact();
   struct Segment {
     MessageRef message;                   // set: bytes are in the message; empty: bytes are in own
@@ -46,19 +59,30 @@ class OutputQueue {
     std::size_t offset = 0;               // into own when message is empty
     std::size_t length = 0;
   };
-  // Allocated at the first write and kept between bursts until release_memory(): an idle
-  // connection's queue is two words.
-  struct Buffers {
-    std::vector<std::byte> own;
-    std::vector<Segment> segments;
-    std::size_t head = 0;  // first unsent segment (written bytes are cut off its front)
-  };
-  Buffers& buffers() {
-    if (!buffers_) buffers_ = std::make_unique<Buffers>();
-    return *buffers_;
-  }
+  Buffers& buffers();
+
+  OutputBufferPool* pool_;
   std::unique_ptr<Buffers> buffers_;
   std::size_t pending_ = 0;
+};
+
+struct OutputQueue::Buffers {
+  std::vector<std::byte> own;
+  std::vector<Segment> segments;
+  std::size_t head = 0;  // first unsent segment (written bytes are cut off its front)
+};
+
+// Drained queues' buffers, for the next queue that writes: one per worker (thread-owned). Keeps
+// at most kMaxKept of them, and none grown past a burst's size, so it holds little.
+class OutputBufferPool {
+ public:
+  static constexpr std::size_t kMaxKept = 64;
+  std::unique_ptr<OutputQueue::Buffers> take();
+  void give(std::unique_ptr<OutputQueue::Buffers> buffers);
+  std::size_t kept() const { return kept_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<OutputQueue::Buffers>> kept_;
 };
 
 }  // namespace mqttd
