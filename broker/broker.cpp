@@ -106,7 +106,7 @@ bool Broker::admit_address(const std::array<std::uint8_t, 16>& address) {
 }
 
 std::unique_ptr<ClientConnection> Broker::open_connection(std::size_t worker, Transport& transport) {
-  return std::make_unique<ClientConnection>(*workers_[worker], transport, next_connection_id());
+  return std::make_unique<ClientConnection>(*workers_[worker], transport);
 }
 
 void Broker::set_port_security(std::uint64_t endpoint_id, std::shared_ptr<const PortSecurity> security) {

@@ -20,15 +20,14 @@ bool is_v5(ProtocolVersion v) { return v == ProtocolVersion::v5; }
 
 }  // namespace
 
-ClientConnection::ClientConnection(ConnectionHost& host, Transport& transport, std::uint64_t id)
+ClientConnection::ClientConnection(ConnectionHost& host, Transport& transport)
     : host_(host),
       transport_(transport),
-      id_(id),
+      id_(host.add_connection(*this)),
       connect_phase_(std::make_unique<ConnectPhase>()),
       last_receive_(host.now()),
       sender_(host) {
   connect_phase_->opened_at = host.now();
-  host_.add_connection(*this);
   host_.schedule_check(*this, next_deadline(host_.now()));  // the CONNECT timeout
 }
 
@@ -246,8 +245,9 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
 void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Ack a;
   if (auto st = codec::decode_ack(h, body, version_, a, host_.scratch()); !st.ok()) return refuse_packet(st);
-  auto& inflight = held().inflight;
-  InflightMessage* m = inflight.find(a.packet_id);
+  // Looked up without creating the holdings: a stray acknowledgement costs an idle session nothing.
+  SessionHoldings* holdings = session_->holdings_if_any(host_.index());
+  InflightMessage* m = holdings ? holdings->inflight.find(a.packet_id) : nullptr;
   // An acknowledgement of the wrong kind for a packet id in flight (PUBACK for a QoS 2 message,
   // PUBCOMP before PUBREC, PUBREC for QoS 1): 3.1.1 has no reason codes, it is a protocol
   // violation [MQTT-4.8.0-1]; a v5 one is ignored. Unknown ids are late duplicates: ignored.
@@ -258,7 +258,7 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
     case PacketType::Puback: {
       if (!m) return;  // a late or duplicate acknowledgement
       if (m->state != InflightMessage::State::AwaitingPuback) return wrong_kind();
-      inflight.erase(a.packet_id);
+      holdings->inflight.erase(a.packet_id);
       pump_queue();
       return;
     }
@@ -273,12 +273,12 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
       } else if (m->state != InflightMessage::State::AwaitingPubrec) {
         return wrong_kind();
       } else if (static_cast<unsigned>(a.reason) >= 0x80) {
-        inflight.erase(a.packet_id);
+        holdings->inflight.erase(a.packet_id);
         pump_queue();
         return;
       } else {
         m->state = InflightMessage::State::AwaitingPubcomp;
-        inflight.release_message(a.packet_id);  // delivered; only the identifier remains
+        holdings->inflight.release_message(a.packet_id);  // delivered; only the identifier remains
       }
       write_packet([&](codec::Buffer& b) { codec::encode_ack(rel, version_, b); });
       return;
@@ -287,14 +287,14 @@ void ClientConnection::handle_ack(const codec::FixedHeader& h, codec::Bytes body
       codec::Ack comp;
       comp.type = PacketType::Pubcomp;
       comp.packet_id = a.packet_id;
-      if (held().inbound_qos2.erase(a.packet_id) == 0) comp.reason = Reason::PacketIdentifierNotFound;
+      if (!holdings || holdings->inbound_qos2.erase(a.packet_id) == 0) comp.reason = Reason::PacketIdentifierNotFound;
       write_packet([&](codec::Buffer& b) { codec::encode_ack(comp, version_, b); });
       return;
     }
     case PacketType::Pubcomp: {
       if (!m) return;
       if (m->state != InflightMessage::State::AwaitingPubcomp) return wrong_kind();
-      inflight.erase(a.packet_id);
+      holdings->inflight.erase(a.packet_id);
       pump_queue();
       return;
     }

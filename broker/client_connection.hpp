@@ -32,7 +32,8 @@ class Transport;
 
 class ClientConnection {
  public:
-  ClientConnection(ConnectionHost& host, Transport& transport, std::uint64_t id);
+  // Files itself with the host, which gives its id.
+  ClientConnection(ConnectionHost& host, Transport& transport);
   ~ClientConnection();
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;

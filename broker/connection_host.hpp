@@ -118,7 +118,8 @@ class ConnectionHost {
   Counter messages_dropped;
 
   // --- connections ---
-  virtual void add_connection(ClientConnection& c) = 0;
+  // Files a new connection and returns its id (unique in the process; find_connection() takes it).
+  virtual std::uint64_t add_connection(ClientConnection& c) = 0;
   virtual void remove_connection(ClientConnection& c) = 0;
   // A connection of this host, by id; null once it closed. Deferred answers (authentication,
   // SUBACK after a subscription change) find their connection this way, never by a pointer.

@@ -120,9 +120,11 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
   std::vector<Reason> reasons;
   std::vector<IndexChange> changes;
   const auto& settings = host_.settings();
+  // Looked up without creating the holdings: unsubscribing from nothing costs an idle session nothing.
+  SessionHoldings* holdings = session_->holdings_if_any(host_.index());
   for (auto filter : u.filters) {
-    auto it = held().subscriptions.find(filter);
-    if (it == held().subscriptions.end()) {
+    auto it = holdings ? holdings->subscriptions.find(filter) : decltype(holdings->subscriptions)::iterator{};
+    if (!holdings || it == holdings->subscriptions.end()) {
       // Not subscribed: a filter deeper than the bound never could be, so it is invalid.
       if (codec::more_levels_than(filter, settings.max_topic_levels)) {
         host_.limit_reached(Limit::TopicLevels, client_id(), "UNSUBSCRIBE filter");
@@ -132,7 +134,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
       reasons.push_back(Reason::NoSubscriptionExisted);
       continue;
     }
-    held().subscriptions.erase(it);
+    holdings->subscriptions.erase(it);
     changes.push_back(IndexChange::removal(filter));
     reasons.push_back(Reason::Success);
   }

@@ -10,8 +10,13 @@ namespace {
 constexpr std::size_t kMinReadChunk = 16 * 1024;
 }  // namespace
 
-void PacketFramer::reserve(std::size_t capacity) {
-  if (capacity <= capacity_) return;
+void PacketFramer::reserve(std::size_t wanted) {
+  if (wanted <= capacity_) return;
+  // Geometric growth, so that assembling a packet read in small pieces (a WebSocket frame's 4 KiB,
+  // a TLS record of 1 byte) copies each byte a bounded number of times, not once per read. Never
+  // past the packet's announced size once that is known.
+  std::size_t capacity = std::max<std::size_t>(wanted, std::size_t{capacity_} * 2);
+  if (needed_ >= wanted) capacity = std::min<std::size_t>(capacity, needed_);
   auto grown = std::make_unique_for_overwrite<std::byte[]>(capacity);
   if (size_) std::memcpy(grown.get(), buffer_.get(), size_);
   buffer_ = std::move(grown);

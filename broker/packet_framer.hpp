@@ -28,13 +28,14 @@ class PacketFramer {
   // The bytes kept (processing was paused, or a packet is incomplete).
   codec::Bytes pending() const { return {buffer_.get(), size_}; }
   bool has_pending() const { return size_ != 0; }
+  std::size_t capacity() const { return capacity_; }
   // The size of the packet being assembled, once its fixed header is known (0: not known), so
   // that the buffer grows toward it.
   void expect(std::size_t total) { needed_ = static_cast<std::uint32_t>(total); }
 
  private:
-  // Grows the buffer to at least `capacity` bytes, keeping what it holds.
-  void reserve(std::size_t capacity);
+  // Grows the buffer to at least `wanted` bytes, keeping what it holds.
+  void reserve(std::size_t wanted);
   bool holds(codec::Bytes data) const {
     return data.data() >= buffer_.get() && data.data() < buffer_.get() + capacity_;
   }

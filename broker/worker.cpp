@@ -45,7 +45,7 @@ void Worker::join() {
 
 // ---------------------------------------------------------------- connections
 
-void Worker::add_connection(ClientConnection& c) { connections_.emplace(c.id(), &c); }
+std::uint64_t Worker::add_connection(ClientConnection& c) { return connections_.add(c, broker_.next_connection_id()); }
 
 void Worker::schedule_check(ClientConnection& c, Clock::time_point when) {
   if (when == Clock::time_point::max()) return;
@@ -61,13 +61,12 @@ void Worker::schedule_check(ClientConnection& c, Clock::time_point when) {
 }
 
 void Worker::remove_connection(ClientConnection& c) {
-  connections_.erase(c.id());
+  connections_.remove(c.id());
   if (c.flush_scheduled) std::erase(to_flush_, &c);
 }
 
 ClientConnection* Worker::find_connection(std::uint64_t id) {
-  auto it = connections_.find(id);
-  return it == connections_.end() ? nullptr : it->second;
+  return connections_.find(id, [](const ClientConnection& c) { return c.id(); });
 }
 
 void Worker::request_flush(ClientConnection& c) {
@@ -118,7 +117,7 @@ void Worker::flush() {
 
 void Worker::shutdown_connections(std::uint64_t endpoint_id) {
   std::vector<ClientConnection*> chosen;
-  for (auto& [id, c] : connections_)
+  for (auto* c : connections_.all())
     if (endpoint_id == 0 || c->endpoint_id() == endpoint_id) chosen.push_back(c);
   auto why = endpoint_id == 0 ? "server shutting down" : "listener port closed";
   for (auto* c : chosen) c->disconnect(codec::Reason::ServerShuttingDown, why);
@@ -126,7 +125,7 @@ void Worker::shutdown_connections(std::uint64_t endpoint_id) {
 
 void Worker::reauthorize_connections(std::uint64_t endpoint_id) {
   std::vector<ClientConnection*> chosen;
-  for (auto& [id, c] : connections_)
+  for (auto* c : connections_.all())
     if (c->endpoint_id() == endpoint_id) chosen.push_back(c);
   for (auto* c : chosen) c->reauthorize();
 }

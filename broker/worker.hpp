@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "broker/connection_host.hpp"
+#include "broker/connection_table.hpp"
 #include "broker/session.hpp"
 #include "broker/subscription_index.hpp"
 #include "broker/worker_extension.hpp"
@@ -38,7 +39,7 @@ class Worker final : public ConnectionHost {
   Broker& broker() { return broker_; }
 
   // --- connections (worker thread only) ---
-  void add_connection(ClientConnection& c) override;
+  std::uint64_t add_connection(ClientConnection& c) override;
   void remove_connection(ClientConnection& c) override;
   // Connection timers (CONNECT timeout, keep alive, credential expiry) sit in a timer wheel of
   // kWheelSlots buckets, one per tick: a connection is checked when its bucket comes round (at
@@ -136,7 +137,7 @@ class Worker final : public ConnectionHost {
   std::thread thread_;
 
   SubscriptionIndex index_tree_;
-  std::unordered_map<std::uint64_t, ClientConnection*> connections_;
+  ConnectionTable connections_;
   static constexpr std::uint64_t kWheelSlots = 256;  // 64 s of 250 ms ticks
   std::vector<std::vector<std::uint64_t>> wheel_;    // connection ids; stale entries are skipped
   Clock::time_point wheel_start_;

@@ -54,7 +54,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   std::vector<Published> published;
   std::vector<MessageRef> wills;
   struct Claim {
-    ClientConnection* connection;
+    std::uint64_t connection_id;  // looked up again: the client may have left since
     std::string client_id;
     bool clean_start;
   };
@@ -88,7 +88,8 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   }
   void attach_held(std::size_t claim, bool session_present = false) {
     auto& cl = claims.at(claim);
-    cl.connection->attach(session_for(cl.client_id, !session_present), session_present);
+    if (ClientConnection* c = find_connection(cl.connection_id))
+      c->attach(session_for(cl.client_id, !session_present), session_present);
   }
   void complete_subscriptions() {
     auto done = std::move(completions_);
@@ -104,7 +105,10 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   }
 
   // --- ConnectionHost ---
-  void add_connection(ClientConnection& c) override { connections_[c.id()] = &c; }
+  std::uint64_t add_connection(ClientConnection& c) override {
+    connections_[++last_id_] = &c;
+    return last_id_;
+  }
   void remove_connection(ClientConnection& c) override {
     connections_.erase(c.id());
     checks.erase(&c);
@@ -135,7 +139,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
     return true;
   }
   void claim_session(ClientConnection& c, const std::string& client_id, bool clean_start) override {
-    claims.push_back(Claim{&c, client_id, clean_start});
+    claims.push_back(Claim{c.id(), client_id, clean_start});
     if (hold_claims) return;
     auto existing = session(client_id);
     bool present = existing && !clean_start && !existing->ended && existing->expiry_interval != 0;
@@ -182,6 +186,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   }
 
   std::map<std::uint64_t, ClientConnection*> connections_;
+  std::uint64_t last_id_ = 0;
   std::vector<ClientConnection*> to_flush_;
   std::vector<std::function<void(ConnectionHost&)>> completions_;
   std::map<std::string, SessionPtr> sessions_;
@@ -191,9 +196,8 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
 // transports do.
 class FakeClient final : public Transport {
  public:
-  FakeClient(FakeHost& host, codec::ProtocolVersion version, std::uint64_t id = next_id())
-      : host_(host), version_(version) {
-    connection_ = std::make_unique<ClientConnection>(host, *this, id);
+  FakeClient(FakeHost& host, codec::ProtocolVersion version) : host_(host), version_(version) {
+    connection_ = std::make_unique<ClientConnection>(host, *this);
   }
   ~FakeClient() override {
     if (connection_) finish_close();
@@ -269,10 +273,6 @@ class FakeClient final : public Transport {
   }
 
  private:
-  static std::uint64_t next_id() {
-    static std::uint64_t id = 0;
-    return ++id;
-  }
   FakeHost& host_;
   codec::ProtocolVersion version_;
   std::unique_ptr<ClientConnection> connection_;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "authn/password_file.hpp"
+#include "broker/packet_framer.hpp"
 #include "codec/decode.hpp"
 #include "codec/encode.hpp"
 #include "tests/support/fake_host.hpp"
@@ -445,4 +446,42 @@ TEST_CASE("fake host: a drained output gives its buffers back to the pool; a pac
   CHECK(host.published[0].message->payload().size() == 300);
   CHECK(c.written() == bytes({0x40, 0x02, 0x00, 0x09}));
   CHECK_FALSE(c.engine().peer_left_while_paused());
+}
+
+// Review finding: the framer grew its buffer to exactly what each read needed, so a large packet
+// read in small pieces (WebSocket frames of 4 KiB, TLS records of 1 byte) was copied whole at
+// every read: quadratic, about 32 GiB of copying for one 16 MiB packet. Geometric growth copies
+// each byte a bounded number of times.
+TEST_CASE("framer: a large packet read in small pieces is reallocated a logarithmic number of times",
+          "[engine][framer]") {
+  constexpr std::size_t kPacket = 4 * 1024 * 1024;
+  std::vector<std::byte> piece(4096, std::byte{0x42});
+  std::vector<std::byte> shared(64 * 1024);
+
+  PacketFramer appended;  // the WebSocket path: append()
+  std::size_t growths = 0, last = 0, fed = 0;
+  while (fed < kPacket) {
+    auto data = appended.append(Bytes(piece));
+    fed += piece.size();
+    appended.expect(kPacket);  // the fixed header announced it
+    appended.keep(data);       // incomplete: everything is kept
+    if (appended.capacity() != last) ++growths, last = appended.capacity();
+  }
+  CHECK(appended.pending().size() == kPacket);
+  CHECK(growths <= 12);
+  CHECK(appended.capacity() <= kPacket);  // never past the announced size
+
+  PacketFramer read;  // the TCP/TLS path: read_buffer() and commit_read(), 1 byte at a time
+  growths = 0, last = 0;
+  for (std::size_t i = 0; i < 256 * 1024; ++i) {
+    auto into = read.read_buffer(shared);
+    into[0] = std::byte{0x42};
+    auto data = read.commit_read(shared, 1);
+    read.expect(kPacket);
+    read.keep(data);
+    if (read.capacity() != last) ++growths, last = read.capacity();
+  }
+  CHECK(read.pending().size() == 256 * 1024);
+  CHECK(growths <= 12);
+  CHECK(read.capacity() <= 2 * 256 * 1024 + 16 * 1024);  // proportional to what arrived
 }
