@@ -352,7 +352,11 @@ void ClientConnection::pump_queue() {
   if (sender_.pump(*session_)) request_flush();
 }
 
-void ClientConnection::on_output_drained() { pump_queue(); }
+void ClientConnection::on_output_drained() {
+  pump_queue();
+  // Written: the output's buffers go back to the worker's pool (an idle client holds none).
+  sender_.output().give_buffers_to(host_.output_buffers());
+}
 
 // ---------------------------------------------------------------- closing
 
@@ -454,7 +458,8 @@ Clock::time_point ClientConnection::tick() {
     close();
     return Clock::time_point::max();
   }
-  if (state_ != State::Closing && host_.wall_now() >= credentials_expire_) {
+  if (authority_ && authority_->credentials_expire && state_ != State::Closing &&
+      host_.wall_now() >= *authority_->credentials_expire) {
     // As the source broker does: the connection is closed, with no DISCONNECT.
     log_close("client certificate expired");
     close();
@@ -480,8 +485,8 @@ Clock::time_point ClientConnection::next_deadline(Clock::time_point now) const {
     next = connect_phase_->opened_at + host_.settings().connect_timeout + std::chrono::nanoseconds(1);
   if (state_ == State::Connected && keep_alive_ != 0)
     next = std::min(next, keep_alive_deadline() + std::chrono::nanoseconds(1));
-  if (credentials_expire_ != std::chrono::system_clock::time_point::max()) {
-    auto left = credentials_expire_ - host_.wall_now();
+  if (authority_ && authority_->credentials_expire) {
+    auto left = *authority_->credentials_expire - host_.wall_now();
     next = std::min(next, now + std::chrono::duration_cast<Clock::duration>(std::max(left, decltype(left)::zero())));
   }
   return next;

@@ -67,8 +67,6 @@ class ClientConnection {
   // (Clock::time_point::max(): none).
   Clock::time_point tick();
   Clock::time_point next_deadline(Clock::time_point now) const;
-  // The worker's timer wheel: the tick at which this connection's live entry is due (0: none).
-  std::uint64_t check_tick_ = 0;
   // Server-initiated disconnect: a v5 DISCONNECT with `reason`, then close.
   void disconnect(codec::Reason reason, std::string_view why = {});
   // The port's authentication or authorization changed: keep the client if its permissions are
@@ -94,7 +92,6 @@ class ClientConnection {
   // password check is skipped and the transport closes. False when the data it sent must still
   // be processed (the transport then reads the end of the stream when input resumes).
   bool peer_left_while_paused() const { return state_ == State::Attaching && !framer_.has_pending(); }
-  bool flush_scheduled = false;  // in the worker's list of connections to flush
 
  private:
   enum class State : std::uint8_t { AwaitingConnect, Attaching, Connected, Closing };
@@ -131,7 +128,12 @@ class ClientConnection {
   SessionHoldings& held() { return session_->holdings(host_.index()); }
   void log_close(std::string_view why);
   Clock::time_point keep_alive_deadline() const;
-  WillAuthority will_authority() const { return WillAuthority{endpoint_id(), security_, principal_}; }
+  WillAuthority will_authority() const {
+    if (!authority_) return WillAuthority{endpoint_id(), nullptr, nullptr};
+    return WillAuthority{endpoint_id(), authority_->security, authority_->principal};
+  }
+  // The client's permissions (null: its port does not authorize).
+  const std::shared_ptr<const authz::Permissions>& permissions() const;
 
   template <typename Fn>
   void write_packet(Fn&& encode, std::optional<std::string_view>* drop_reason = nullptr) {
@@ -142,8 +144,6 @@ class ClientConnection {
   ConnectionHost& host_;
   Transport& transport_;
   const std::uint64_t id_;
-  State state_ = State::AwaitingConnect;
-  codec::ProtocolVersion version_ = codec::ProtocolVersion::v5;
   SessionPtr session_;
   // What only the CONNECT needs: allocated with the connection, freed once it is connected, so
   // that an idle connected client does not carry it.
@@ -161,28 +161,40 @@ class ClientConnection {
   std::unique_ptr<ConnectPhase> connect_phase_;
 
   Clock::time_point last_receive_;
-  // Security of the port at CONNECT; the principal and its permissions when the port authenticates.
-  std::shared_ptr<const PortSecurity> security_;
-  std::shared_ptr<const authz::Principal> principal_;
-  std::shared_ptr<const authz::Permissions> permissions_;
-  authz::DecisionCache publish_decisions_;
-  // When the client's credentials stop being valid (its certificate's notAfter): then it is
-  // closed. max(): they do not expire.
-  std::chrono::system_clock::time_point credentials_expire_ = std::chrono::system_clock::time_point::max();
-  std::uint16_t keep_alive_ = 0;
+  // Who the client is and what it may do, allocated only when its port authenticates (a port that
+  // admits everyone needs none of it).
+  struct Authority {
+    std::shared_ptr<const PortSecurity> security;           // the port's, at CONNECT or the last reauthorization
+    std::shared_ptr<const authz::Principal> principal;      // once authenticated
+    std::shared_ptr<const authz::Permissions> permissions;  // when the port also authorizes
+    authz::DecisionCache publish_decisions;
+    // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.
+    std::optional<std::chrono::system_clock::time_point> credentials_expire;
+  };
+  std::unique_ptr<Authority> authority_;
+  MessageRef will_;
+  std::unique_ptr<std::string[]> topic_aliases_;  // the client's, inbound; topic_alias_maximum slots
+
+  PacketFramer framer_;
+  OutboundSender sender_;
+
+  // The small fields together, so that they pack (an idle connection's size counts).
   std::uint32_t session_expiry_ = 0;
+  std::uint32_t will_delay_ = 0;
+  std::uint16_t keep_alive_ = 0;
+  State state_ = State::AwaitingConnect;
+  codec::ProtocolVersion version_ = codec::ProtocolVersion::v5;
   bool session_expiry_was_zero_ = true;
   bool clean_start_ = true;
   bool request_problem_information_ = true;
   bool will_discarded_ = false;
   bool finished_ = false;
   bool in_process_ = false;
-  MessageRef will_;
-  std::uint32_t will_delay_ = 0;
-  std::unique_ptr<std::string[]> topic_aliases_;  // the client's, inbound; topic_alias_maximum slots
 
-  PacketFramer framer_;
-  OutboundSender sender_;
+ public:
+  // The host's timer wheel: the tick at which this connection's live entry is due (0: none).
+  std::uint32_t check_tick_ = 0;
+  bool flush_scheduled = false;  // in the worker's list of connections to flush
 };
 
 }  // namespace mqttd

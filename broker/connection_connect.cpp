@@ -180,7 +180,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   session_->expiry_interval = session_expiry_;
   // Back within the will delay: no will.
   if (SessionHoldings* h = session_->holdings_if_any(host_.index())) h->pending_will = PendingWill{};
-  session_->set_permissions(permissions_);
+  session_->set_permissions(permissions());
   session_->principal_identity = connect_phase_->principal_identity;
   state_ = State::Connected;
   host_.schedule_check(*this, next_deadline(host_.now()));  // keep alive, credential expiry

@@ -10,16 +10,25 @@ namespace mqttd {
 
 using codec::Reason;
 
+namespace {
+const std::shared_ptr<const authz::Permissions> kNoPermissions;
+}  // namespace
+
+const std::shared_ptr<const authz::Permissions>& ClientConnection::permissions() const {
+  return authority_ ? authority_->permissions : kNoPermissions;
+}
+
 void ClientConnection::authenticate(const codec::Connect& c) {
-  security_ = host_.port_security(endpoint_id());
-  if (!security_ || !security_->authenticator)
-    return host_.claim_session(*this, connect_phase_->client_id, clean_start_);
+  auto security = host_.port_security(endpoint_id());
+  if (!security || !security->authenticator) return host_.claim_session(*this, connect_phase_->client_id, clean_start_);
+  authority_ = std::make_unique<Authority>();
+  authority_->security = std::move(security);
   authn::Credentials credentials;
   credentials.client_id = connect_phase_->client_id;
   credentials.username = c.username;
   if (c.password) credentials.password = codec::as_string(*c.password);
   credentials.certificate = transport_.peer_certificate();
-  auto authenticator = security_->authenticator;
+  auto authenticator = authority_->security->authenticator;
   if (!authenticator->may_be_slow(credentials)) return on_authenticated(authenticator->authenticate(credentials));
 
   // A password check costs a scrypt: the host runs it elsewhere, with copies of the credentials
@@ -47,8 +56,11 @@ void ClientConnection::on_authenticated(authn::Result result) {
     return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
                           bad_password ? "bad user name or password" : "not authorized");
   }
-  credentials_expire_ = result.expires.value_or(std::chrono::system_clock::time_point::max());
-  principal_ = std::make_shared<const authz::Principal>(std::move(result.principal));
+  Authority& authority = *authority_;  // made by authenticate(), which alone leads here
+  authority.credentials_expire = result.expires;
+  authority.principal = std::make_shared<const authz::Principal>(std::move(result.principal));
+  const authz::Principal& principal = *authority.principal;
+  const PortSecurity& security = *authority.security;
   const authn::PeerCertificate* certificate = transport_.peer_certificate();
   // Length-prefixed fields, so that no choice of username or subject can imitate another
   // identity; the BrokerAuthentication's name, so that another resource's user of the same name
@@ -57,71 +69,72 @@ void ClientConnection::on_authenticated(authn::Result result) {
   std::string& identity = connect_phase_->principal_identity;
   identity.clear();
   auto field = [&identity](std::string_view v) { identity += fmt::format("{}:{};", v.size(), v); };
-  field(security_->authenticator->resource().name);
+  field(security.authenticator->resource().name);
   field(result.method);
-  field(principal_->username.value_or(""));
+  field(principal.username.value_or(""));
   if (certificate)
     for (const auto& subject : certificate->subjects) field(subject);
-  if (security_->policy) {
-    permissions_ = security_->policy->bind(*principal_);
-    if (!permissions_->may_connect()) {
+  if (security.policy) {
+    authority.permissions = security.policy->bind(principal);
+    if (!authority.permissions->may_connect()) {
       spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
-                   principal_->username.value_or(""), security_->policy->name());
+                   principal.username.value_or(""), security.policy->name());
       return refuse_connect(Reason::NotAuthorized, "not authorized to connect");
     }
-    if (will_ && !permissions_->may_publish(will_->topic())) {
+    if (will_ && !authority.permissions->may_publish(will_->topic())) {
       spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"", client_id,
                    transport_.peer());
       return refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
     }
   }
   spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
-                transport_.peer(), result.method, principal_->username.value_or(""), principal_->attributes.size());
+                transport_.peer(), result.method, principal.username.value_or(""), principal.attributes.size());
   host_.claim_session(*this, connect_phase_->client_id, clean_start_);
 }
 
 bool ClientConnection::may_publish(std::string_view topic) {
-  if (!permissions_) return true;
-  if (!permissions_->cache_decisions()) return permissions_->may_publish(topic);
-  if (auto known = publish_decisions_.find(*permissions_, topic)) return *known;
-  bool allowed = permissions_->may_publish(topic);
-  publish_decisions_.store(*permissions_, topic, allowed);
+  if (!authority_ || !authority_->permissions) return true;
+  const authz::Permissions& permissions = *authority_->permissions;
+  if (!permissions.cache_decisions()) return permissions.may_publish(topic);
+  if (auto known = authority_->publish_decisions.find(permissions, topic)) return *known;
+  bool allowed = permissions.may_publish(topic);
+  authority_->publish_decisions.store(permissions, topic, allowed);
   return allowed;
 }
 
 void ClientConnection::reauthorize() {
   if (state_ == State::Closing) return;
   auto next = host_.port_security(endpoint_id());
-  if (!principal_) {
-    // Admitted while the port did not authenticate, or still being authenticated under the old
-    // settings (admit() will use those): it may stay only if the port still admits everyone.
-    bool was_open = !security_ || !security_->authenticator;
-    bool now_open = !next || !next->authenticator;
-    if (was_open && now_open) {
-      security_ = std::move(next);
-      return;
-    }
+  bool now_open = !next || !next->authenticator;
+  if (!authority_ || !authority_->principal) {
+    // Admitted while the port did not authenticate (no authority), or still being authenticated
+    // under the old settings (on_authenticated() will use those): it may stay only if the port
+    // admitted everyone and still does.
+    if (!authority_ && now_open) return;
     return disconnect(Reason::AdministrativeAction, "authentication settings changed");
   }
+  Authority& authority = *authority_;
   // The same BrokerAuthentication (a reloaded password file is the same resource): the client
   // authenticated as it would now.
-  bool authenticator_same = next && next->authenticator && security_ && security_->authenticator &&
-                            next->authenticator->resource() == security_->authenticator->resource();
+  bool authenticator_same =
+      !now_open && next->authenticator->resource() == authority.security->authenticator->resource();
   if (!authenticator_same) {
     disconnect(Reason::AdministrativeAction, "authentication settings changed");
     return;
   }
-  std::shared_ptr<const authz::Permissions> permissions = next->policy ? next->policy->bind(*principal_) : nullptr;
-  bool same = (!permissions && !permissions_) || (permissions && permissions_ && *permissions == *permissions_);
+  std::shared_ptr<const authz::Permissions> permissions =
+      next->policy ? next->policy->bind(*authority.principal) : nullptr;
+  bool same = (!permissions && !authority.permissions) ||
+              (permissions && authority.permissions && *permissions == *authority.permissions);
   if (!same) {
     spdlog::info("event=permissions_changed client_id={} peer={}", client_id(), transport_.peer());
     disconnect(Reason::AdministrativeAction, "authorization policy changed");
     return;
   }
-  security_ = std::move(next);
-  permissions_ = std::move(permissions);
-  publish_decisions_.clear();
-  if (session_) session_->set_permissions(permissions_);
+  authority.security = std::move(next);
+  authority.permissions = std::move(permissions);
+  authority.publish_decisions.clear();
+  if (session_) session_->set_permissions(authority.permissions);
 }
 
 }  // namespace mqttd

@@ -45,8 +45,8 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       continue;
     }
     if (is_shared && t.no_local) return protocol_violation(Reason::ProtocolError, "No Local on a shared subscription");
-    if (permissions_ &&
-        permissions_->subscribe_coverage(is_shared ? shared.filter : t.filter) == authz::Permissions::Coverage::None) {
+    if (permissions() &&
+        permissions()->subscribe_coverage(is_shared ? shared.filter : t.filter) == authz::Permissions::Coverage::None) {
       spdlog::debug("event=subscribe_denied client_id={} filter=\"{}\"", client_id(), t.filter);
       reasons.push_back(v5 ? Reason::NotAuthorized : Reason::UnspecifiedError);  // 0x87, or 0x80 in 3.1.1
       continue;

@@ -9,7 +9,7 @@
 
 namespace mqttd {
 
-OutboundSender::OutboundSender(ConnectionHost& host) : host_(host), output_(&host.output_buffers()) {}
+OutboundSender::OutboundSender(ConnectionHost& host) : host_(host) {}
 
 OutboundSender::~OutboundSender() = default;
 
@@ -143,6 +143,7 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
     host_.messages_dropped.increment();
     return false;
   }
+  output_.take_buffers_from(host_.output_buffers());
   codec::Writer w(output_.append(total - m.payload().size()));
   w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0)));
   w.varint(static_cast<std::uint32_t>(remaining));

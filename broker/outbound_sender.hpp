@@ -83,6 +83,7 @@ bool OutboundSender::write_packet(Fn&& encode, std::optional<std::string_view>* 
   }
   bool queued = fits(b.size());
   if (queued) {
+    output_.take_buffers_from(host_.output_buffers());
     std::memcpy(output_.append(b.size()), b.data(), b.size());
   } else {
     discarded(b);

@@ -25,13 +25,24 @@ void OutputBufferPool::give(std::unique_ptr<OutputQueue::Buffers> buffers) {
   kept_.push_back(std::move(buffers));
 }
 
-OutputQueue::~OutputQueue() { clear(); }
+OutputQueue::~OutputQueue() = default;
 
 std::size_t OutputQueue::buffered_bytes() const { return buffers_ ? buffers_->own.size() : 0; }
 
 OutputQueue::Buffers& OutputQueue::buffers() {
-  if (!buffers_) buffers_ = pool_ ? pool_->take() : std::make_unique<Buffers>();
+  if (!buffers_) buffers_ = std::make_unique<Buffers>();
   return *buffers_;
+}
+
+void OutputQueue::take_buffers_from(OutputBufferPool& pool) {
+  if (!buffers_) buffers_ = pool.take();
+}
+
+void OutputQueue::give_buffers_to(OutputBufferPool& pool) {
+  if (pending_ != 0 || !buffers_) return;
+  // Segments hold references to messages: dropped now, not when the buffers are reused.
+  buffers_->segments.clear();
+  pool.give(std::move(buffers_));
 }
 
 std::byte* OutputQueue::append(std::size_t n) {
@@ -125,13 +136,13 @@ void OutputQueue::compact() {
 void OutputQueue::clear() {
   pending_ = 0;
   if (!buffers_) return;
-  // Segments hold references to messages: dropped now, not when the buffers are reused.
-  buffers_->segments.clear();
-  if (pool_) {
-    pool_->give(std::move(buffers_));
-  } else {
-    buffers_.reset();
-  }
+  Buffers& b = *buffers_;
+  b.segments.clear();
+  b.own.clear();
+  b.head = 0;
+  // Kept, emptied, for the next burst unless a burst made them large.
+  if (b.own.capacity() > kKeepOwnBytes) std::vector<std::byte>().swap(b.own);
+  if (b.segments.capacity() > kKeepSegments) std::vector<Segment>().swap(b.segments);
 }
 
 }  // namespace mqttd

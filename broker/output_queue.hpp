@@ -2,8 +2,8 @@
 // one growing buffer, and large payloads by reference to the shared message, so that one
 // scatter-gather write sends everything pending without copying those payloads.
 //
-// The buffers exist only while bytes are pending: a queue that drains gives them back to its
-// worker's OutputBufferPool, and takes them from there at its next write. A busy connection
+// The buffers exist only while bytes are pending: the connection takes them from its worker's
+// OutputBufferPool before it writes and gives them back once they are drained. A busy connection
 // reuses the same buffers without allocating; an idle one holds none.
 #pragma once
 
@@ -20,8 +20,7 @@ class OutputBufferPool;
 
 class OutputQueue {
  public:
-  // `pool`: where buffers come from and go back to (null: allocated and freed each time).
-  explicit OutputQueue(OutputBufferPool* pool = nullptr) : pool_(pool) {}
+  OutputQueue() = default;
   ~OutputQueue();
   OutputQueue(const OutputQueue&) = delete;
   OutputQueue& operator=(const OutputQueue&) = delete;
@@ -43,10 +42,13 @@ class OutputQueue {
   std::size_t gather(iovec* iov, std::size_t max) const;
   // Drops the first n bytes, which have been written.
   void consume(std::size_t n);
-  // Drops everything pending and gives the buffers back.
+  // Drops everything pending (the buffers stay, emptied).
   void clear();
-  // Whether the queue holds buffers (only while bytes are pending).
+  // Whether the queue holds buffers. A queue without them allocates at its next write unless it
+  // takes some from a pool first; give_buffers_to() hands them back when nothing is pending.
   bool holds_memory() const { return buffers_ != nullptr; }
+  void take_buffers_from(OutputBufferPool& pool);
+  void give_buffers_to(OutputBufferPool& pool);
 
   struct Buffers;
 
@@ -61,7 +63,6 @@ class OutputQueue {
   };
   Buffers& buffers();
 
-  OutputBufferPool* pool_;
   std::unique_ptr<Buffers> buffers_;
   std::size_t pending_ = 0;
 };

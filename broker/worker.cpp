@@ -56,7 +56,7 @@ void Worker::schedule_check(ClientConnection& c, Clock::time_point when) {
   ticks = std::clamp(ticks, wheel_tick_ + 1, wheel_tick_ + kWheelSlots - 1);
   // Already filed for this tick or an earlier one still to come: that check files it again.
   if (c.check_tick_ > wheel_tick_ && c.check_tick_ <= ticks) return;
-  c.check_tick_ = ticks;
+  c.check_tick_ = static_cast<std::uint32_t>(ticks);  // 2^32 ticks of 250 ms: 34 years
   wheel_[ticks % kWheelSlots].push_back(c.id());
 }
 
