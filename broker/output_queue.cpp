@@ -8,20 +8,26 @@ constexpr std::size_t kKeepOwnBytes = 64 * 1024;
 constexpr std::size_t kKeepSegments = 256;
 }  // namespace
 
+std::size_t OutputBufferPool::capacity_of(const OutputQueue::Buffers& b) {
+  return sizeof(OutputQueue::Buffers) + b.own.capacity() + b.segments.capacity() * sizeof(b.segments[0]);
+}
+
 std::unique_ptr<OutputQueue::Buffers> OutputBufferPool::take() {
   if (kept_.empty()) return std::make_unique<OutputQueue::Buffers>();
   auto buffers = std::move(kept_.back());
   kept_.pop_back();
+  kept_bytes_ -= capacity_of(*buffers);
   return buffers;
 }
 
 void OutputBufferPool::give(std::unique_ptr<OutputQueue::Buffers> buffers) {
-  if (kept_.size() >= kMaxKept || buffers->own.capacity() > kKeepOwnBytes ||
-      buffers->segments.capacity() > kKeepSegments)
-    return;
+  if (buffers->own.capacity() > kKeepOwnBytes || buffers->segments.capacity() > kKeepSegments) return;
+  std::size_t bytes = capacity_of(*buffers);
+  if (kept_bytes_ + bytes > kMaxKeptBytes) return;
   buffers->own.clear();
   buffers->segments.clear();
   buffers->head = 0;
+  kept_bytes_ += bytes;
   kept_.push_back(std::move(buffers));
 }
 

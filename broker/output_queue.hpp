@@ -73,17 +73,23 @@ struct OutputQueue::Buffers {
   std::size_t head = 0;  // first unsent segment (written bytes are cut off its front)
 };
 
-// Drained queues' buffers, for the next queue that writes: one per worker (thread-owned). Keeps
-// at most kMaxKept of them, and none grown past a burst's size, so it holds little.
+// Drained queues' buffers, for the next queue that writes: one per worker (thread-owned). It must
+// hold as many as the connections that write in one turn of the event loop (a fan-out to 1,000
+// subscribers drains 1,000 queues per message, and each writes again at the next one), or
+// every delivery allocates; it keeps at most kMaxKeptBytes of capacity, and no buffer grown past
+// a burst's size, so an idle worker holds little.
 class OutputBufferPool {
  public:
-  static constexpr std::size_t kMaxKept = 64;
+  static constexpr std::size_t kMaxKeptBytes = 4 * 1024 * 1024;
   std::unique_ptr<OutputQueue::Buffers> take();
   void give(std::unique_ptr<OutputQueue::Buffers> buffers);
   std::size_t kept() const { return kept_.size(); }
+  std::size_t kept_bytes() const { return kept_bytes_; }
 
  private:
+  static std::size_t capacity_of(const OutputQueue::Buffers& b);
   std::vector<std::unique_ptr<OutputQueue::Buffers>> kept_;
+  std::size_t kept_bytes_ = 0;
 };
 
 }  // namespace mqttd

@@ -7,8 +7,8 @@
 namespace mqttd {
 
 void Session::set_permissions(std::shared_ptr<const authz::Permissions> p) {
-  if (p == permissions_) return;
-  permissions_ = p;
+  if (p.get() == permissions_) return;
+  permissions_ = p.get();
   shared_permissions_.store(std::move(p), std::memory_order_release);
 }
 

@@ -159,7 +159,6 @@ class Session {
   ClientConnection* connection = nullptr;
   // What its client may receive when its port authorizes (null: no authorization); checked at
   // every delivery, so a filter wider than the policy only brings what the policy allows.
-  const std::shared_ptr<const authz::Permissions>& permissions() const { return permissions_; }
   void set_permissions(std::shared_ptr<const authz::Permissions> p);
   bool may_receive(std::string_view topic);
   // Any thread: whether the session may receive `topic` as its owner last published its
@@ -179,7 +178,8 @@ class Session {
 
   std::unique_ptr<SessionHoldings> holdings_;
   authz::DecisionCache receive_decisions_;
-  std::shared_ptr<const authz::Permissions> permissions_;
+  // The owner's view of shared_permissions_, which keeps it alive (only the owner stores there).
+  const authz::Permissions* permissions_ = nullptr;
   std::atomic<std::shared_ptr<const authz::Permissions>> shared_permissions_;
 };
 

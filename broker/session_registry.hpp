@@ -5,7 +5,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "broker/session.hpp"
 
@@ -28,9 +28,17 @@ class SessionRegistry {
 
  private:
   mutable std::mutex mutex_;
-  // Keyed by a view of the session's own client id (the node holds the session, so the view
-  // lives as long as the entry): the id is not stored twice.
-  std::unordered_map<std::string_view, SessionPtr> sessions_;
+  // The sessions, hashed and compared by their own client id (looked up by a string_view): the
+  // id is not stored twice, and an entry is one pointer.
+  struct ById {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+    std::size_t operator()(const SessionPtr& s) const noexcept { return (*this)(std::string_view(s->client_id)); }
+    bool operator()(const SessionPtr& a, const SessionPtr& b) const noexcept { return a->client_id == b->client_id; }
+    bool operator()(std::string_view a, const SessionPtr& b) const noexcept { return a == b->client_id; }
+    bool operator()(const SessionPtr& a, std::string_view b) const noexcept { return a->client_id == b; }
+  };
+  std::unordered_set<SessionPtr, ById, ById> sessions_;
 };
 
 }  // namespace mqttd

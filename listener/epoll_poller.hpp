@@ -26,6 +26,7 @@ class PollHandler {
   virtual ~PollHandler() = default;
   // Never reused in the process: tells a handler apart from a later one at the same descriptor.
   std::uint64_t poll_serial() const { return poll_serial_; }
+  int poll_fd() const { return poll_fd_; }
   // `events` are EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits.
   virtual void on_events(std::uint32_t events) = 0;
 

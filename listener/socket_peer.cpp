@@ -75,7 +75,7 @@ void LingeringSocket::start_lingering() {
   if (closed_) return;
   if (!write_blocked_) shut_sending_side();
   poller_.post_after(this, kLingerTime, [this] { finish_close(); });
-  if (discard_input(fd_)) return finish_close();  // the client closed too (or the connection failed)
+  if (discard_input(fd())) return finish_close();  // the client closed too (or the connection failed)
   update_interest();
 }
 
@@ -87,7 +87,7 @@ void LingeringSocket::on_lingering_events(std::uint32_t events, bool writable) {
     if (!write_blocked_) shut_sending_side();
   }
   // Raw bytes, not packets or records: nothing the client sends now is read.
-  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && discard_input(fd_)) return finish_close();
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && discard_input(fd())) return finish_close();
   if (!closed_) update_interest();
 }
 
@@ -95,16 +95,16 @@ void LingeringSocket::shut_sending_side() {
   if (sending_shut_ || !output_empty()) return;
   sending_shut_ = true;
   send_close_notify();
-  ::shutdown(fd_, SHUT_WR);
+  ::shutdown(fd(), SHUT_WR);
 }
 
 void LingeringSocket::finish_close() {
   if (closed_) return;
   closed_ = true;
   if (!sending_shut_) send_close_notify();
-  ::shutdown(fd_, SHUT_RDWR);
-  poller_.retire(fd_, this);
-  ::close(fd_);
+  ::shutdown(fd(), SHUT_RDWR);
+  poller_.retire(fd(), this);
+  ::close(fd());
   notify_closed();
 }
 

@@ -32,7 +32,9 @@ constexpr std::chrono::milliseconds kLingerTime{2000};
 // writing; this class calls back into it through the hooks below, on close paths only.
 class LingeringSocket : public PollHandler {
  protected:
-  LingeringSocket(EpollPoller& poller, int fd) : PollHandler(fd), poller_(poller), fd_(fd) {}
+  LingeringSocket(EpollPoller& poller, int fd) : PollHandler(fd), poller_(poller) {}
+  // The socket (the descriptor the poller watches; not stored twice).
+  int fd() const { return poll_fd(); }
 
   // Writes what the connection has queued: sets write_blocked_ when the socket is full, closes
   // (finish_close) when the connection failed.
@@ -61,7 +63,6 @@ class LingeringSocket : public PollHandler {
   void finish_close();
 
   EpollPoller& poller_;
-  const int fd_;
   bool write_blocked_ = false;
   bool closing_ = false;  // the connection is ending: nothing more is read for the engine
   bool closed_ = false;   // the socket is closed

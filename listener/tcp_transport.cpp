@@ -33,15 +33,15 @@ void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64
 TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id)
     : Transport(endpoint_id), LingeringSocket(poller, fd) {
   int one = 1;
-  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  peer_address_ = peer_address(fd_);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  peer_address_ = peer_address(fd);
   connection_ = broker.open_connection(worker, *this);
 }
 
 TcpTransport::~TcpTransport() {
   if (!closed_) {
     closed_ = true;
-    ::close(fd_);
+    ::close(fd());
   }
   notify_closed();
 }
@@ -86,7 +86,7 @@ bool TcpTransport::gone_while_paused(std::uint32_t events) {
   // end of the stream would be read only when it resumes. A client that left while its password
   // is checked must be noticed now, so that its check is skipped.
   if (events & (EPOLLHUP | EPOLLERR)) return true;  // reset, or both directions closed
-  if (peer_finished_sending(fd_) && connection_->peer_left_while_paused()) return true;
+  if (peer_finished_sending(fd()) && connection_->peer_left_while_paused()) return true;
   rdhup_ignored_ = true;  // level-triggered: stop watching it, the data left is read when input resumes
   return false;
 }
@@ -99,14 +99,14 @@ void TcpTransport::update_interest() {
   if (write_blocked_) wanted |= EPOLLOUT;
   if (wanted != interest_) {
     interest_ = wanted;
-    poller_.modify(fd_, this, wanted);
+    poller_.modify(fd(), this, wanted);
   }
 }
 
 void TcpTransport::on_readable() {
   for (int i = 0; i < kReadsPerEvent && !closing_ && !connection_->reading_paused(); ++i) {
     auto buffer = connection_->read_buffer();
-    ssize_t n = ::recv(fd_, buffer.data(), buffer.size(), 0);
+    ssize_t n = ::recv(fd(), buffer.data(), buffer.size(), 0);
     if (n > 0) {
       connection_->commit_read(static_cast<std::size_t>(n));
       if (static_cast<std::size_t>(n) < buffer.size()) break;
@@ -135,7 +135,7 @@ void TcpTransport::write_pending() {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = count;
-    ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+    ssize_t n = ::sendmsg(fd(), &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {

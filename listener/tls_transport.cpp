@@ -37,10 +37,10 @@ TlsTransport::TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* 
                            std::uint64_t endpoint_id)
     : Transport(endpoint_id), LingeringSocket(poller, fd), ssl_(SSL_new(tls)) {
   int one = 1;
-  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  peer_address_ = peer_address(fd_);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  peer_address_ = peer_address(fd);
   if (ssl_) {
-    SSL_set_fd(ssl_.get(), fd_);
+    SSL_set_fd(ssl_.get(), fd);
     SSL_set_accept_state(ssl_.get());
   }
   // The connection exists from the start, so that its CONNECT timeout also bounds the handshake.
@@ -50,7 +50,7 @@ TlsTransport::TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* 
 TlsTransport::~TlsTransport() {
   if (!closed_) {
     closed_ = true;
-    ::close(fd_);
+    ::close(fd());
   }
   notify_closed();
 }
@@ -98,7 +98,7 @@ bool TlsTransport::gone_while_paused(std::uint32_t events) {
   // As TcpTransport: notice a client that left while its password is checked. A client that
   // sent close_notify before leaving is noticed only when input resumes.
   if (events & (EPOLLHUP | EPOLLERR)) return true;
-  if (!SSL_has_pending(ssl_.get()) && peer_finished_sending(fd_) && connection_->peer_left_while_paused()) return true;
+  if (!SSL_has_pending(ssl_.get()) && peer_finished_sending(fd()) && connection_->peer_left_while_paused()) return true;
   rdhup_ignored_ = true;
   return false;
 }
@@ -144,7 +144,7 @@ void TlsTransport::update_interest() {
   if (write_blocked_) wanted |= write_needs_;
   if (wanted != interest_) {
     interest_ = wanted;
-    poller_.modify(fd_, this, wanted);
+    poller_.modify(fd(), this, wanted);
   }
 }
 
