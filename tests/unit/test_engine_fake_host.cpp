@@ -2,6 +2,7 @@
 // driven by byte vectors, with no threads, no Broker and no clock but the one the test moves.
 #include <unistd.h>
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -484,4 +485,61 @@ TEST_CASE("framer: a large packet read in small pieces is reallocated a logarith
   CHECK(read.pending().size() == 256 * 1024);
   CHECK(growths <= 12);
   CHECK(read.capacity() <= 2 * 256 * 1024 + 16 * 1024);  // proportional to what arrived
+}
+
+TEST_CASE("fake host: outbound QoS 2 runs PUBLISH, PUBREC, PUBREL, PUBCOMP; in-flight bytes bound the window",
+          "[engine][host]") {
+  BrokerSettings s;
+  s.max_queued_bytes_per_session = 600;  // about two of the messages below
+  FakeHost host(s);
+  FakeClient c(host, ProtocolVersion::v5);
+  c.connect("q2");
+  c.written();
+  std::string payload(250, 'q');
+  for (int i = 0; i < 3; ++i) c.engine().send(delivery("q/2", payload, 2));
+  auto packets = c.packets();
+  // The window (Receive Maximum 65535) would allow all three; the in-flight bytes do not.
+  REQUIRE(packets.size() == 2);
+  CHECK(host.session("q2")->holdings(0).queue.size() == 1);
+
+  c.send(ack_packet(ProtocolVersion::v5, PacketType::Pubrec, 1));
+  packets = c.packets();
+  // PUBREL in its shortest form; the message is delivered (only its packet id stays in flight),
+  // so its bytes make room and the queued message goes out.
+  REQUIRE(packets.size() == 2);
+  CHECK(packets[0] == bytes({0x62, 0x02, 0x00, 0x01}));
+  CHECK(type_of(packets[1]) == PacketType::Publish);
+  CHECK(host.session("q2")->holdings(0).queue.empty());
+  c.send(ack_packet(ProtocolVersion::v5, PacketType::Pubrec, 1));
+  CHECK(c.written() == bytes({0x62, 0x02, 0x00, 0x01}));  // PUBREC again: PUBREL again, 0x00
+  c.send(ack_packet(ProtocolVersion::v5, PacketType::Pubcomp, 1));
+  CHECK(c.written().empty());
+  CHECK(host.session("q2")->holdings(0).inflight.size() == 2);      // ids 2 and 3 still in flight
+  c.send(ack_packet(ProtocolVersion::v5, PacketType::Pubcomp, 9));  // unknown id: ignored
+  CHECK(c.written().empty());
+}
+
+// Bench finding: a pool of 64 buffer sets made a fan-out to 1,000 subscribers allocate per
+// delivery (fan-out at 0.43x of the baseline). The pool holds what one loop turn's writers need.
+TEST_CASE("output buffer pool: a fan-out's worth of buffers is kept, and bounded in bytes", "[engine][output]") {
+  OutputBufferPool pool;
+  std::vector<OutputQueue> queues(1000);
+  for (auto& q : queues) {
+    q.take_buffers_from(pool);
+    std::memset(q.append(100), 0, 100);
+  }
+  for (auto& q : queues) q.clear();
+  for (auto& q : queues) q.give_buffers_to(pool);
+  CHECK(pool.kept() == 1000);  // every writer of the next turn finds its buffers here
+  for (auto& q : queues) q.take_buffers_from(pool);
+  CHECK(pool.kept() == 0);
+  for (auto& q : queues) q.give_buffers_to(pool);
+
+  // Many large buffers: the pool keeps at most kMaxKeptBytes of them.
+  std::vector<OutputQueue> big(200);
+  for (auto& q : big) std::memset(q.append(60 * 1024), 0, 60 * 1024);
+  for (auto& q : big) q.clear();
+  for (auto& q : big) q.give_buffers_to(pool);
+  CHECK(pool.kept_bytes() <= OutputBufferPool::kMaxKeptBytes);
+  CHECK(pool.kept() < 1000 + 200);
 }
