@@ -347,6 +347,14 @@ void ClientConnection::send(Delivery&& d) {
   if (sender_.send(*session_, std::move(d))) request_flush();
 }
 
+void ClientConnection::send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids) {
+  if (state_ == State::Closing) {
+    host_.messages_dropped.increment();
+    return;
+  }
+  if (sender_.send_now(message, retain, subscription_ids)) request_flush();
+}
+
 void ClientConnection::pump_queue() {
   if (!session_ || state_ != State::Connected) return;
   if (sender_.pump(*session_)) request_flush();

@@ -63,6 +63,8 @@ class ClientConnection {
 
   // --- called by the host ---
   void send(Delivery&& delivery);
+  // A QoS 0 message written now (or dropped while the output is full), without a Delivery.
+  void send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids);
   // Runs the connection's timers as of the host's now(); returns when they are next due
   // (Clock::time_point::max(): none).
   Clock::time_point tick();

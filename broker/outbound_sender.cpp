@@ -117,7 +117,20 @@ void OutboundSender::resend(Session& s) {
 }
 
 bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
-  const Message& m = *d.message;
+  return write_publish(d.message, d.qos, d.retain, d.subscription_ids, packet_id, dup);
+}
+
+bool OutboundSender::send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids) {
+  if (output_full()) {
+    host_.messages_dropped.increment();
+    return false;
+  }
+  return write_publish(message, 0, retain, subscription_ids, 0, false);
+}
+
+bool OutboundSender::write_publish(const MessageRef& message, std::uint8_t qos, bool retain,
+                                   const SubscriptionIds& subscription_ids, std::uint16_t packet_id, bool dup) {
+  const Message& m = *message;
   bool v5 = version_ == codec::ProtocolVersion::v5;
   std::size_t props = 0;
   std::uint32_t expiry = 0;
@@ -127,7 +140,7 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
       expiry = m.remaining_expiry_seconds(host_.now());
       props += 5;
     }
-    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) props += 1 + codec::varint_size(d.subscription_ids[i]);
+    for (std::size_t i = 0; i < subscription_ids.size(); ++i) props += 1 + codec::varint_size(subscription_ids[i]);
   }
   std::string_view topic = m.topic();
   OutboundAliases::Choice alias;
@@ -136,7 +149,7 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
     props += 3;
     if (alias.established) topic = {};
   }
-  std::size_t remaining = 2 + topic.size() + (d.qos ? 2 : 0) + m.payload().size() +
+  std::size_t remaining = 2 + topic.size() + (qos ? 2 : 0) + m.payload().size() +
                           (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
   std::size_t total = codec::packet_size(remaining);
   if (!fits(total) || remaining > codec::kMaxVarint) {
@@ -145,10 +158,10 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
   }
   output_.take_buffers_from(host_.output_buffers());
   codec::Writer w(output_.append(total - m.payload().size()));
-  w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (d.qos << 1) | (d.retain ? 1 : 0)));
+  w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0)));
   w.varint(static_cast<std::uint32_t>(remaining));
   w.string(topic);
-  if (d.qos) w.u16(packet_id);
+  if (qos) w.u16(packet_id);
   if (v5) {
     w.varint(static_cast<std::uint32_t>(props));
     w.raw(m.forward_properties());
@@ -161,12 +174,12 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
       w.u8(static_cast<std::uint8_t>(codec::PropertyId::MessageExpiryInterval));
       w.u32(expiry);
     }
-    for (std::size_t i = 0; i < d.subscription_ids.size(); ++i) {
+    for (std::size_t i = 0; i < subscription_ids.size(); ++i) {
       w.u8(static_cast<std::uint8_t>(codec::PropertyId::SubscriptionIdentifier));
-      w.varint(d.subscription_ids[i]);
+      w.varint(subscription_ids[i]);
     }
   }
-  output_.append_payload(d.message, m.payload());
+  output_.append_payload(message, m.payload());
   host_.messages_sent.increment();
   return true;
 }

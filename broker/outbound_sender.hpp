@@ -22,6 +22,7 @@ class OutboundAliases;
 class Session;
 struct Delivery;
 struct SessionHoldings;
+class SubscriptionIds;
 
 class OutboundSender {
  public:
@@ -49,6 +50,8 @@ class OutboundSender {
 
   // A delivery to the connected client of `s`. True if something was written.
   bool send(Session& s, Delivery&& d);
+  // A QoS 0 message, written now unless the output is full (then dropped). True if written.
+  bool send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids);
   // Sends what the session's queue holds while the window allows. True if something was written.
   bool pump(Session& s);
   // A resumed session: in-flight messages again (DUP) and PUBRELs, then the queue.
@@ -59,6 +62,8 @@ class OutboundSender {
   bool send_inflight(SessionHoldings& h, Delivery&& d);
   // False if the message exceeds the client's Maximum Packet Size (nothing is written).
   bool write_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
+  bool write_publish(const MessageRef& message, std::uint8_t qos, bool retain, const SubscriptionIds& ids,
+                     std::uint16_t packet_id, bool dup);
   bool inflight_bytes_full(const SessionHoldings& h, const Delivery& d) const;
   std::uint16_t send_window() const;
   bool fits(std::size_t size) const { return size <= maximum_packet_size_; }

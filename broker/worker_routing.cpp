@@ -133,8 +133,7 @@ std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
   std::size_t delivered = 0;
   for (std::size_t i = 0; i < matches_.size();) {
     const Match& first = matches_[i];
-    Delivery d;
-    d.message = msg;
+    Delivery d;  // its message is set only when the delivery is kept (below)
     d.qos = 0;
     std::size_t j = i;
     do {
@@ -146,7 +145,17 @@ std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
     } while (!first.group && j < matches_.size() && !matches_[j].group &&
              matches_[j].subscriber->session == first.subscriber->session);
     if (first.group) d.shared_filter = first.group->share_filter;
-    deliver(first.subscriber->session, std::move(d));
+    const SessionPtr& s = first.subscriber->session;
+    if (d.qos == 0 && !first.group && s->owner.load(std::memory_order_acquire) == index() && !s->ended &&
+        s->connection && s->connection->connected() && !msg->expired(now()) && s->may_receive(msg->topic())) {
+      // The common case, written at once without taking a reference to the message (two atomic
+      // operations per subscriber, the largest user-space cost of a fan-out): QoS 0 to a
+      // connected client of this worker. Anything else goes through deliver().
+      s->connection->send_now(msg, d.retain, d.subscription_ids);
+    } else {
+      d.message = msg;
+      deliver(s, std::move(d));
+    }
     ++delivered;
     i = j;
   }
