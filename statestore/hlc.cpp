@@ -1,0 +1,66 @@
+#include "statestore/hlc.hpp"
+
+#include <fmt/format.h>
+#include <charconv>
+#include <limits>
+
+namespace mqttd::statestore {
+
+namespace {
+
+std::optional<std::uint64_t> parse_digits(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::optional<Hlc> Hlc::parse(std::string_view text) {
+  auto first = text.find(':');
+  if (first == std::string_view::npos) return std::nullopt;
+  auto second = text.find(':', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  std::string_view ms_text = text.substr(0, first);
+  std::string_view counter_text = text.substr(first + 1, second - first - 1);
+  std::string_view node = text.substr(second + 1);
+  if (node.empty() || node.find(':') != std::string_view::npos) return std::nullopt;
+  // A fraction of a millisecond: digits '.' digits; the fraction is dropped.
+  if (auto dot = ms_text.find('.'); dot != std::string_view::npos) {
+    if (!parse_digits(ms_text.substr(dot + 1))) return std::nullopt;
+    ms_text = ms_text.substr(0, dot);
+  }
+  auto ms = parse_digits(ms_text);
+  auto counter = parse_digits(counter_text);
+  if (!ms || !counter) return std::nullopt;
+  return Hlc{*ms, *counter, std::string(node)};
+}
+
+std::string Hlc::to_string() const { return fmt::format("{:015}:{:05}:{}", ms, counter, node); }
+
+std::optional<Hlc> HlcClock::tick(std::uint64_t wall_ms, const Hlc* request) {
+  Hlc next = now_;
+  std::uint64_t other_ms = request ? request->ms : 0;
+  std::uint64_t other_counter = request ? request->counter : 0;
+  if (wall_ms > now_.ms && wall_ms > other_ms) {
+    next.ms = wall_ms;
+    next.counter = 0;
+  } else if (request && now_.ms == other_ms) {
+    if (std::max(now_.counter, other_counter) == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
+    next.counter = std::max(now_.counter, other_counter) + 1;
+  } else if (now_.ms >= other_ms) {
+    if (now_.counter == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
+    next.counter = now_.counter + 1;
+  } else {
+    if (other_counter == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
+    next.ms = other_ms;
+    next.counter = other_counter + 1;
+  }
+  if (next.ms > wall_ms + kMaxDriftMs) return std::nullopt;
+  now_ = std::move(next);
+  return now_;
+}
+
+}  // namespace mqttd::statestore

@@ -1,0 +1,54 @@
+// Hybrid logical clocks as the Azure IoT Operations SDKs write them: "<ms>:<counter>:<node>".
+// Versions of keys, request timestamps (__ts) and fencing tokens (__ft) are all HLCs.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mqttd::statestore {
+
+struct Hlc {
+  std::uint64_t ms = 0;       // wall clock, milliseconds since the Unix epoch
+  std::uint64_t counter = 0;  // orders events within one millisecond
+  std::string node;           // who issued it; never contains ':'
+
+  // Timestamp, then counter, then node id by byte order (as the SDKs compare).
+  std::strong_ordering operator<=>(const Hlc& o) const {
+    if (auto c = ms <=> o.ms; c != 0) return c;
+    if (auto c = counter <=> o.counter; c != 0) return c;
+    return node.compare(o.node) <=> 0;
+  }
+  bool operator==(const Hlc& o) const = default;
+
+  // Exactly three ':'-separated parts; padded ("001696374425000:00000:x") or not
+  // ("1696374425000:0:x"); a fractional millisecond ("253402300799998.97", .NET at extreme
+  // dates) is accepted and truncated; the node may not be empty. Anything else: nullopt.
+  static std::optional<Hlc> parse(std::string_view text);
+  // "%015d:%05d:%s", as the SDKs write.
+  std::string to_string() const;
+};
+
+// How far ahead of the broker's clock a client's timestamp may be (the SDKs' default drift).
+inline constexpr std::uint64_t kMaxDriftMs = 60'000;
+
+// The clock of one shard. update() is the SDKs' rule, so a version it returns is newer than
+// both the clock's previous value and the request's timestamp.
+class HlcClock {
+ public:
+  explicit HlcClock(std::string node) { now_.node = std::move(node); }
+
+  // The next version for an event caused by a request stamped `request` (or by nothing), at wall
+  // time `wall_ms`: the wall clock when it is ahead of both, else the later of the two with its
+  // counter + 1. Nullopt if that would be more than kMaxDriftMs ahead of the wall clock (the
+  // caller refuses such timestamps first) or the counter would overflow.
+  std::optional<Hlc> tick(std::uint64_t wall_ms, const Hlc* request = nullptr);
+  const Hlc& last() const { return now_; }
+
+ private:
+  Hlc now_;
+};
+
+}  // namespace mqttd::statestore
