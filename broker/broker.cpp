@@ -1,5 +1,7 @@
 #include "broker/broker.hpp"
 
+#include "statestore/memory_backend.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
@@ -20,10 +22,22 @@ Broker::Broker(BrokerSettings settings)
     : settings_(std::move(settings)),
       sessions_(std::make_unique<SessionRegistry>()),
       retained_(std::make_unique<RetainedStore>(settings_.max_retained_messages, settings_.max_retained_bytes)),
+      state_store_quota_(
+          std::make_unique<statestore::Quota>(settings_.state_store_max_keys, settings_.state_store_max_bytes)),
       authentication_pool_(std::make_unique<AuthenticationPool>()) {
   unsigned n = settings_.workers ? settings_.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));
   for (auto& w : workers_) w->set_worker_count(n);
+  const auto& persistence = settings_.state_store_persistence;
+  if (persistence.configured)
+    spdlog::warn(
+        "event=statestore_in_memory mode={} message=\"persistence is configured, but mqttd has no durable backend yet: "
+        "state store keys are kept in memory and do not survive a restart\"",
+        persistence.mode == StateStorePersistence::Mode::All      ? "All"
+        : persistence.mode == StateStorePersistence::Mode::Custom ? "Custom"
+                                                                  : "None");
+  spdlog::info("event=statestore_ready shards={} max_keys={} max_bytes={} backend=memory", n,
+               settings_.state_store_max_keys, settings_.state_store_max_bytes);
 }
 
 Broker::~Broker() { stop(std::chrono::milliseconds(0)); }

@@ -28,6 +28,9 @@ class Worker;
 class WorkerExtension;
 class SessionRegistry;
 class RetainedStore;
+namespace statestore {
+class Quota;
+}
 struct PortSecurity;
 class AuthenticationPool;
 
@@ -100,6 +103,8 @@ class Broker {
   Worker& worker(std::size_t i) { return *workers_[i]; }
   SessionRegistry& sessions() { return *sessions_; }
   RetainedStore& retained() { return *retained_; }
+  // The state store's key and byte bounds, shared by every worker's shard.
+  statestore::Quota& state_store_quota() { return *state_store_quota_; }
   AuthenticationPool& authentication_pool() { return *authentication_pool_; }
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   // Advanced after each subscription change is queued on every worker (Worker::change_subscriptions).
@@ -113,6 +118,7 @@ class Broker {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<RetainedStore> retained_;
+  std::unique_ptr<statestore::Quota> state_store_quota_;
   std::unique_ptr<AuthenticationPool> authentication_pool_;
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> connection_ids_{1};

@@ -7,6 +7,7 @@
 #include "broker/transport.hpp"
 #include "codec/encode.hpp"
 #include "codec/utf8.hpp"
+#include "statestore/topics.hpp"
 
 namespace mqttd {
 
@@ -192,7 +193,9 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     if (p.qos == 0) return protocol_violation(Reason::PayloadFormatInvalid, "payload is not UTF-8");
     return acknowledge(Reason::PayloadFormatInvalid);
   }
-  if (!may_publish(topic)) {
+  // Clients may not publish under the state store's notification namespace (a notification
+  // could be forged); the request topic is the state store's.
+  if (!may_publish(topic) || statestore::is_reserved_topic(topic)) {
     // v5: PUBACK/PUBREC 0x87. 3.1.1 has no way to say it: a normal acknowledgement, and the
     // message is dropped (as the source broker does). QoS 0: dropped.
     spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", client_id(), topic);
@@ -204,6 +207,13 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     if (held().inbound_qos2.contains(p.packet_id)) return acknowledge(Reason::Success);  // a resend: once only
     if (held().inbound_qos2.size() >= settings.receive_maximum)
       return protocol_violation(Reason::ReceiveMaximumExceeded, "too many unreleased QoS 2 messages");
+  }
+
+  if (topic == statestore::kRequestTopic) {
+    auto reason = handle_state_store_request(p);
+    if (!reason) return;
+    if (p.qos == 2) held().inbound_qos2.insert(p.packet_id);
+    return acknowledge(*reason);
   }
 
   // Forward the publisher's properties except the ones recomputed per receiver.
@@ -440,6 +450,7 @@ void ClientConnection::finish_close() {
     connect_phase_->authentication_abandoned->store(true, std::memory_order_release);
   host_.remove_connection(*this);
   host_.connection_closed();
+  if (watches_state_store_) host_.state_store_connection_closed(id_);
   if (!session_) return;
   if (session_->connection != this) return;
   if (will_ && !will_discarded_) {

@@ -113,6 +113,10 @@ class ClientConnection {
   // then admit() authorizes it and claims its session, or refuses it.
   void authenticate(const codec::Connect& c);
   bool may_publish(std::string_view topic);
+  // A PUBLISH to the state store's request topic (connection_state_store.cpp): checked, answered
+  // here when it cannot run, else handed to its key's shard. Returns the reason to acknowledge
+  // with; nullopt when the connection was closed (a reserved Response Topic).
+  std::optional<codec::Reason> handle_state_store_request(const codec::Publish& p);
 
   void refuse_connect(codec::Reason reason, std::string_view why);
   void refuse_oversized_connect(codec::Bytes data, std::size_t total);
@@ -192,6 +196,7 @@ class ClientConnection {
   bool will_discarded_ = false;
   bool finished_ = false;
   bool in_process_ = false;
+  bool watches_state_store_ = false;  // sent a KEYNOTIFY: its registrations end when it closes
 
  public:
   // The host's timer wheel: the tick at which this connection's live entry is due (0: none).

@@ -23,6 +23,7 @@
 #include "broker/output_queue.hpp"
 #include "broker/port_security.hpp"
 #include "broker/settings.hpp"
+#include "broker/state_store_call.hpp"
 #include "broker/subscription_index.hpp"
 #include "codec/decode.hpp"
 #include "codec/encode.hpp"
@@ -158,6 +159,14 @@ class ConnectionHost {
   virtual void publish_will(const MessageRef& will, const WillAuthority& authority) = 0;
   // The retained messages matching `filter` (not expired as of now()).
   virtual void match_retained(std::string_view filter, std::vector<MessageRef>& out) = 0;
+
+  // --- the state store ---
+  // Runs the request on the worker that owns its key (at once when that is this host), which
+  // publishes the answer.
+  virtual void state_store_request(const StateStoreCall& call) = 0;
+  // A connection that registered for key changes (KEYNOTIFY) closed: its registrations end on
+  // every shard.
+  virtual void state_store_connection_closed(std::uint64_t connection_id) = 0;
 
   // --- counting ---
   virtual void limit_reached(Limit limit, std::string_view who, std::string_view detail) = 0;

@@ -17,6 +17,7 @@ MessageRef Message::create(const MessageFields& f) {
   m->payload_size_ = static_cast<std::uint32_t>(f.payload.size());
   m->qos_ = f.qos;
   m->retain_ = f.retain;
+  m->directed_ = f.directed;
   m->expires_at_ = f.expires_at;
   m->origin_ = f.origin;
   std::byte* out = m->data();

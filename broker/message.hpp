@@ -29,6 +29,10 @@ struct MessageFields {
   Clock::time_point expires_at{};
   // The session that published it (for No Local); compared by address only, never dereferenced.
   const void* origin = nullptr;
+  // Sent to one session by the broker itself (a state store notification): never matched against
+  // subscriptions, not checked against the receiver's Subscribe permissions (the state store
+  // authorized it when the client registered), and dropped rather than queued while offline.
+  bool directed = false;
 };
 
 class Message {
@@ -41,6 +45,7 @@ class Message {
   Bytes payload() const { return {data() + topic_size_ + properties_size_, payload_size_}; }
   std::uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
+  bool directed() const { return directed_; }
   // Bytes this message holds in memory (what queue and retained-store bounds count).
   std::size_t stored_size() const { return sizeof(Message) + topic_size_ + properties_size_ + payload_size_; }
   const void* origin() const { return origin_; }
@@ -62,6 +67,7 @@ class Message {
   std::uint32_t payload_size_ = 0;
   std::uint8_t qos_ = 0;
   bool retain_ = false;
+  bool directed_ = false;
   Clock::time_point expires_at_{};
   const void* origin_ = nullptr;
 };

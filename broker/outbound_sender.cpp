@@ -85,7 +85,7 @@ bool OutboundSender::pump(Session& s) {
     Delivery d = queue.take_front();
     if (d.message->expired(host_.now())) continue;
     // Queued under the permissions the session had then; the client may have fewer now.
-    if (!s.may_receive(d.message->topic())) continue;
+    if (!d.message->directed() && !s.may_receive(d.message->topic())) continue;
     if (!send_inflight(*h, std::move(d))) break;
     wrote = true;
   }
@@ -98,7 +98,8 @@ void OutboundSender::resend(Session& s) {
   // Held under the permissions the session had when they were sent; the client may have fewer
   // now (a policy change while it was away): what it may no longer receive is dropped.
   h->inflight.for_each_in_send_order([&](InflightMessage& m) {
-    if (m.state != InflightMessage::State::AwaitingPubcomp && !s.may_receive(m.delivery.message->topic())) {
+    if (m.state != InflightMessage::State::AwaitingPubcomp && !m.delivery.message->directed() &&
+        !s.may_receive(m.delivery.message->topic())) {
       host_.messages_dropped.increment();
       h->inflight.erase(m.packet_id);
     }

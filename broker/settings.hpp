@@ -4,10 +4,30 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace mqttd {
 
 enum class QueueStrategy { None, DropOldest };
+
+// The Broker's persistence.stateStore (and persistence.dynamicSettings), carried to the state
+// store's backend. Until a durable backend exists, keys are kept in memory and the daemon says so.
+struct StateStorePersistence {
+  bool operator==(const StateStorePersistence&) const = default;
+  enum class Mode { None, All, Custom };
+  bool configured = false;  // spec.persistence is present
+  Mode mode = Mode::None;
+  struct Keys {
+    bool operator==(const Keys&) const = default;
+    std::string key_type;  // Pattern, String, Binary
+    std::vector<std::string> keys;
+  };
+  std::vector<Keys> resources;  // Custom: which keys persist
+  bool dynamic = true;          // a SET may ask with the user property below
+  std::string user_property_key = "aio-persistence";
+  std::string user_property_value = "true";
+};
 
 struct BrokerSettings {
   bool operator==(const BrokerSettings&) const = default;
@@ -50,6 +70,13 @@ struct BrokerSettings {
   // Bytes pending to one client beyond which QoS 0 messages to it are dropped and QoS 1/2
   // messages wait in its session queue.
   std::size_t max_pending_output_bytes = 1024 * 1024;
+
+  // --- The state store (docs/statestore.md): bounds over every shard, from memoryProfile (Medium
+  // by default) unless spec.advanced.stateStore (ours) sets them.
+  std::uint64_t state_store_max_keys = 1'000'000;
+  std::uint64_t state_store_max_bytes = 256ull << 20;
+  std::uint32_t state_store_max_watched_keys = 1'000;  // per connection, per shard
+  StateStorePersistence state_store_persistence;
 };
 
 }  // namespace mqttd

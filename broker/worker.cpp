@@ -10,6 +10,7 @@
 #include "broker/client_connection.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/session_registry.hpp"
+#include "broker/state_store_shard.hpp"
 #include "broker/transport.hpp"
 
 namespace mqttd {
@@ -20,7 +21,8 @@ Worker::Worker(Broker& broker, unsigned index)
       io_(1),
       ticker_(io_),
       wheel_(kWheelSlots),
-      wheel_start_(now()) {}
+      wheel_start_(now()),
+      state_store_(std::make_unique<StateStoreShard>(*this, broker.state_store_quota())) {}
 
 Worker::~Worker() { join(); }
 
@@ -175,6 +177,7 @@ void Worker::tick_at(Clock::time_point now_point, std::chrono::system_clock::tim
   // Expired retained messages leave the store (not only skipped when matched), so that they stop
   // counting against its bounds. One worker is enough: the store is shared.
   if (index() == 0) broker_.retained().purge_expired(at);
+  state_store_->expire();
   auto target = at <= wheel_start_ ? 0 : static_cast<std::uint64_t>((at - wheel_start_) / kTickInterval);
   // Every bucket from the last tick run to now (after a long stall, each bucket once).
   std::uint64_t from = std::max(wheel_tick_ + 1, target >= kWheelSlots ? target - kWheelSlots + 1 : 0);

@@ -22,6 +22,7 @@ namespace mqttd {
 
 class Broker;
 class ClientConnection;
+class StateStoreShard;
 
 class Worker final : public ConnectionHost {
  public:
@@ -95,6 +96,11 @@ class Worker final : public ConnectionHost {
   bool redistribute(const Session* leaving, Delivery& d);
   void redistribute_shared(const SessionPtr& s, bool continues);
 
+  // --- the state store (ConnectionHost) ---
+  void state_store_request(const StateStoreCall& call) override;
+  void state_store_connection_closed(std::uint64_t connection_id) override;
+  StateStoreShard& state_store() { return *state_store_; }
+
   // --- cross-thread (any thread) ---
   // Runs `task` on this worker's thread (batched with the other posts of the same turn).
   void post_task(std::function<void(Worker&)> task);
@@ -163,6 +169,8 @@ class Worker final : public ConnectionHost {
   bool inbox_wake_posted_ = false;
   std::vector<RemoteDelivery> drained_deliveries_;
   std::vector<std::function<void(Worker&)>> drained_tasks_;
+
+  std::unique_ptr<StateStoreShard> state_store_;  // the keys whose hash falls here
 
   // Last, so destroyed first: what it owns (transports and their connections) calls back into
   // this worker when it goes.

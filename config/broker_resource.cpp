@@ -60,6 +60,113 @@ void read_clients(const Context& ctx, const YAML::Node& node, BrokerSettings& s)
   }
 }
 
+void read_state_store_limits(const Context& ctx, const YAML::Node& node, BrokerSettings& s) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node, {"maxKeys", "maxBytes", "maxWatchedKeysPerClient"});
+  if (auto n = node["maxKeys"]) s.state_store_max_keys = integer(ctx.child("maxKeys"), n, 1, std::uint64_t{1} << 40);
+  if (auto n = node["maxBytes"]) s.state_store_max_bytes = integer(ctx.child("maxBytes"), n, 1, std::uint64_t{1} << 50);
+  if (auto n = node["maxWatchedKeysPerClient"])
+    s.state_store_max_watched_keys =
+        static_cast<std::uint32_t>(integer(ctx.child("maxWatchedKeysPerClient"), n, 1, 10'000'000));
+}
+
+// The dynamic opt-in ({mode: Enabled|Disabled}) of a persistence policy.
+bool read_dynamic(const Context& ctx, const YAML::Node& node) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node, {"mode"});
+  if (auto m = node["mode"]) return enumeration(ctx.child("mode"), m, {"Enabled", "Disabled"}) == "Enabled";
+  return true;
+}
+
+// A persistence policy whose mode is All|None|Custom and whose settings are checked by `settings`.
+template <typename Settings>
+std::string read_policy(const Context& ctx, const YAML::Node& node, const char* settings_field, Settings&& settings) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node, {"mode", settings_field});
+  std::string mode = "None";
+  if (auto m = node["mode"]) mode = enumeration(ctx.child("mode"), m, {"All", "None", "Custom"});
+  if (auto n = node[settings_field]) settings(ctx.child(settings_field), n);
+  return mode;
+}
+
+void read_persistence(const Context& ctx, const YAML::Node& node, Configuration& out) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node,
+                 {"maxSize", "encryption", "dynamicSettings", "persistentVolumeClaimSpec", "retain", "stateStore",
+                  "subscriberQueue"});
+  auto& p = out.broker.state_store_persistence;
+  p.configured = true;
+  if (auto n = node["maxSize"]) {
+    std::string size = text(ctx.child("maxSize"), n);
+    bool digits = size.size() >= 2 && size.find_first_not_of("0123456789") == size.size() - 1;
+    if (!digits || std::string_view("KMGTPE").find(size.back()) == std::string_view::npos)
+      ctx.child("maxSize").fail(n, "must be digits and a unit K, M, G, T, P or E (e.g. 10G)");
+  } else {
+    ctx.fail(node, "maxSize is required");
+  }
+  if (auto e = node["encryption"]) {
+    auto ectx = ctx.child("encryption");
+    expect_map(ectx, e);
+    reject_unknown(ectx, e, {"mode"});
+    if (auto m = e["mode"]) enumeration(ectx.child("mode"), m, {"Enabled", "Disabled"});
+  }
+  if (auto d = node["dynamicSettings"]) {
+    auto dctx = ctx.child("dynamicSettings");
+    expect_map(dctx, d);
+    reject_unknown(dctx, d, {"userPropertyKey", "userPropertyValue"});
+    if (auto k = d["userPropertyKey"]) p.user_property_key = text(dctx.child("userPropertyKey"), k);
+    if (auto v = d["userPropertyValue"]) p.user_property_value = text(dctx.child("userPropertyValue"), v);
+  }
+  if (auto v = node["persistentVolumeClaimSpec"]) expect_map(ctx.child("persistentVolumeClaimSpec"), v);
+  if (auto r = node["retain"]) {
+    read_policy(ctx.child("retain"), r, "retainSettings", [](const Context& c, const YAML::Node& n) {
+      expect_map(c, n);
+      reject_unknown(c, n, {"topics", "dynamic"});
+      if (auto t = n["topics"]) string_list(c.child("topics"), t);
+      if (auto d = n["dynamic"]) read_dynamic(c.child("dynamic"), d);
+    });
+  }
+  if (auto q = node["subscriberQueue"]) {
+    read_policy(ctx.child("subscriberQueue"), q, "subscriberQueueSettings", [](const Context& c, const YAML::Node& n) {
+      expect_map(c, n);
+      reject_unknown(c, n, {"subscriberClientIds", "topics", "dynamic"});
+      if (auto t = n["subscriberClientIds"]) string_list(c.child("subscriberClientIds"), t);
+      if (auto t = n["topics"]) string_list(c.child("topics"), t);
+      if (auto d = n["dynamic"]) read_dynamic(c.child("dynamic"), d);
+    });
+  }
+  if (auto ss = node["stateStore"]) {
+    std::string mode =
+        read_policy(ctx.child("stateStore"), ss, "stateStoreSettings", [&](const Context& c, const YAML::Node& n) {
+          expect_map(c, n);
+          reject_unknown(c, n, {"stateStoreResources", "dynamic"});
+          if (auto d = n["dynamic"]) p.dynamic = read_dynamic(c.child("dynamic"), d);
+          if (auto list = n["stateStoreResources"]) {
+            auto lctx = c.child("stateStoreResources");
+            expect_sequence(lctx, list);
+            for (std::size_t i = 0; i < list.size(); ++i) {
+              auto ictx = lctx.index(i);
+              expect_map(ictx, list[i]);
+              reject_unknown(ictx, list[i], {"keyType", "keys"});
+              StateStorePersistence::Keys keys;
+              keys.key_type = "Pattern";
+              if (auto t = list[i]["keyType"])
+                keys.key_type = enumeration(ictx.child("keyType"), t, {"Pattern", "String", "Binary"});
+              if (auto k = list[i]["keys"]) keys.keys = string_list(ictx.child("keys"), k);
+              p.resources.push_back(std::move(keys));
+            }
+          }
+        });
+    p.mode = mode == "All"      ? StateStorePersistence::Mode::All
+             : mode == "Custom" ? StateStorePersistence::Mode::Custom
+                                : StateStorePersistence::Mode::None;
+  }
+  out.warnings.push_back(fmt::format(
+      "{}: {}: mqttd has no durable backend yet: retained messages, sessions and state store keys are kept in "
+      "memory and do not survive a restart (the state store's settings are carried to its backend)",
+      ctx.locate(node).text(), ctx.path()));
+}
+
 void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out) {
   expect_map(ctx, spec);
   reject_unknown(ctx, spec,
@@ -68,7 +175,7 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
   if (auto adv = spec["advanced"]) {
     auto actx = ctx.child("advanced");
     expect_map(actx, adv);
-    reject_unknown(actx, adv, {"clients", "encryptInternalTraffic", "internalCerts"});
+    reject_unknown(actx, adv, {"clients", "encryptInternalTraffic", "internalCerts", "stateStore"});
     if (auto clients = adv["clients"]) read_clients(actx.child("clients"), clients, out.broker);
   }
   if (auto card = spec["cardinality"]) {
@@ -96,6 +203,15 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
   }
   if (auto profile = spec["memoryProfile"]) {
     auto p = enumeration(ctx.child("memoryProfile"), profile, {"Tiny", "Low", "Medium", "High"});
+    // The state store's quota follows the profile (docs/statestore.md "Limits").
+    out.broker.state_store_max_keys = p == "Tiny"     ? 10'000
+                                      : p == "Low"    ? 100'000
+                                      : p == "Medium" ? 1'000'000
+                                                      : 10'000'000;
+    out.broker.state_store_max_bytes = p == "Tiny"     ? 16ull << 20
+                                       : p == "Low"    ? 64ull << 20
+                                       : p == "Medium" ? 256ull << 20
+                                                       : 1ull << 30;
     // The profile's maximum message size, unless maxPacketSizeBytes says otherwise.
     if (!spec["advanced"] || !spec["advanced"]["clients"] || !spec["advanced"]["clients"]["maxPacketSizeBytes"]) {
       out.broker.max_packet_size_bytes = p == "Tiny"     ? 4u << 20
@@ -104,6 +220,10 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
                                                          : 256u << 20;
     }
   }
+  // After the profile, which it overrides.
+  if (auto adv = spec["advanced"]; adv && adv.IsMap() && adv["stateStore"])
+    read_state_store_limits(ctx.child("advanced").child("stateStore"), adv["stateStore"], out.broker);
+  if (auto persistence = spec["persistence"]) read_persistence(ctx.child("persistence"), persistence, out);
 }
 
 }  // namespace

@@ -13,13 +13,9 @@
 #include "statestore/backend.hpp"
 #include "statestore/command.hpp"
 #include "statestore/hlc.hpp"
+#include "statestore/topics.hpp"
 
 namespace mqttd::statestore {
-
-inline constexpr std::string_view kRequestTopic = "statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke";
-// Response topics may not start with this (nor equal the request topic): notifications live there.
-inline constexpr std::string_view kReservedPrefix = "clients/statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8";
-inline constexpr std::string_view kNodeId = "StateStore";
 
 // "clients/statestore/v1/<id>/<UPPERHEX(client id)>/command/notify/"; the key's hex follows.
 std::string notification_topic_prefix(std::string_view client_id);

@@ -21,8 +21,8 @@ bool read_length(std::string_view s, std::size_t& pos, std::size_t& value) {
 
 }  // namespace
 
-bool parse_request(std::string_view s, std::vector<std::string_view>& arguments) {
-  arguments.clear();
+bool parse_request(std::string_view s, Arguments& arguments) {
+  arguments.count = 0;
   std::size_t pos = 0;
   if (s.empty() || s[0] != '*') return false;
   pos = 1;
@@ -35,7 +35,7 @@ bool parse_request(std::string_view s, std::vector<std::string_view>& arguments)
     if (!read_length(s, pos, length)) return false;
     if (s.size() - pos < length + 2) return false;
     if (s[pos + length] != '\r' || s[pos + length + 1] != '\n') return false;
-    arguments.push_back(s.substr(pos, length));
+    arguments.items[arguments.count++] = s.substr(pos, length);
     pos += length + 2;
   }
   return pos == s.size();

@@ -3,8 +3,10 @@
 // beyond the caller's vectors.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,9 +17,16 @@ namespace mqttd::statestore::resp3 {
 // hostile "*1000000" costs nothing.
 inline constexpr std::size_t kMaxArguments = 8;
 
-// Parses `*<n>\r\n` followed by n `$<len>\r\n<bytes>\r\n`, exactly filling `payload`. The
-// arguments are views into `payload`. False on anything else (the answer is "syntax error").
-bool parse_request(std::string_view payload, std::vector<std::string_view>& arguments);
+// A request's arguments: views into its payload, in a fixed array (parsing allocates nothing).
+struct Arguments {
+  std::array<std::string_view, kMaxArguments> items;
+  std::size_t count = 0;
+  std::span<const std::string_view> span() const { return {items.data(), count}; }
+};
+
+// Parses `*<n>\r\n` followed by n `$<len>\r\n<bytes>\r\n`, exactly filling `payload`. False on
+// anything else (the answer is "syntax error").
+bool parse_request(std::string_view payload, Arguments& arguments);
 
 // Encoders, appending to `out`.
 void append_ok(std::string& out);                                  // +OK\r\n

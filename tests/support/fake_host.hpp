@@ -177,6 +177,15 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   }
   void limit_reached(Limit limit, std::string_view, std::string_view) override { limits.push_back(limit); }
   void count_event(SecurityEvent event) override { events.push_back(event); }
+  // The state store: what reached the shard (copied), and which connections' registrations ended.
+  void state_store_request(const StateStoreCall& call) override {
+    state_store_calls.push_back(std::make_shared<OwnedStateStoreCall>(call));
+  }
+  void state_store_connection_closed(std::uint64_t connection_id) override {
+    state_store_closed.push_back(connection_id);
+  }
+  std::vector<std::shared_ptr<OwnedStateStoreCall>> state_store_calls;
+  std::vector<std::uint64_t> state_store_closed;
 
  private:
   SessionPtr session_for(const std::string& client_id, bool fresh) {

@@ -45,7 +45,7 @@ struct Store {
   Answer run(std::string_view request, std::optional<std::string> ts = std::string("default"),
              std::optional<std::string> ft = std::nullopt) {
     if (ts && *ts == "default") ts = Hlc{wall, 0, "client"}.to_string();
-    std::vector<std::string_view> args;
+    resp3::Arguments args;
     Answer a;
     if (!resp3::parse_request(request, args)) {
       resp3::append_error(a.payload, errors::kSyntax);
@@ -53,7 +53,7 @@ struct Store {
     }
     Command c;
     std::string_view error;
-    if (!decode_command(args, c, error)) {
+    if (!decode_command(args.span(), c, error)) {
       resp3::append_error(a.payload, error);
       return a;
     }
@@ -150,17 +150,18 @@ TEST_CASE("hlc: the SDKs' update rule, always newer than both", "[statestore]") 
 }
 
 TEST_CASE("resp3: the SDKs' request encodings parse; malformed ones do not", "[statestore]") {
-  std::vector<std::string_view> args;
+  resp3::Arguments args;
   REQUIRE(resp3::parse_request("*3\r\n$3\r\nSET\r\n$7\r\ntestkey\r\n$9\r\ntestvalue\r\n", args));
-  CHECK(args == std::vector<std::string_view>{"SET", "testkey", "testvalue"});
+  CHECK(std::vector<std::string_view>(args.span().begin(), args.span().end()) ==
+        std::vector<std::string_view>{"SET", "testkey", "testvalue"});
   REQUIRE(resp3::parse_request("*6\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n$3\r\nNEX\r\n$2\r\nPX\r\n$4\r\n1000\r\n",
                                args));
-  CHECK(args.size() == 6);
+  CHECK(args.count == 6);
   REQUIRE(resp3::parse_request("*3\r\n$3\r\nSET\r\n$0\r\n\r\n$0\r\n\r\n", args));
-  CHECK(args[1].empty());
+  CHECK(args.items[1].empty());
   std::string binary("*2\r\n$3\r\nGET\r\n$3\r\n\x00\xff\r\r\n", 22);
   REQUIRE(resp3::parse_request(binary, args));
-  CHECK(args[1] == std::string_view("\x00\xff\r", 3));
+  CHECK(args.items[1] == std::string_view("\x00\xff\r", 3));
   for (std::string_view bad :
        {"", "*", "*0\r\n", "*1\r\n", "*-1\r\n", "*99999999999999999999\r\n$3\r\nGET\r\n", "*2\r\n$3\r\nGET\r\n",
         "*2\r\n$3\r\nGET\r\n$7\r\ntestkey", "*2\r\n$3\r\nGET\r\n$7\r\ntestkeyXX\r\n", "*1\r\n$3\r\nGET\r\nextra",
@@ -403,11 +404,11 @@ TEST_CASE("bounds: the key and byte quotas over shards; watched keys per connect
   ctx.client_id = "c";
   ctx.connection_id = 9;
   auto run = [&](Engine& e, std::string_view request) {
-    std::vector<std::string_view> args;
+    resp3::Arguments args;
     REQUIRE(resp3::parse_request(request, args));
     Command c;
     std::string_view error;
-    REQUIRE(decode_command(args, c, error));
+    REQUIRE(decode_command(args.span(), c, error));
     std::string out;
     e.execute(c, ctx, RequestTime{kWall, t}, out);
     return out;

@@ -1,0 +1,89 @@
+// ClientConnection: PUBLISHes to the state store's request topic (docs/statestore.md
+// "Requests"). The envelope, the RESP3 and the key's authorization are checked here, on the
+// connection's worker; what cannot run is answered from here; the rest goes to the key's shard.
+#include <spdlog/spdlog.h>
+
+#include "broker/client_connection.hpp"
+#include "broker/state_store_shard.hpp"
+#include "statestore/command.hpp"
+#include "statestore/resp3.hpp"
+#include "statestore/topics.hpp"
+
+namespace mqttd {
+
+using codec::Reason;
+
+namespace {
+
+bool is_v5(codec::ProtocolVersion v) { return v == codec::ProtocolVersion::v5; }
+
+}  // namespace
+
+std::optional<Reason> ClientConnection::handle_state_store_request(const codec::Publish& p) {
+  // 3.1.1 has no Response Topic: nothing can be answered. QoS 0: "the request fails".
+  if (!is_v5(version_) || p.qos == 0) return Reason::Success;
+  const auto& props = p.properties;
+  if (!props.response_topic || !props.correlation_data) return Reason::ImplementationSpecificError;
+  std::string_view response_topic = *props.response_topic;
+  if (response_topic == statestore::kRequestTopic || statestore::is_reserved_topic(response_topic)) {
+    spdlog::info("event=statestore_forbidden_response_topic client_id={} response_topic=\"{}\"", client_id(),
+                 response_topic);
+    protocol_violation(Reason::NotAuthorized, "state store response topic is reserved");
+    return std::nullopt;
+  }
+
+  const auto& settings = host_.settings();
+  StateStoreCall call;
+  call.payload = codec::as_string(p.payload);
+  call.response_topic = response_topic;
+  call.correlation_data = *props.correlation_data;
+  call.client_id = client_id();
+  call.connection_id = id_;
+  std::optional<std::uint32_t> expiry = props.message_expiry_interval;
+  if (settings.max_message_expiry_seconds)
+    expiry = std::min(expiry.value_or(*settings.max_message_expiry_seconds), *settings.max_message_expiry_seconds);
+  if (expiry) call.response_expires_at = host_.now() + std::chrono::seconds(*expiry);
+  const auto& persistence = settings.state_store_persistence;
+  bool asked_to_persist = false;
+  for (const auto& up : props.user_properties) {
+    if (up.key == "__ts" && !call.timestamp) {
+      call.timestamp = up.value;
+    } else if (up.key == "__ft" && !call.fencing_token) {
+      call.fencing_token = up.value;
+    } else if (up.key == persistence.user_property_key && up.value == persistence.user_property_value) {
+      asked_to_persist = true;
+    }
+  }
+
+  auto answer_here = [&](std::string_view error) {
+    std::string payload;
+    statestore::resp3::append_error(payload, error);
+    host_.publish(make_state_store_message(response_topic, payload, call.correlation_data, {}, call.response_expires_at,
+                                           false, host_.encode_scratch()),
+                  client_id());
+    return Reason::Success;
+  };
+  statestore::resp3::Arguments args;
+  if (!statestore::resp3::parse_request(call.payload, args)) return answer_here(statestore::errors::kSyntax);
+  statestore::Command command;
+  std::string_view error;
+  if (!statestore::decode_command(args.span(), command, error)) return answer_here(error);
+  if (const auto& permissions = this->permissions()) {
+    bool allowed = command.writes() ? permissions->may_write_key(command.key) : permissions->may_read_key(command.key);
+    if (!allowed) {
+      spdlog::debug("event=statestore_denied client_id={} write={}", client_id(), command.writes());
+      return answer_here(statestore::errors::kNotAuthorized);
+    }
+  }
+  call.persist = command.verb == statestore::Verb::Set &&
+                 (persistence.mode == StateStorePersistence::Mode::All || (persistence.dynamic && asked_to_persist));
+  if (command.verb == statestore::Verb::KeyNotify) {
+    call.session = session_;
+    watches_state_store_ = true;
+  }
+  call.key_hash = std::hash<std::string_view>{}(command.key);
+  host_.state_store_request(call);
+  return Reason::Success;
+}
+
+}  // namespace mqttd

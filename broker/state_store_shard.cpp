@@ -1,0 +1,143 @@
+#include "broker/state_store_shard.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "broker/session.hpp"
+#include "broker/worker.hpp"
+#include "statestore/engine.hpp"
+#include "statestore/memory_backend.hpp"
+#include "statestore/resp3.hpp"
+
+namespace mqttd {
+
+namespace {
+
+constexpr std::string_view kContentType = "application/octet-stream";
+
+std::uint64_t wall_milliseconds() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+statestore::RequestTime current_time() { return {wall_milliseconds(), Clock::now()}; }
+
+}  // namespace
+
+OwnedStateStoreCall::OwnedStateStoreCall(const StateStoreCall& call) : call_(call) {
+  arena_.reserve(call.payload.size() + call.response_topic.size() + call.correlation_data.size() +
+                 call.timestamp.value_or("").size() + call.fencing_token.value_or("").size() + call.client_id.size());
+  // The arena is sized first and never grows, so the views below stay valid.
+  auto keep = [&](std::string_view s) {
+    std::size_t at = arena_.size();
+    arena_.append(s);
+    return at;
+  };
+  std::size_t payload = keep(call.payload);
+  std::size_t topic = keep(call.response_topic);
+  std::size_t correlation =
+      keep({reinterpret_cast<const char*>(call.correlation_data.data()), call.correlation_data.size()});
+  std::size_t ts = keep(call.timestamp.value_or(""));
+  std::size_t ft = keep(call.fencing_token.value_or(""));
+  std::size_t client = keep(call.client_id);
+  std::string_view all = arena_;
+  call_.payload = all.substr(payload, call.payload.size());
+  call_.response_topic = all.substr(topic, call.response_topic.size());
+  call_.correlation_data =
+      Bytes(reinterpret_cast<const std::byte*>(arena_.data() + correlation), call.correlation_data.size());
+  if (call.timestamp) call_.timestamp = all.substr(ts, call.timestamp->size());
+  if (call.fencing_token) call_.fencing_token = all.substr(ft, call.fencing_token->size());
+  call_.client_id = all.substr(client, call.client_id.size());
+}
+
+MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
+                                    std::string_view version, Clock::time_point expires_at, bool directed,
+                                    codec::Buffer& scratch) {
+  codec::UserProperty user[3];
+  std::size_t n = 0;
+  if (!directed) {
+    user[n++] = {"__stat", "200"};
+    user[n++] = {"__protVer", "1.0"};
+  }
+  if (!version.empty()) user[n++] = {"__ts", version};
+  codec::Properties p;
+  p.content_type = kContentType;
+  if (correlation) p.correlation_data = *correlation;
+  p.user_properties = std::span<const codec::UserProperty>(user, n);
+  scratch.resize(codec::properties_size(p));
+  codec::encode_property_contents(p, scratch.data());
+  MessageFields f;
+  f.topic = topic;
+  f.payload = Bytes(reinterpret_cast<const std::byte*>(payload.data()), payload.size());
+  f.forward_properties = scratch;
+  f.qos = 1;
+  f.expires_at = expires_at;
+  f.directed = directed;
+  return Message::create(f);
+}
+
+// Sends notifications to the sessions that registered, directly (not through the index).
+class StateStoreShard::Notifier final : public statestore::NotificationSink {
+ public:
+  explicit Notifier(Worker& worker) : worker_(worker) {}
+  void notify(const statestore::Watcher& watcher, std::string_view topic, std::string_view payload,
+              const statestore::Hlc& version) override {
+    auto session = std::static_pointer_cast<Session>(watcher.subscriber);
+    if (!session) return;
+    version_text_ = version.to_string();
+    Delivery d;
+    d.message = make_state_store_message(topic, payload, std::nullopt, version_text_, {}, true, properties_);
+    d.qos = 1;
+    worker_.deliver(session, std::move(d));
+  }
+
+ private:
+  Worker& worker_;
+  std::string version_text_;
+  codec::Buffer properties_;
+};
+
+StateStoreShard::StateStoreShard(Worker& worker, statestore::Quota& quota)
+    : worker_(worker), notifier_(std::make_unique<Notifier>(worker)) {
+  statestore::Engine::Limits limits;
+  limits.max_watched_keys_per_connection = worker.settings().state_store_max_watched_keys;
+  engine_ = std::make_unique<statestore::Engine>(std::make_unique<statestore::MemoryBackend>(quota, Clock::now()),
+                                                 *notifier_, limits);
+}
+
+StateStoreShard::~StateStoreShard() = default;
+
+std::size_t StateStoreShard::keys() const { return engine_->backend().size(); }
+
+void StateStoreShard::execute(const StateStoreCall& call) {
+  statestore::resp3::Arguments args;
+  statestore::Command command;
+  std::string_view error;
+  answer_.clear();
+  std::optional<statestore::Hlc> version;
+  // The connection's worker checked both; a call is decoded again here for its views.
+  if (!statestore::resp3::parse_request(call.payload, args)) {
+    statestore::resp3::append_error(answer_, statestore::errors::kSyntax);
+  } else if (!statestore::decode_command(args.span(), command, error)) {
+    statestore::resp3::append_error(answer_, error);
+  } else {
+    statestore::RequestContext context;
+    context.timestamp = call.timestamp;
+    context.fencing_token = call.fencing_token;
+    context.persist = call.persist;
+    context.client_id = call.client_id;
+    context.connection_id = call.connection_id;
+    context.subscriber = call.session;
+    version = engine_->execute(command, context, current_time(), answer_);
+  }
+  std::string version_text = version ? version->to_string() : std::string();
+  MessageRef answer = make_state_store_message(call.response_topic, answer_, call.correlation_data, version_text,
+                                               call.response_expires_at, false, properties_);
+  worker_.publish(answer, call.client_id);
+}
+
+void StateStoreShard::expire() { engine_->expire(current_time()); }
+
+void StateStoreShard::connection_closed(std::uint64_t connection_id) { engine_->connection_closed(connection_id); }
+
+}  // namespace mqttd

@@ -1,0 +1,53 @@
+// One worker's shard of the state store: the keys whose hash falls to this worker, and the
+// protocol engine (statestore::Engine) over their in-memory backend. Used only on its worker's
+// thread: a request whose key is here runs at once, others arrive as tasks. The answer is
+// published from here (to the request's Response Topic), so nothing travels back to the
+// requester's worker.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "broker/connection_host.hpp"
+#include "broker/state_store_call.hpp"
+
+namespace mqttd {
+
+namespace statestore {
+class Engine;
+class Quota;
+}  // namespace statestore
+
+// Encodes a state store answer or notification: QoS 1, Content Type application/octet-stream,
+// the Correlation Data if any, user properties __stat=200 and __protVer=1.0 for an answer, and
+// __ts when `version` is given. A notification is `directed`: it goes to one session, never
+// through the subscription index.
+MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
+                                    std::string_view version, Clock::time_point expires_at, bool directed,
+                                    codec::Buffer& scratch);
+
+class Worker;
+
+class StateStoreShard {
+ public:
+  StateStoreShard(Worker& worker, statestore::Quota& quota);
+  ~StateStoreShard();
+
+  // Runs the request and publishes its answer from this worker.
+  void execute(const StateStoreCall& call);
+  // Expires the keys whose time ran out.
+  void expire();
+  // The connection's registrations (KEYNOTIFY) end.
+  void connection_closed(std::uint64_t connection_id);
+  std::size_t keys() const;
+
+ private:
+  class Notifier;
+  Worker& worker_;
+  std::unique_ptr<Notifier> notifier_;
+  std::unique_ptr<statestore::Engine> engine_;
+  std::string answer_;
+  codec::Buffer properties_;
+};
+
+}  // namespace mqttd
