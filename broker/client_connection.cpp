@@ -450,7 +450,7 @@ void ClientConnection::finish_close() {
     connect_phase_->authentication_abandoned->store(true, std::memory_order_release);
   host_.remove_connection(*this);
   host_.connection_closed();
-  if (watches_state_store_) host_.state_store_connection_closed(id_);
+  if (state_store_registrations_) host_.state_store_connection_closed(id_);
   if (!session_) return;
   if (session_->connection != this) return;
   if (will_ && !will_discarded_) {

@@ -79,7 +79,10 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
                  (persistence.mode == StateStorePersistence::Mode::All || (persistence.dynamic && asked_to_persist));
   if (command.verb == statestore::Verb::KeyNotify) {
     call.session = session_;
-    watches_state_store_ = true;
+    if (!state_store_registrations_)
+      state_store_registrations_ = std::make_unique<std::shared_ptr<std::atomic<std::uint32_t>>>(
+          std::make_shared<std::atomic<std::uint32_t>>(0));
+    call.registrations = *state_store_registrations_;
   }
   call.key_hash = std::hash<std::string_view>{}(command.key);
   host_.state_store_request(call);

@@ -3,6 +3,7 @@
 // crosses to another worker. Plain data; the state store itself is in statestore/.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -26,8 +27,9 @@ struct StateStoreCall {
   Clock::time_point response_expires_at{};  // the request's expiry, for the answer (epoch: none)
   bool persist = false;                     // the SET asked for durability
   std::uint64_t connection_id = 0;
-  std::shared_ptr<Session> session;  // KEYNOTIFY only: where notifications go
-  std::size_t key_hash = 0;          // which shard owns the key
+  std::shared_ptr<Session> session;                           // KEYNOTIFY only: where notifications go
+  std::shared_ptr<std::atomic<std::uint32_t>> registrations;  // KEYNOTIFY only: the connection's count
+  std::size_t key_hash = 0;                                   // which shard owns the key
 };
 
 // A copy of a call in one allocation, for a call that crosses to another worker.

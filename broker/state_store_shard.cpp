@@ -128,6 +128,7 @@ void StateStoreShard::execute(const StateStoreCall& call) {
     context.client_id = call.client_id;
     context.connection_id = call.connection_id;
     context.subscriber = call.session;
+    context.registrations = call.registrations;
     version = engine_->execute(command, context, current_time(), answer_);
   }
   std::string version_text = version ? version->to_string() : std::string();

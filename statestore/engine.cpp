@@ -182,16 +182,23 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
     }
   }
   auto& keys = keys_by_connection_[ctx.connection_id];
-  if (keys.size() >= limits_.max_watched_keys_per_connection) {
+  // The bound is per connection over every shard when the caller counts them all (relaxed: one
+  // connection's KEYNOTIFYs on two shards may pass the bound by one together).
+  bool over = ctx.registrations
+                  ? ctx.registrations->load(std::memory_order_relaxed) >= limits_.max_watched_keys_per_connection
+                  : keys.size() >= limits_.max_watched_keys_per_connection;
+  if (over) {
+    if (keys.empty()) keys_by_connection_.erase(ctx.connection_id);
     resp3::append_error(answer, errors::kQuota);
     return;
   }
+  if (ctx.registrations) ctx.registrations->fetch_add(1, std::memory_order_relaxed);
   if (it == watchers_.end()) {
     it = watchers_.emplace(std::string(c.key), std::vector<Watcher>{}).first;
     backend_->watch(c.key);
   }
-  it->second.push_back(
-      Watcher{notification_topic_prefix(ctx.client_id), std::string(ctx.client_id), ctx.connection_id, ctx.subscriber});
+  it->second.push_back(Watcher{notification_topic_prefix(ctx.client_id), std::string(ctx.client_id), ctx.connection_id,
+                               ctx.subscriber, ctx.registrations});
   keys.emplace_back(c.key);
   resp3::append_ok(answer);
 }
@@ -203,6 +210,7 @@ void Engine::remove_watcher(std::string_view key, std::string_view client_id, st
   auto w = std::find_if(list.begin(), list.end(),
                         [&](const Watcher& x) { return x.client_id == client_id && x.connection_id == connection_id; });
   if (w == list.end()) return;
+  if (w->registrations) w->registrations->fetch_sub(1, std::memory_order_relaxed);
   list.erase(w);
   if (list.empty()) {
     watchers_.erase(it);
@@ -227,7 +235,11 @@ void Engine::connection_closed(std::uint64_t connection_id) {
     auto it = watchers_.find(key);
     if (it == watchers_.end()) continue;
     auto& list = it->second;
-    std::erase_if(list, [&](const Watcher& w) { return w.connection_id == connection_id; });
+    std::erase_if(list, [&](const Watcher& w) {
+      if (w.connection_id != connection_id) return false;
+      if (w.registrations) w.registrations->fetch_sub(1, std::memory_order_relaxed);
+      return true;
+    });
     if (list.empty()) {
       watchers_.erase(it);
       backend_->unwatch(key);

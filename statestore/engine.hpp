@@ -3,6 +3,7 @@
 // the time of each request); it is used by one thread, the shard's worker.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,8 @@ struct Watcher {
   std::string client_id;
   std::uint64_t connection_id = 0;
   std::shared_ptr<void> subscriber;  // the broker's handle for the session (opaque here)
+  // The connection's registrations over every shard (what the per-connection bound counts).
+  std::shared_ptr<std::atomic<std::uint32_t>> registrations;
 };
 
 class NotificationSink {
@@ -43,6 +46,8 @@ struct RequestContext {
   std::string_view client_id;
   std::uint64_t connection_id = 0;
   std::shared_ptr<void> subscriber;  // for KEYNOTIFY
+  // KEYNOTIFY: the connection's registrations over every shard; null counts this shard's only.
+  std::shared_ptr<std::atomic<std::uint32_t>> registrations;
 };
 
 struct RequestTime {
