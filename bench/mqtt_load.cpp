@@ -1,6 +1,9 @@
 // mqtt-load: an MQTT 3.1.1/5 load generator on one thread, for thousands of connections.
-// Scenarios: pairs, fanout, fanin, shared, connections. Latency comes from a timestamp in the
-// payload; QoS >= 1 checks loss, duplicates and order with a per-publisher sequence number.
+// Scenarios: pairs, fanout, fanin, shared, flood, connections, statestore. Latency comes from a
+// timestamp in the payload; QoS >= 1 checks loss, duplicates and order with a per-publisher
+// sequence number. statestore: MQTT 5 requests to the Azure IoT Operations state store (RESP3
+// SET/GET), each client waiting for its answers on its own response topic, matched by
+// Correlation Data; latency is request to answer.
 // Prints one JSON line with the results. No MQTT client library: packets are built here.
 #include <fmt/format.h>
 
@@ -21,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -44,10 +48,51 @@ struct Options {
   int version = 4;
   int broker_pid = 0;  // connections: read the broker's memory from /proc
   std::string tls_ca;  // MQTT over TLS, trusting this CA file
+  // statestore: the share of GETs (the rest are SETs), keys key:<n> for n in [0, keys) padded
+  // with zeros to key_size bytes (16 is redis-benchmark's key:<12 digits>), values of value_size
+  // bytes, and whether every key is SET once before the measurement (so GETs hit).
+  double get_ratio = 0.5;
+  int keys = 10000;
+  int key_size = 16;
+  int value_size = 64;
+  bool prepopulate = true;
 };
 
 std::uint64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// The state store's request topic and the response topic shape of the Rust SDK.
+constexpr std::string_view kStateStoreTopic = "statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke";
+std::string state_store_response_topic(const std::string& client_id) {
+  return fmt::format("clients/{}/services/statestore/v1/FA9AE35F-2F64-47CD-9BFF-08E2B32A0FE8/command/invoke/response",
+                     client_id);
+}
+
+// Wall clock in ms for the requests' HLC (__ts), derived from the steady clock read per batch.
+std::uint64_t wall_ms_at(std::uint64_t steady_ns) {
+  static const std::int64_t steady0 = static_cast<std::int64_t>(now_ns());
+  static const std::int64_t wall0 = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+  return static_cast<std::uint64_t>(wall0 + (static_cast<std::int64_t>(steady_ns) - steady0) / 1000000);
+}
+
+int decimal_digits(std::uint64_t v) {
+  int n = 1;
+  while (v >= 10) {
+    v /= 10;
+    ++n;
+  }
+  return n;
+}
+
+// Writes v in decimal into exactly width bytes at out, zero-padded (width >= its digits).
+void put_decimal(std::uint8_t* out, int width, std::uint64_t v) {
+  for (int i = width - 1; i >= 0; --i) {
+    out[i] = static_cast<std::uint8_t>('0' + v % 10);
+    v /= 10;
+  }
 }
 
 void put_varint(std::vector<std::uint8_t>& out, std::size_t v) {
@@ -91,12 +136,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool ready = false;
   bool stall = false;  // flood: stop reading once subscribed, like a client that hangs
   bool dirty = false;  // has unsent messages; in the runner's list to flush
+  // statestore pre-population: this client SETs keys [populate_next, populate_end) once.
+  std::uint64_t populate_next = 0, populate_end = 0;
 
  private:
   void read();
   void send_connect(const std::string& client_id);
   void on_packet(std::uint8_t first, const std::uint8_t* body, std::size_t len);
   void ack(std::uint8_t first, std::uint16_t id);
+  void prepare_requests(const std::string& client_id);
+  void publish_request();
+  void on_response(const std::uint8_t* props, std::size_t props_len, const std::uint8_t* payload, std::size_t len);
+
+  // statestore: a request's fixed part (topic, packet identifier, properties), built once; each
+  // request copies it and patches the packet identifier, the Correlation Data and the __ts
+  // milliseconds at these offsets. Requests in flight are found by Correlation Data in a ring.
+  struct Request {
+    std::uint64_t seq = 0, sent_ns = 0;
+    bool get = false, pending = false;
+  };
+  std::vector<std::uint8_t> request_head_;
+  std::size_t packet_id_at_ = 0, correlation_at_ = 0, ts_at_ = 0;
+  std::vector<Request> requests_;
 
   Runner& runner_;
   tcp::socket socket_;
@@ -117,10 +178,13 @@ class Runner {
       : opt(std::move(o)),
         fanout(opt.scenario == "fanout"),
         shared(opt.scenario == "shared"),
-        flood(opt.scenario == "flood") {}
+        flood(opt.scenario == "flood"),
+        statestore(opt.scenario == "statestore"),
+        value(static_cast<std::size_t>(opt.value_size), 'x'),
+        get_hit_answer(fmt::format("${}\r\n{}\r\n", value.size(), value)) {}
   Options opt;
   // The scenario, decided once (comparing strings per message showed in the profile).
-  const bool fanout, shared, flood;
+  const bool fanout, shared, flood, statestore;
   // One clock reading per batch of reads or writes: messages written or read together share it
   // (a clock call per message cost ~7% of the generator).
   std::uint64_t batch_now = now_ns();
@@ -138,6 +202,23 @@ class Runner {
   std::uint64_t received_in_window = 0, sent_in_window = 0;
   std::vector<std::string> error_log;
 
+  // statestore: what every SET writes (redis-benchmark's -d fills with 'x' too), the answers by
+  // kind over the load (pre-population excluded), and the pre-population's progress.
+  const std::string value, get_hit_answer;
+  std::uint64_t sets = 0, gets = 0, get_hits = 0, get_misses = 0, error_replies = 0;
+  bool populating = false;
+  int populated = 0;
+  std::uint64_t populate_sets = 0;
+  double populate_seconds = 0;
+  Clock::time_point populate_start;
+  std::uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+  std::uint64_t random() {  // xorshift64*: keys and the SET/GET draw, without locks or allocation
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+  }
+
   void error(const std::string& what) {
     ++c.errors;
     if (error_log.size() < 5) error_log.push_back(what);
@@ -145,7 +226,32 @@ class Runner {
 
   void on_ready() {
     ++ready_count;
-    if (ready_count == static_cast<int>(publishers.size() + subscribers.size())) start_load();
+    if (ready_count != static_cast<int>(publishers.size() + subscribers.size())) return;
+    if (statestore && opt.prepopulate && opt.get_ratio > 0)
+      start_populate();
+    else
+      start_load();
+  }
+
+  void start_populate();
+  void on_populated() {
+    if (++populated < static_cast<int>(publishers.size())) return;
+    populating = false;
+    populate_seconds = std::chrono::duration<double>(Clock::now() - populate_start).count();
+    populate_sets = c.received;
+    start_load();
+  }
+  void watch_populate(std::shared_ptr<asio::steady_timer> t, std::uint64_t last_received,
+                      Clock::time_point last_progress) {
+    if (!populating) return;
+    auto now = Clock::now();
+    if (c.received != last_received) last_progress = now;
+    if (now - last_progress > std::chrono::seconds(5)) {
+      error("no answer from the state store for 5 s while pre-populating");
+      return io.stop();
+    }
+    t->expires_after(std::chrono::milliseconds(100));
+    t->async_wait([this, t, r = c.received, last_progress](auto) { watch_populate(t, r, last_progress); });
   }
 
   void on_message(int subscriber, const std::uint8_t* payload, std::size_t len) {
@@ -227,6 +333,7 @@ asio::io_context& Connection::io() { return runner_.io; }
 
 void Connection::start(const tcp::endpoint& ep, const std::string& client_id, std::vector<std::string> filters) {
   filters_ = std::move(filters);
+  if (runner_.statestore) prepare_requests(client_id);
   // Subscribers of a few connections read in large chunks, as a high-throughput consumer
   // would; with a thousand subscribers (fan-out) the memory would add up, so they read less.
   const auto& scenario = runner_.opt.scenario;
@@ -263,6 +370,7 @@ void Connection::send_connect(const std::string& client_id) {
 }
 
 void Connection::publish_one() {
+  if (runner_.statestore) return publish_request();
   const auto& o = runner_.opt;
   std::uint8_t flags = static_cast<std::uint8_t>(0x30 | (o.qos << 1));
   std::size_t remaining = 2 + topic.size() + (o.qos ? 2 : 0) + (o.version == 5 ? 1 : 0) + o.payload;
@@ -286,6 +394,204 @@ void Connection::publish_one() {
   ++outstanding;
   ++runner_.c.sent;
   if (runner_.measuring) ++runner_.sent_in_window;
+}
+
+void Connection::prepare_requests(const std::string& client_id) {
+  auto& h = request_head_;
+  h.clear();
+  h.push_back(static_cast<std::uint8_t>(kStateStoreTopic.size() >> 8));
+  h.push_back(static_cast<std::uint8_t>(kStateStoreTopic.size()));
+  h.insert(h.end(), kStateStoreTopic.begin(), kStateStoreTopic.end());
+  packet_id_at_ = h.size();
+  h.push_back(0);
+  h.push_back(0);
+  // The properties the SDKs send (statestore-vectors.md §1.1), less $partition and $high_priority.
+  std::vector<std::uint8_t> props{0x01, 0};          // Payload Format Indicator: bytes
+  props.insert(props.end(), {0x02, 0, 0, 0, 10});  // Message Expiry: 10 s
+  props.push_back(0x03);
+  put_string(props, "application/octet-stream");
+  props.push_back(0x08);
+  put_string(props, state_store_response_topic(client_id));
+  props.insert(props.end(), {0x09, 0, 16});  // Correlation Data: sequence number, client index
+  std::size_t correlation = props.size();
+  props.resize(props.size() + 16);
+  props.push_back(0x26);
+  put_string(props, "__srcId");
+  put_string(props, client_id);
+  props.push_back(0x26);
+  put_string(props, "__protVer");
+  put_string(props, "1.0");
+  props.push_back(0x26);  // __ts: an HLC %015d:%05d:%s (wall ms, counter 0, client id)
+  put_string(props, "__ts");
+  std::size_t ts = props.size() + 2;
+  put_string(props, fmt::format("{:015}:{:05}:{}", 0, 0, client_id));
+  put_varint(h, props.size());
+  correlation_at_ = h.size() + correlation;
+  ts_at_ = h.size() + ts;
+  h.insert(h.end(), props.begin(), props.end());
+  std::size_t ring = 64;
+  while (ring < 4 * static_cast<std::size_t>(runner_.opt.inflight)) ring *= 2;
+  requests_.assign(ring, Request{});
+}
+
+// One SET or GET, written straight into the output buffer (no allocation once it has grown).
+void Connection::publish_request() {
+  auto& r = runner_;
+  const auto& o = r.opt;
+  std::uint64_t key;
+  bool get;
+  if (r.populating) {
+    key = populate_next++;
+    get = false;
+  } else {
+    key = r.random() % static_cast<std::uint64_t>(o.keys);
+    get = static_cast<double>(r.random() >> 11) * 0x1.0p-53 < o.get_ratio;
+  }
+  int digits = std::max(o.key_size - 4, decimal_digits(key));
+  std::size_t key_len = 4 + digits, value_len = r.value.size();
+  auto bulk = [](std::size_t n) { return 1 + decimal_digits(n) + 2 + n + 2; };
+  std::size_t payload = 4 + bulk(3) + bulk(key_len) + (get ? 0 : bulk(value_len));
+  std::size_t remaining = request_head_.size() + payload;
+  out_.push_back(0x32);  // PUBLISH, QoS 1
+  put_varint(out_, remaining);
+  std::size_t at = out_.size();
+  out_.resize(at + remaining);
+  std::uint8_t* w = &out_[at];
+  std::memcpy(w, request_head_.data(), request_head_.size());
+  if (++packet_id_ == 0) packet_id_ = 1;
+  w[packet_id_at_] = static_cast<std::uint8_t>(packet_id_ >> 8);
+  w[packet_id_at_ + 1] = static_cast<std::uint8_t>(packet_id_);
+  std::uint64_t seq = next_seq++, me = index_;
+  std::memcpy(w + correlation_at_, &seq, 8);
+  std::memcpy(w + correlation_at_ + 8, &me, 8);
+  put_decimal(w + ts_at_, 15, wall_ms_at(r.batch_now));
+  w += request_head_.size();
+  auto put = [&w](const void* p, std::size_t n) {
+    std::memcpy(w, p, n);
+    w += n;
+  };
+  auto bulk_header = [&w](std::size_t n) {
+    *w++ = '$';
+    int d = decimal_digits(n);
+    put_decimal(w, d, n);
+    w += d;
+    *w++ = '\r';
+    *w++ = '\n';
+  };
+  put(get ? "*2\r\n$3\r\nGET\r\n" : "*3\r\n$3\r\nSET\r\n", 13);
+  bulk_header(key_len);
+  put("key:", 4);
+  put_decimal(w, digits, key);
+  w += digits;
+  put("\r\n", 2);
+  if (!get) {
+    bulk_header(value_len);
+    put(r.value.data(), value_len);
+    put("\r\n", 2);
+  }
+  // A request still pending in this slot was never answered: it counts as lost.
+  requests_[seq & (requests_.size() - 1)] = Request{seq, r.batch_now, get, true};
+  ++outstanding;
+  ++r.c.sent;
+  if (r.measuring) ++r.sent_in_window;
+}
+
+// An answer: find its request by Correlation Data, check __stat and the RESP3 payload, and send
+// the next request in its place.
+void Connection::on_response(const std::uint8_t* props, std::size_t props_len, const std::uint8_t* payload,
+                             std::size_t len) {
+  auto& r = runner_;
+  const std::uint8_t *correlation = nullptr, *stat = nullptr;
+  std::size_t correlation_len = 0, stat_len = 0, i = 0;
+  auto u16 = [&](std::size_t at) { return (static_cast<std::size_t>(props[at]) << 8) | props[at + 1]; };
+  while (i < props_len) {
+    std::uint8_t id = props[i++];
+    switch (id) {
+      case 0x01:  // Payload Format Indicator
+        i += 1;
+        break;
+      case 0x02:  // Message Expiry
+        i += 4;
+        break;
+      case 0x23:  // Topic Alias
+        i += 2;
+        break;
+      case 0x0B:  // Subscription Identifier
+        while (i < props_len && (props[i++] & 0x80)) {
+        }
+        break;
+      case 0x03:  // Content Type
+      case 0x08:  // Response Topic
+      case 0x09:  // Correlation Data
+        if (i + 2 > props_len) return r.error("malformed response properties");
+        if (id == 0x09) {
+          correlation = props + i + 2;
+          correlation_len = u16(i);
+        }
+        i += 2 + u16(i);
+        break;
+      case 0x26: {  // User Property
+        if (i + 2 > props_len) return r.error("malformed response properties");
+        std::size_t name_len = u16(i);
+        const std::uint8_t* name = props + i + 2;
+        i += 2 + name_len;
+        if (i + 2 > props_len) return r.error("malformed response properties");
+        if (name_len == 6 && std::memcmp(name, "__stat", 6) == 0) {
+          stat = props + i + 2;
+          stat_len = u16(i);
+        }
+        i += 2 + u16(i);
+        break;
+      }
+      default:
+        return r.error(fmt::format("unexpected property 0x{:02x} in a response", id));
+    }
+  }
+  if (i > props_len) return r.error("malformed response properties");
+  if (!correlation || correlation_len != 16) return r.error("response without 16-byte Correlation Data");
+  std::uint64_t seq, who;
+  std::memcpy(&seq, correlation, 8);
+  std::memcpy(&who, correlation + 8, 8);
+  if (who != static_cast<std::uint64_t>(index_)) return r.error("response with another client's Correlation Data");
+  auto& req = requests_[seq & (requests_.size() - 1)];
+  if (!req.pending || req.seq != seq) {
+    ++r.c.duplicates;
+    return;
+  }
+  req.pending = false;
+  ++r.c.received;
+  if (!stat || stat_len != 3 || std::memcmp(stat, "200", 3) != 0)
+    r.error(stat ? "__stat " + std::string(reinterpret_cast<const char*>(stat), stat_len) : "response without __stat");
+  std::string_view answer(reinterpret_cast<const char*>(payload), len);
+  auto quoted = [&answer](std::size_t n) { return fmt::format("{:?}", answer.substr(0, n)); };
+  if (!answer.empty() && answer[0] == '-') {
+    ++r.error_replies;
+    r.error("state store answered " + quoted(120));
+  } else if (req.get) {
+    if (answer == r.get_hit_answer)
+      ++r.get_hits;
+    else if (answer == "$-1\r\n")
+      ++r.get_misses;
+    else
+      r.error("unexpected GET answer " + quoted(40));
+  } else if (answer != "+OK\r\n") {
+    r.error("unexpected SET answer " + quoted(40));
+  }
+  if (r.populating) {
+    --outstanding;
+    if (populate_next < populate_end)
+      publish_request();  // written at the end of this read batch
+    else if (outstanding == 0)
+      r.on_populated();
+    return;
+  }
+  ++(req.get ? r.gets : r.sets);
+  if (r.measuring) {
+    ++r.received_in_window;
+    if ((r.received_in_window & 7) == 0 || r.opt.rate > 0)
+      r.c.latencies_us.push_back(static_cast<std::uint32_t>((r.batch_now - req.sent_ns) / 1000));
+  }
+  r.on_delivered(index_);
 }
 
 void Connection::flush() {
@@ -405,22 +711,32 @@ void Connection::on_packet(std::uint8_t first, const std::uint8_t* body, std::si
         id = id16(at);
         at += 2;
       }
+      std::size_t plen = 0, props_at = at;
       if (o.version == 5) {
-        std::size_t plen = 0, shift = 0;
+        std::size_t shift = 0;
         while (true) {
           std::uint8_t b = body[at++];
           plen |= static_cast<std::size_t>(b & 0x7F) << shift;
           shift += 7;
           if (!(b & 0x80)) break;
         }
+        props_at = at;
         at += plen;
       }
-      runner_.on_message(index_, body + at, len - at);
+      if (runner_.statestore)
+        on_response(body + props_at, plen, body + at, len - at);
+      else
+        runner_.on_message(index_, body + at, len - at);
       if (qos == 1) ack(0x40, id);
       if (qos == 2) ack(0x50, id);
       return;
     }
     case 4:  // PUBACK
+      // The state store refuses a request it will not answer with a reason code (0x83, 0x87).
+      if (runner_.statestore && len >= 3 && body[2] >= 0x80)
+        runner_.error(fmt::format("request refused: PUBACK 0x{:02x}", body[2]));
+      ++runner_.c.acked;
+      return;
     case 7:  // PUBCOMP
       ++runner_.c.acked;
       return;
@@ -435,6 +751,28 @@ void Connection::on_packet(std::uint8_t first, const std::uint8_t* body, std::si
     default:
       return;
   }
+}
+
+// Every key SET once, the keyspace split between the clients, each with its window of requests.
+void Runner::start_populate() {
+  populating = true;
+  populate_start = Clock::now();
+  batch_now = now_ns();
+  std::uint64_t n = publishers.size(), keys = static_cast<std::uint64_t>(opt.keys);
+  for (std::uint64_t i = 0; i < n; ++i) {
+    publishers[i]->populate_next = keys * i / n;
+    publishers[i]->populate_end = keys * (i + 1) / n;
+  }
+  for (auto& p : publishers) {
+    if (p->populate_next == p->populate_end) {
+      on_populated();
+      continue;
+    }
+    for (int i = 0; i < opt.inflight && p->populate_next < p->populate_end; ++i) p->publish_one();
+    p->flush();
+  }
+  auto t = std::make_shared<asio::steady_timer>(io);
+  watch_populate(t, c.received, Clock::now());
 }
 
 void Runner::start_load() {
@@ -562,16 +900,30 @@ int main(int argc, char** argv) {
       o.warmup = std::stod(v);
     else if (k == "--rate")
       o.rate = std::stod(v);
-    else if (k == "--inflight")
-      o.inflight = std::stoi(v);
+    else if (k == "--inflight" || k == "--window")
+      o.inflight = std::max(1, std::stoi(v));
     else if (k == "--version")
       o.version = std::stoi(v);
     else if (k == "--broker-pid")
       o.broker_pid = std::stoi(v);
+    else if (k == "--get-ratio")
+      o.get_ratio = std::clamp(std::stod(v), 0.0, 1.0);
+    else if (k == "--keys")
+      o.keys = std::max(1, std::stoi(v));
+    else if (k == "--key-size")
+      o.key_size = std::max(5, std::stoi(v));
+    else if (k == "--value-size")
+      o.value_size = std::max(0, std::stoi(v));
+    else if (k == "--prepopulate")
+      o.prepopulate = std::stoi(v) != 0;
     else {
       std::cerr << "unknown option " << k << "\n";
       return 2;
     }
+  }
+  if (o.scenario == "statestore") {
+    o.version = 5;  // requests need Response Topic and Correlation Data
+    o.qos = 1;      // requests are QoS 1, and the response topic is subscribed with QoS 1
   }
   Runner r(o);
   if (!o.tls_ca.empty()) {
@@ -609,6 +961,11 @@ int main(int argc, char** argv) {
     subs = 2;
     for (int i = 0; i < pubs; ++i) pub_topics.push_back(fmt::format("bench/flood/{}", i));
     for (int i = 0; i < subs; ++i) sub_filters.push_back({"bench/flood/+"});
+  } else if (o.scenario == "statestore") {
+    // Each client subscribes to its own response topic, then keeps --inflight (--window)
+    // requests in flight; the broker's state store answers them.
+    pubs = o.clients;
+    for (int i = 0; i < pubs; ++i) pub_topics.push_back(std::string(kStateStoreTopic));
   } else {
     std::cerr << "unknown scenario " << o.scenario << "\n";
     return 2;
@@ -639,7 +996,14 @@ int main(int argc, char** argv) {
     sample();
   }
   for (int i = 0; i < subs; ++i) r.subscribers[i]->start(ep, fmt::format("bench-sub-{}", i), sub_filters[i]);
-  for (int i = 0; i < pubs; ++i) r.publishers[i]->start(ep, fmt::format("bench-pub-{}", i), {});
+  for (int i = 0; i < pubs; ++i) {
+    if (r.statestore) {
+      auto id = fmt::format("bench-ss-{}", i);
+      r.publishers[i]->start(ep, id, {state_store_response_topic(id)});
+    } else {
+      r.publishers[i]->start(ep, fmt::format("bench-pub-{}", i), {});
+    }
+  }
   r.io.run_for(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup + o.duration + 60)));
 
   double window = std::chrono::duration<double>(r.measure_end - r.measure_start).count();
@@ -649,6 +1013,24 @@ int main(int argc, char** argv) {
   std::uint64_t lost = r.c.received >= expected ? 0 : expected - r.c.received;
   auto& lat = r.c.latencies_us;
   double p50 = percentile(lat, 0.50), p99 = percentile(lat, 0.99), p999 = percentile(lat, 0.999);
+  if (r.statestore) {
+    // throughput: answers per second in the window (SET and GET together). prepopulated: every
+    // key was SET once before the warm-up, so GETs hit; otherwise misses ($-1) are counted.
+    fmt::print(
+        "{{\"scenario\":\"statestore\",\"clients\":{},\"window\":{},\"get_ratio\":{},\"keys\":{},"
+        "\"key_size\":{},\"value_size\":{},\"prepopulated\":{},\"populate_sets\":{},\"populate_seconds\":{:.2f},"
+        "\"mode\":\"{}\",\"throughput\":{:.0f},\"offered\":{:.0f},\"sent\":{},\"received\":{},\"lost\":{},"
+        "\"duplicates\":{},\"sets\":{},\"gets\":{},\"get_hits\":{},\"get_misses\":{},\"error_replies\":{},"
+        "\"errors\":{},\"p50_us\":{:.0f},\"p99_us\":{:.0f},\"p999_us\":{:.0f}}}\n",
+        o.clients, o.inflight, o.get_ratio, o.keys, std::max(o.key_size, 4 + decimal_digits(o.keys - 1)), o.value_size,
+        r.populate_sets > 0 ? "true" : "false", r.populate_sets, r.populate_seconds, o.rate > 0 ? "open" : "closed",
+        throughput, offered, r.c.sent, r.c.received, lost, r.c.duplicates, r.sets, r.gets, r.get_hits, r.get_misses,
+        r.error_replies, r.c.errors, p50, p99, p999);
+    for (const auto& e : r.error_log) std::cerr << "error: " << e << "\n";
+    if (lost || r.c.duplicates) std::cerr << "error: " << lost << " requests unanswered, " << r.c.duplicates
+                                          << " answers unmatched\n";
+    return r.c.errors || lost || r.c.duplicates ? 1 : 0;
+  }
   fmt::print(
       "{{\"scenario\":\"{}\",\"clients\":{},\"qos\":{},\"payload\":{},\"version\":{},\"mode\":\"{}\","
       "\"throughput\":{:.0f},\"offered\":{:.0f},\"sent\":{},\"received\":{},\"lost\":{},\"duplicates\":{},"
