@@ -84,7 +84,7 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
           std::make_shared<std::atomic<std::uint32_t>>(0));
     call.registrations = *state_store_registrations_;
   }
-  call.key_hash = std::hash<std::string_view>{}(command.key);
+  call.key = command.key;
   host_.state_store_request(call);
   return Reason::Success;
 }

@@ -75,7 +75,7 @@ struct BrokerSettings {
   // by default) unless spec.advanced.stateStore (ours) sets them.
   std::uint64_t state_store_max_keys = 1'000'000;
   std::uint64_t state_store_max_bytes = 256ull << 20;
-  std::uint32_t state_store_max_watched_keys = 1'000;  // per connection, per shard
+  std::uint32_t state_store_max_watched_keys = 1'000;  // per connection, over every shard
   StateStorePersistence state_store_persistence;
 };
 

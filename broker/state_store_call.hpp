@@ -29,7 +29,7 @@ struct StateStoreCall {
   std::uint64_t connection_id = 0;
   std::shared_ptr<Session> session;                           // KEYNOTIFY only: where notifications go
   std::shared_ptr<std::atomic<std::uint32_t>> registrations;  // KEYNOTIFY only: the connection's count
-  std::size_t key_hash = 0;                                   // which shard owns the key
+  std::string_view key;  // which shard owns it (by hash); not kept by OwnedStateStoreCall
 };
 
 // A copy of a call in one allocation, for a call that crosses to another worker.

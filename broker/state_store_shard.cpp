@@ -48,6 +48,7 @@ OwnedStateStoreCall::OwnedStateStoreCall(const StateStoreCall& call) : call_(cal
   if (call.timestamp) call_.timestamp = all.substr(ts, call.timestamp->size());
   if (call.fencing_token) call_.fencing_token = all.substr(ft, call.fencing_token->size());
   call_.client_id = all.substr(client, call.client_id.size());
+  call_.key = {};  // a view into the packet; the shard decodes the payload again
 }
 
 MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,

@@ -10,7 +10,8 @@
 namespace mqttd {
 
 void Worker::state_store_request(const StateStoreCall& call) {
-  std::size_t shard = call.key_hash % broker_.worker_count();
+  std::size_t workers = broker_.worker_count();
+  std::size_t shard = workers == 1 ? 0 : std::hash<std::string_view>{}(call.key) % workers;
   if (shard == index()) {
     state_store_->execute(call);
     return;

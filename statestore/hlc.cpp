@@ -1,6 +1,5 @@
 #include "statestore/hlc.hpp"
 
-#include <fmt/format.h>
 #include <charconv>
 #include <limits>
 
@@ -38,7 +37,29 @@ std::optional<Hlc> Hlc::parse(std::string_view text) {
   return Hlc{*ms, *counter, std::string(node)};
 }
 
-std::string Hlc::to_string() const { return fmt::format("{:015}:{:05}:{}", ms, counter, node); }
+namespace {
+
+// `value` in decimal, left-padded with zeros to `width` digits (more digits if it needs them).
+void append_padded(std::string& out, std::uint64_t value, std::size_t width) {
+  char digits[20];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+  std::size_t n = static_cast<std::size_t>(end - digits);
+  if (n < width) out.append(width - n, '0');
+  out.append(digits, n);
+}
+
+}  // namespace
+
+std::string Hlc::to_string() const {
+  std::string out;
+  out.reserve(15 + 1 + 5 + 1 + node.size());
+  append_padded(out, ms, 15);
+  out += ':';
+  append_padded(out, counter, 5);
+  out += ':';
+  out += node;
+  return out;
+}
 
 std::optional<Hlc> HlcClock::tick(std::uint64_t wall_ms, const Hlc* request) {
   Hlc next = now_;

@@ -34,6 +34,7 @@ void MemoryBackend::report(std::string_view key, BackendObserver::Change change,
 }
 
 void MemoryBackend::remove(Map::iterator it, BackendObserver::Change change) {
+  last_found_ = nullptr;
   quota_.release(1, it->first.size() + it->second.entry.value.size());
   // The key is reported after it is gone; the node's key string is kept for the report.
   auto node = entries_.extract(it);
@@ -48,34 +49,39 @@ const Entry* MemoryBackend::find(std::string_view key, TimePoint now) {
     remove(it, BackendObserver::Change::Expired);
     return nullptr;
   }
+  last_found_ = &*it;
   return &e;
 }
 
 KeyValueBackend::Result MemoryBackend::compare_and_set(std::string_view key, const Hlc* expected,
                                                        const EntryWrite& write) {
-  auto it = entries_.find(key);
-  if (it == entries_.end()) {
+  Map::value_type* found = last_found_ && last_found_->first == key ? last_found_ : nullptr;
+  if (!found) {
+    auto it = entries_.find(key);
+    if (it != entries_.end()) found = &*it;
+  }
+  if (!found) {
     if (expected) return Result::Conflict;
     if (!quota_.reserve(1, key.size() + write.value.size())) return Result::QuotaExceeded;
-    it = entries_.emplace(std::string(key), StoredEntry{}).first;
+    found = &*entries_.emplace(std::string(key), StoredEntry{}).first;
   } else {
-    if (!expected || it->second.entry.version != *expected) return Result::Conflict;
-    std::size_t old_size = it->second.entry.value.size();
+    if (!expected || found->second.entry.version != *expected) return Result::Conflict;
+    std::size_t old_size = found->second.entry.value.size();
     if (write.value.size() > old_size) {
       if (!quota_.reserve(0, write.value.size() - old_size)) return Result::QuotaExceeded;
     } else {
       quota_.release(0, old_size - write.value.size());
     }
   }
-  StoredEntry& stored = it->second;
+  StoredEntry& stored = found->second;
   Entry& e = stored.entry;
   e.value.assign(write.value);  // reuses the old value's memory when it fits
   e.version = write.version;
   e.fence = write.fence;
   e.expires_at = write.expires_at;
   e.persist = write.persist;
-  if (e.expires() && !stored.filed) file(it->first, stored);
-  report(it->first, BackendObserver::Change::Set, &e);
+  if (e.expires() && !stored.filed) file(found->first, stored);
+  report(found->first, BackendObserver::Change::Set, &e);
   return Result::Done;
 }
 

@@ -67,6 +67,9 @@ class MemoryBackend final : public KeyValueBackend {
 
   Quota& quota_;
   Map entries_;
+  // The entry find() last returned: a SET reads the key and then writes it, and the write finds
+  // it here without hashing again. Entries do not move when the table grows; cleared on erase.
+  Map::value_type* last_found_ = nullptr;
   std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> watched_;
   BackendObserver* observer_ = nullptr;
   TimePoint wheel_start_;
