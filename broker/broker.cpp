@@ -20,10 +20,10 @@ namespace mqttd {
 
 Broker::Broker(BrokerSettings settings)
     : settings_(std::move(settings)),
-      sessions_(std::make_unique<SessionRegistry>()),
-      retained_(std::make_unique<RetainedStore>(settings_.max_retained_messages, settings_.max_retained_bytes)),
       state_store_quota_(
           std::make_unique<statestore::Quota>(settings_.state_store_max_keys, settings_.state_store_max_bytes)),
+      sessions_(std::make_unique<SessionRegistry>()),
+      retained_(std::make_unique<RetainedStore>(settings_.max_retained_messages, settings_.max_retained_bytes)),
       authentication_pool_(std::make_unique<AuthenticationPool>()) {
   unsigned n = settings_.workers ? settings_.workers : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i));

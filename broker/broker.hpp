@@ -115,10 +115,11 @@ class Broker {
 
  private:
   BrokerSettings settings_;
+  // Before the workers, so that it outlives their shards (which give their keys back to it).
+  std::unique_ptr<statestore::Quota> state_store_quota_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<RetainedStore> retained_;
-  std::unique_ptr<statestore::Quota> state_store_quota_;
   std::unique_ptr<AuthenticationPool> authentication_pool_;
   std::atomic<std::uint64_t> connections_{0};
   std::atomic<std::uint64_t> connection_ids_{1};

@@ -8,6 +8,7 @@
 #include "broker/transport.hpp"
 #include "codec/encode.hpp"
 #include "codec/utf8.hpp"
+#include "statestore/topics.hpp"
 
 namespace mqttd {
 
@@ -90,6 +91,11 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     return refuse_connect(v5 ? Reason::TopicNameInvalid : Reason::MalformedPacket,
                           "will topic has more levels than allowed");
   }
+  // A will may not be a state store request or notification (a notification could be forged, and
+  // the request topic is served by the state store, never delivered): refused as a will topic
+  // this server does not accept (v5 0x90; 3.1.1 has no code for it: Not authorized, 0x05).
+  if (c.will && (c.will_topic == statestore::kRequestTopic || statestore::is_reserved_topic(c.will_topic)))
+    return refuse_connect(v5 ? Reason::TopicNameInvalid : Reason::NotAuthorized, "will topic is the state store's");
   std::string client_id(c.client_id);
   bool assigned = false;
   if (client_id.empty()) {

@@ -162,8 +162,8 @@ class ConnectionHost {
 
   // --- the state store ---
   // Runs the request on the worker that owns its key (at once when that is this host), which
-  // publishes the answer.
-  virtual void state_store_request(const StateStoreCall& call) = 0;
+  // publishes the answer. False: that worker has too many requests waiting (nothing was done).
+  virtual bool state_store_request(const StateStoreCall& call) = 0;
   // A connection that registered for key changes (KEYNOTIFY) closed: its registrations end on
   // every shard.
   virtual void state_store_connection_closed(std::uint64_t connection_id) = 0;

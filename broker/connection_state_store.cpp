@@ -5,6 +5,7 @@
 
 #include "broker/client_connection.hpp"
 #include "broker/state_store_shard.hpp"
+#include "codec/utf8.hpp"
 #include "statestore/command.hpp"
 #include "statestore/resp3.hpp"
 #include "statestore/topics.hpp"
@@ -31,8 +32,20 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     protocol_violation(Reason::NotAuthorized, "state store response topic is reserved");
     return std::nullopt;
   }
-
   const auto& settings = host_.settings();
+  // The answer is published to the Response Topic: it is held to what a topic may be, and on a
+  // port that authorizes, the client must be allowed to receive it (Subscribe), or the state
+  // store would publish, for the client, where the client may not.
+  if (codec::more_levels_than(response_topic, settings.max_topic_levels)) {
+    host_.limit_reached(Limit::TopicLevels, client_id(), "state store response topic");
+    return Reason::TopicNameInvalid;
+  }
+  if (const auto& permissions = this->permissions(); permissions && !permissions->may_receive(response_topic)) {
+    spdlog::debug("event=statestore_response_topic_denied client_id={} response_topic=\"{}\"", client_id(),
+                  response_topic);
+    return Reason::NotAuthorized;
+  }
+
   StateStoreCall call;
   call.payload = codec::as_string(p.payload);
   call.response_topic = response_topic;
@@ -85,8 +98,8 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     call.registrations = *state_store_registrations_;
   }
   call.key = command.key;
-  host_.state_store_request(call);
-  return Reason::Success;
+  // Refused when the key's shard has too much waiting: the client is told (0x97) and nothing ran.
+  return host_.state_store_request(call) ? Reason::Success : Reason::QuotaExceeded;
 }
 
 }  // namespace mqttd

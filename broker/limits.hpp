@@ -23,6 +23,7 @@ enum class Limit : std::size_t {
   RetainedBytes,
   ConnectionRate,          // new connections per source address per second
   PendingAuthentications,  // the authentication thread's queue is full
+  StateStoreBacklog,       // requests waiting for another worker's state store shard
   Count
 };
 
@@ -39,7 +40,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::Count)> k
     "retained_messages",
     "retained_bytes",
     "connection_rate",
-    "pending_authentications"};
+    "pending_authentications",
+    "state_store_backlog"};
 
 constexpr std::string_view limit_name(Limit l) { return kLimitNames[static_cast<std::size_t>(l)]; }
 

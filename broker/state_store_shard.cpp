@@ -86,10 +86,9 @@ class StateStoreShard::Notifier final : public statestore::NotificationSink {
     auto session = std::static_pointer_cast<Session>(watcher.subscriber);
     if (!session) return;
     version_text_ = version.to_string();
-    Delivery d;
-    d.message = make_state_store_message(topic, payload, std::nullopt, version_text_, {}, true, properties_);
-    d.qos = 1;
-    worker_.deliver(session, std::move(d));
+    worker_.deliver_directed(
+        session, make_state_store_message(topic, payload, std::nullopt, version_text_, {}, true, properties_),
+        watcher.connection_id);
   }
 
  private:
@@ -102,6 +101,7 @@ StateStoreShard::StateStoreShard(Worker& worker, statestore::Quota& quota)
     : worker_(worker), notifier_(std::make_unique<Notifier>(worker)) {
   statestore::Engine::Limits limits;
   limits.max_watched_keys_per_connection = worker.settings().state_store_max_watched_keys;
+  limits.quota = &quota;
   engine_ = std::make_unique<statestore::Engine>(std::make_unique<statestore::MemoryBackend>(quota, Clock::now()),
                                                  *notifier_, limits);
 }

@@ -92,14 +92,22 @@ class Worker final : public ConnectionHost {
   std::size_t publish(const MessageRef& msg, std::string_view publisher = {}) override;
   void match_retained(std::string_view filter, std::vector<MessageRef>& out) override;
   void deliver(const SessionPtr& s, Delivery&& d);
+  // A state store notification (QoS 1, `directed`), for the connection that registered: sent only
+  // if that connection is still the session's and connected, else dropped.
+  void deliver_directed(const SessionPtr& s, const MessageRef& message, std::uint64_t connection_id);
   // Sends a shared-subscription message to another member of its group than `leaving`.
   bool redistribute(const Session* leaving, Delivery& d);
   void redistribute_shared(const SessionPtr& s, bool continues);
 
   // --- the state store (ConnectionHost) ---
-  void state_store_request(const StateStoreCall& call) override;
+  bool state_store_request(const StateStoreCall& call) override;
   void state_store_connection_closed(std::uint64_t connection_id) override;
   StateStoreShard& state_store() { return *state_store_; }
+  // Bytes of requests posted to this worker's shard and not yet run (any thread adds, this one
+  // subtracts): beyond kMaxStateStoreBacklog, requests for this shard are refused (PUBACK 0x97)
+  // rather than queued without bound.
+  static constexpr std::uint64_t kMaxStateStoreBacklog = 32ull << 20;
+  std::atomic<std::uint64_t> state_store_backlog{0};
 
   // --- cross-thread (any thread) ---
   // Runs `task` on this worker's thread (batched with the other posts of the same turn).

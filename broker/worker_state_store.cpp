@@ -1,23 +1,59 @@
 // The worker's side of the state store: each key belongs to one worker's shard (by hash), which
 // alone touches it. A request is run at once when its key is here; otherwise it is copied once
 // and handed to the owning worker with the other tasks of this turn (one lock per batch).
+#include <algorithm>
 #include <memory>
 
 #include "broker/broker.hpp"
+#include "broker/client_connection.hpp"
 #include "broker/state_store_shard.hpp"
 #include "broker/worker.hpp"
 
 namespace mqttd {
 
-void Worker::state_store_request(const StateStoreCall& call) {
+bool Worker::state_store_request(const StateStoreCall& call) {
   std::size_t workers = broker_.worker_count();
   std::size_t shard = workers == 1 ? 0 : std::hash<std::string_view>{}(call.key) % workers;
   if (shard == index()) {
     state_store_->execute(call);
-    return;
+    return true;
+  }
+  // What the copy holds, and at least 256 bytes (so that the count of waiting calls is bounded too).
+  std::uint64_t size =
+      std::max<std::uint64_t>(256, sizeof(OwnedStateStoreCall) + call.payload.size() + call.response_topic.size() +
+                                       call.correlation_data.size() + call.client_id.size() + 128);
+  Worker& target = broker_.worker(shard);
+  if (target.state_store_backlog.fetch_add(size, std::memory_order_relaxed) + size > kMaxStateStoreBacklog) {
+    target.state_store_backlog.fetch_sub(size, std::memory_order_relaxed);
+    limit_reached(Limit::StateStoreBacklog, call.client_id, "state store requests waiting for another worker");
+    return false;
   }
   auto owned = std::make_shared<OwnedStateStoreCall>(call);
-  broker_.worker(shard).post_task([owned](Worker& w) { w.state_store_->execute(owned->call()); });
+  target.post_task([owned, size](Worker& w) {
+    w.state_store_->execute(owned->call());
+    w.state_store_backlog.fetch_sub(size, std::memory_order_relaxed);
+  });
+  return true;
+}
+
+void Worker::deliver_directed(const SessionPtr& s, const MessageRef& message, std::uint64_t connection_id) {
+  unsigned owner = s->owner.load(std::memory_order_acquire);
+  if (owner != index()) {
+    broker_.worker(owner).post_task([s, message, connection_id](Worker& w) {
+      // Moved again meanwhile: a takeover, so the registering connection is gone.
+      if (s->owner.load(std::memory_order_acquire) == w.index()) w.deliver_directed(s, message, connection_id);
+    });
+    return;
+  }
+  ClientConnection* c = s->connection;
+  if (s->ended || !c || !c->connected() || c->id() != connection_id) {
+    messages_dropped.increment();
+    return;
+  }
+  Delivery d;
+  d.message = message;
+  d.qos = 1;
+  c->send(std::move(d));
 }
 
 void Worker::state_store_connection_closed(std::uint64_t connection_id) {

@@ -16,8 +16,10 @@ namespace mqttd::statestore {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
+// What a backend holds for a key. The views and pointers a backend returns stay valid until the
+// next call on it.
 struct Entry {
-  std::string value;
+  std::string_view value;
   Hlc version;               // of the last write
   std::optional<Hlc> fence;  // the fencing token protecting the key, once a write carried one
   TimePoint expires_at{};    // the epoch: never

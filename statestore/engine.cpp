@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "statestore/memory_backend.hpp"
 #include "statestore/resp3.hpp"
 
 namespace mqttd::statestore {
@@ -173,7 +174,10 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
   if (it != watchers_.end()) {
     auto found = std::find_if(it->second.begin(), it->second.end(), mine);
     if (found != it->second.end()) {
-      if (found->connection_id != ctx.connection_id) {  // the same client on a new connection
+      // The same client on a newer connection (ids grow): it replaces the old registration. A
+      // request from an older one (still queued when the client reconnected) changes nothing:
+      // that connection is ending.
+      if (found->connection_id < ctx.connection_id) {
         remove_watcher(c.key, ctx.client_id, found->connection_id);
         return watch(c, ctx, answer);
       }
@@ -181,13 +185,18 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
       return;
     }
   }
+  // The notification topic must fit in a PUBLISH (two bytes of length).
+  if (notification_topic_prefix(ctx.client_id).size() + 2 * c.key.size() > 65535) {
+    resp3::append_error(answer, errors::kQuota);
+    return;
+  }
   auto& keys = keys_by_connection_[ctx.connection_id];
   // The bound is per connection over every shard when the caller counts them all (relaxed: one
   // connection's KEYNOTIFYs on two shards may pass the bound by one together).
   bool over = ctx.registrations
                   ? ctx.registrations->load(std::memory_order_relaxed) >= limits_.max_watched_keys_per_connection
                   : keys.size() >= limits_.max_watched_keys_per_connection;
-  if (over) {
+  if (over || (limits_.quota && !limits_.quota->reserve(0, watch_charge(c.key, ctx.client_id)))) {
     if (keys.empty()) keys_by_connection_.erase(ctx.connection_id);
     resp3::append_error(answer, errors::kQuota);
     return;
@@ -210,7 +219,7 @@ void Engine::remove_watcher(std::string_view key, std::string_view client_id, st
   auto w = std::find_if(list.begin(), list.end(),
                         [&](const Watcher& x) { return x.client_id == client_id && x.connection_id == connection_id; });
   if (w == list.end()) return;
-  if (w->registrations) w->registrations->fetch_sub(1, std::memory_order_relaxed);
+  release_watch(key, *w);
   list.erase(w);
   if (list.empty()) {
     watchers_.erase(it);
@@ -226,6 +235,11 @@ void Engine::remove_watcher(std::string_view key, std::string_view client_id, st
   }
 }
 
+void Engine::release_watch(std::string_view key, const Watcher& w) {
+  if (w.registrations) w.registrations->fetch_sub(1, std::memory_order_relaxed);
+  if (limits_.quota) limits_.quota->release(0, watch_charge(key, w.client_id));
+}
+
 void Engine::connection_closed(std::uint64_t connection_id) {
   auto k = keys_by_connection_.find(connection_id);
   if (k == keys_by_connection_.end()) return;
@@ -237,7 +251,7 @@ void Engine::connection_closed(std::uint64_t connection_id) {
     auto& list = it->second;
     std::erase_if(list, [&](const Watcher& w) {
       if (w.connection_id != connection_id) return false;
-      if (w.registrations) w.registrations->fetch_sub(1, std::memory_order_relaxed);
+      release_watch(key, w);
       return true;
     });
     if (list.empty()) {

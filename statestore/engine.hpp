@@ -18,6 +18,8 @@
 
 namespace mqttd::statestore {
 
+class Quota;
+
 // "clients/statestore/v1/<id>/<UPPERHEX(client id)>/command/notify/"; the key's hex follows.
 std::string notification_topic_prefix(std::string_view client_id);
 
@@ -59,6 +61,8 @@ class Engine final : private BackendObserver {
  public:
   struct Limits {
     std::uint32_t max_watched_keys_per_connection = 1000;
+    // Registrations are charged to it (their keys and client ids), when given.
+    Quota* quota = nullptr;
   };
 
   Engine(std::unique_ptr<KeyValueBackend> backend, NotificationSink& sink, Limits limits);
@@ -88,6 +92,11 @@ class Engine final : private BackendObserver {
   std::optional<Hlc> remove(const Command& c, const std::optional<Hlc>& fence, RequestTime time, std::string& answer);
   void watch(const Command& c, const RequestContext& ctx, std::string& answer);
   void remove_watcher(std::string_view key, std::string_view client_id, std::uint64_t connection_id);
+  // The memory a registration holds (its key three times, the client id and its hex, the topic).
+  static std::uint64_t watch_charge(std::string_view key, std::string_view client_id) {
+    return 3 * key.size() + 3 * client_id.size() + 128;
+  }
+  void release_watch(std::string_view key, const Watcher& w);
 
   std::unique_ptr<KeyValueBackend> backend_;
   NotificationSink& sink_;

@@ -25,7 +25,7 @@ std::optional<Hlc> Hlc::parse(std::string_view text) {
   std::string_view ms_text = text.substr(0, first);
   std::string_view counter_text = text.substr(first + 1, second - first - 1);
   std::string_view node = text.substr(second + 1);
-  if (node.empty() || node.find(':') != std::string_view::npos) return std::nullopt;
+  if (node.empty() || node.size() > kMaxNodeBytes || node.find(':') != std::string_view::npos) return std::nullopt;
   // A fraction of a millisecond: digits '.' digits; the fraction is dropped.
   if (auto dot = ms_text.find('.'); dot != std::string_view::npos) {
     if (!parse_digits(ms_text.substr(dot + 1))) return std::nullopt;
@@ -33,7 +33,7 @@ std::optional<Hlc> Hlc::parse(std::string_view text) {
   }
   auto ms = parse_digits(ms_text);
   auto counter = parse_digits(counter_text);
-  if (!ms || !counter) return std::nullopt;
+  if (!ms || !counter || *counter > kMaxCounter) return std::nullopt;
   return Hlc{*ms, *counter, std::string(node)};
 }
 
@@ -69,15 +69,18 @@ std::optional<Hlc> HlcClock::tick(std::uint64_t wall_ms, const Hlc* request) {
     next.ms = wall_ms;
     next.counter = 0;
   } else if (request && now_.ms == other_ms) {
-    if (std::max(now_.counter, other_counter) == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
     next.counter = std::max(now_.counter, other_counter) + 1;
   } else if (now_.ms >= other_ms) {
-    if (now_.counter == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
     next.counter = now_.counter + 1;
   } else {
-    if (other_counter == std::numeric_limits<std::uint64_t>::max()) return std::nullopt;
     next.ms = other_ms;
     next.counter = other_counter + 1;
+  }
+  // Counters stay within what every SDK reads (a request's counter is at most kMaxCounter, so
+  // this cannot overflow): past it, the next millisecond is still newer than both.
+  if (next.counter > kMaxCounter) {
+    ++next.ms;
+    next.counter = 0;
   }
   if (next.ms > wall_ms + kMaxDriftMs) return std::nullopt;
   now_ = std::move(next);

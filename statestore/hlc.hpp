@@ -3,6 +3,7 @@
 #pragma once
 
 #include <compare>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,7 +26,9 @@ struct Hlc {
 
   // Exactly three ':'-separated parts; padded ("001696374425000:00000:x") or not
   // ("1696374425000:0:x"); a fractional millisecond ("253402300799998.97", .NET at extreme
-  // dates) is accepted and truncated; the node may not be empty. Anything else: nullopt.
+  // dates) is accepted and truncated; the node may not be empty. The counter is at most
+  // kMaxCounter (the .NET SDK reads it as an int32) and the node at most kMaxNodeBytes (it is
+  // stored with a fenced key). Anything else: nullopt.
   static std::optional<Hlc> parse(std::string_view text);
   // "%015d:%05d:%s", as the SDKs write.
   std::string to_string() const;
@@ -33,6 +36,8 @@ struct Hlc {
 
 // How far ahead of the broker's clock a client's timestamp may be (the SDKs' default drift).
 inline constexpr std::uint64_t kMaxDriftMs = 60'000;
+inline constexpr std::uint64_t kMaxCounter = 2'147'483'647;
+inline constexpr std::size_t kMaxNodeBytes = 256;
 
 // The clock of one shard. update() is the SDKs' rule, so a version it returns is newer than
 // both the clock's previous value and the request's timestamp.
@@ -42,8 +47,9 @@ class HlcClock {
 
   // The next version for an event caused by a request stamped `request` (or by nothing), at wall
   // time `wall_ms`: the wall clock when it is ahead of both, else the later of the two with its
-  // counter + 1. Nullopt if that would be more than kMaxDriftMs ahead of the wall clock (the
-  // caller refuses such timestamps first) or the counter would overflow.
+  // counter + 1; a counter past kMaxCounter moves to the next millisecond instead. Nullopt if
+  // the result would be more than kMaxDriftMs ahead of the wall clock (the caller refuses
+  // timestamps that far ahead first).
   std::optional<Hlc> tick(std::uint64_t wall_ms, const Hlc* request = nullptr);
   const Hlc& last() const { return now_; }
 

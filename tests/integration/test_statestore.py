@@ -3,6 +3,7 @@ and every broker sequence of ../shared/reference/statestore-vectors.md, the resp
 HLC timestamps and fencing, expiry, notifications, malformed requests, the MQTT envelope rules,
 sizes and quotas."""
 import os
+import socket
 import sys
 import threading
 import time
@@ -10,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import Bystander, Client, Daemon, RawClient, broker_config, main  # noqa: E402
+from harness import Bystander, Client, Daemon, RawClient, TIMEOUT, broker_config, main, mqtt_string, packet  # noqa: E402
 from statestore_client import (CONTENT_TYPE, DEL, FT_LOWER, FT_REQUIRED, GET, GUID, KEYNOTIFY, NIL, NOT_APPLIED,  # noqa: E402
                                NOTIFY_DELETE, NOTIFY_PREFIX, OK, ONE, REQUEST_TOPIC, SET, TOO_FAR_FT, TOO_FAR_TS,
                                VDEL, ZERO, RawStateStore, StateStoreClient, blob, err, format_hlc, hlc_key, hlc_lt,
@@ -965,6 +966,50 @@ class EnvelopeTest(StateStoreCase):
 
 
 # ---------------------------------------------------------------- quotas
+
+class ReservedTopicsTest(StateStoreCase):
+    """Nobody but the state store publishes notifications or takes requests on their topics: not
+    a client's PUBLISH, and not a will (review finding: a will under the notification prefix
+    could forge a DELETE for another client's lock, and a retained one would stay)."""
+
+    def connect_with_will(self, version, client_id, will_topic):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+        try:
+            flags = 0x02 | 0x04 | 0x20 | (1 << 3)  # clean, will, will retain, will QoS 1
+            body = mqtt_string("MQTT") + bytes([version, flags]) + (60).to_bytes(2, "big")
+            if version == 5:
+                body += b"\x00"
+            body += mqtt_string(client_id)
+            if version == 5:
+                body += b"\x00"
+            body += mqtt_string(will_topic) + mqtt_string(b"*2\r\n$6\r\nNOTIFY\r\n$6\r\nDELETE\r\n")
+            s.sendall(packet(0x10, body))
+            data = s.recv(16)
+            self.assertEqual(data[0], 0x20, data)
+            return data[3]
+        finally:
+            s.close()
+
+    def test_wills_on_state_store_topics_are_refused(self):
+        notify = "clients/statestore/v1/%s/%s/command/notify/%s" % (GUID, "victim".encode().hex().upper(),
+                                                                   "LockName".encode().hex().upper())
+        self.assertEqual(self.connect_with_will(5, "forger5", notify), 0x90)
+        self.assertEqual(self.connect_with_will(5, "forger5b", REQUEST_TOPIC), 0x90)
+        self.assertEqual(self.connect_with_will(4, "forger4", notify), 0x05)
+        # An ordinary will topic is still accepted.
+        self.assertEqual(self.connect_with_will(5, "honest", "wills/honest"), 0x00)
+
+    def test_publishing_under_the_notification_prefix_is_refused(self):
+        victim = self.client()
+        r = RawStateStore(self.port, "forger")
+        topic = "clients/statestore/v1/%s/%s/command/notify/%s" % (GUID, victim.client_id.encode().hex().upper(),
+                                                                  b"k".hex().upper())
+        r.publish(topic, b"*2\r\n$6\r\nNOTIFY\r\n$6\r\nDELETE\r\n", qos=1, packet_id=7, retain=True)
+        got = r.packets_for(0.5)
+        self.assertEqual([(p["kind"], p.get("packet_id"), p.get("reason")) for p in got], [(4, 7, 0x87)])
+        victim.expect_no_notification(0.5)
+        r.close()
+
 
 class QuotaKeysTest(StateStoreCase):
     @classmethod

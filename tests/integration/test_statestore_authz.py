@@ -288,6 +288,26 @@ class StateStoreAuthorizationTest(AuthzCase):
         self.do(admin, GET("np"), NIL, ts=False)
 
 
+    def test_response_topic_needs_subscribe_permission(self):
+        """The answer is published to the Response Topic for the client: on a port that
+        authorizes, only to a topic the client may receive (review finding: a client could have
+        the state store publish into topics it may not publish to)."""
+        admin = self.client("admin")
+        r = RawStateStore(self.port, "rw-elsewhere", username="rw", password="pw")
+        pid, _ = r.send_request(SET("data/x", "v"), response_topic=admin.response_topic)
+        got = r.packets_for(1.0)
+        self.assertEqual([(p["kind"], p.get("packet_id"), p.get("reason")) for p in got], [(4, pid, 0x87)])
+        self.assertFalse(r.closed)
+        admin.expect_no_other(0.5)  # nothing arrived on the admin's response topic
+        self.do(admin, GET("data/x"), NIL, ts=False)  # and nothing ran
+        # Its own response topic still works.
+        pid, cd = r.send_request(GET("data/x"))
+        got = r.packets_for(1.0)
+        self.assertIn((4, pid, 0), [(p["kind"], p.get("packet_id"), p.get("reason")) for p in got])
+        self.assertEqual([p["payload"] for p in got if p["kind"] == 3], [NIL])
+        r.close()
+
+
 class PolicyReloadTest(AuthzCase):
     def test_a_reload_applies_to_the_next_request(self):
         self.port = free_port()

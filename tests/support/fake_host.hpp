@@ -178,9 +178,11 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   void limit_reached(Limit limit, std::string_view, std::string_view) override { limits.push_back(limit); }
   void count_event(SecurityEvent event) override { events.push_back(event); }
   // The state store: what reached the shard (copied), and which connections' registrations ended.
-  void state_store_request(const StateStoreCall& call) override {
+  bool state_store_request(const StateStoreCall& call) override {
     state_store_calls.push_back(std::make_shared<OwnedStateStoreCall>(call));
+    return state_store_accepts;
   }
+  bool state_store_accepts = true;
   void state_store_connection_closed(std::uint64_t connection_id) override {
     state_store_closed.push_back(connection_id);
   }
