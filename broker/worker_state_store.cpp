@@ -8,12 +8,13 @@
 #include "broker/client_connection.hpp"
 #include "broker/state_store_shard.hpp"
 #include "broker/worker.hpp"
+#include "statestore/key_hash.hpp"
 
 namespace mqttd {
 
 bool Worker::state_store_request(const StateStoreCall& call) {
   std::size_t workers = broker_.worker_count();
-  std::size_t shard = workers == 1 ? 0 : std::hash<std::string_view>{}(call.key) % workers;
+  std::size_t shard = workers == 1 ? 0 : statestore::key_hash(call.key) % workers;
   if (shard == index()) {
     state_store_->execute(call);
     return true;

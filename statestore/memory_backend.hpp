@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "statestore/backend.hpp"
+#include "statestore/key_hash.hpp"
 
 namespace mqttd::statestore {
 
@@ -74,7 +75,7 @@ class MemoryBackend final : public KeyValueBackend {
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  static std::uint64_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+  static std::uint64_t hash(std::string_view key) { return key_hash(key); }
   // The slot holding `key`, or npos.
   std::size_t locate(std::string_view key, std::uint64_t h) const;
   void insert_slot(std::uint64_t h, Record* r);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "statestore/engine.hpp"
+#include "statestore/key_hash.hpp"
 #include "statestore/memory_backend.hpp"
 #include "statestore/resp3.hpp"
 
@@ -604,4 +605,16 @@ TEST_CASE("review: registrations are charged to the quota; an older connection's
   engine.connection_closed(5);
   CHECK(quota.bytes() == 0);
   CHECK(engine.watched_keys() == 0);
+}
+
+TEST_CASE("key hash: SipHash-1-3 under the process key spreads keys and shards", "[statestore]") {
+  // Not a vector test (the key is random per process): distinct, stable within the process, and
+  // spread over two shards about evenly.
+  CHECK(key_hash("a") == key_hash("a"));
+  CHECK(key_hash("a") != key_hash("b"));
+  CHECK(key_hash("") != key_hash(std::string_view("\0", 1)));
+  std::size_t odd = 0;
+  for (int i = 0; i < 10'000; ++i) odd += key_hash("key:" + std::to_string(i)) & 1;
+  CHECK(odd > 4'700);
+  CHECK(odd < 5'300);
 }

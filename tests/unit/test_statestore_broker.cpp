@@ -7,6 +7,7 @@
 #include "broker/broker.hpp"
 #include "broker/state_store_call.hpp"
 #include "broker/worker.hpp"
+#include "statestore/key_hash.hpp"
 #include "statestore/memory_backend.hpp"
 
 using namespace mqttd;
@@ -23,7 +24,7 @@ std::string set_request(const std::string& key, std::size_t value_size) {
 std::string key_on(std::size_t shard) {
   for (int i = 0;; ++i) {
     std::string key = "key-" + std::to_string(i);
-    if (std::hash<std::string_view>{}(key) % 2 == shard) return key;
+    if (statestore::key_hash(key) % 2 == shard) return key;
   }
 }
 
