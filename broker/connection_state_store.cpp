@@ -98,6 +98,7 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     call.registrations = *state_store_registrations_;
   }
   call.key = command.key;
+  call.command = &command;
   // Refused when the key's shard has too much waiting: the client is told (0x97) and nothing ran.
   return host_.state_store_request(call) ? Reason::Success : Reason::QuotaExceeded;
 }

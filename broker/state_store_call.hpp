@@ -16,6 +16,9 @@
 namespace mqttd {
 
 class Session;
+namespace statestore {
+struct Command;
+}
 
 struct StateStoreCall {
   std::string_view payload;  // RESP3, already checked to decode
@@ -30,6 +33,9 @@ struct StateStoreCall {
   std::shared_ptr<Session> session;                           // KEYNOTIFY only: where notifications go
   std::shared_ptr<std::atomic<std::uint32_t>> registrations;  // KEYNOTIFY only: the connection's count
   std::string_view key;  // which shard owns it (by hash); not kept by OwnedStateStoreCall
+  // The decoded command, views into the packet, when the call runs at once (not kept either: the
+  // shard of another worker decodes the payload again).
+  const statestore::Command* command = nullptr;
 };
 
 // A copy of a call in one allocation, for a call that crosses to another worker.

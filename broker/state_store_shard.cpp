@@ -48,7 +48,8 @@ OwnedStateStoreCall::OwnedStateStoreCall(const StateStoreCall& call) : call_(cal
   if (call.timestamp) call_.timestamp = all.substr(ts, call.timestamp->size());
   if (call.fencing_token) call_.fencing_token = all.substr(ft, call.fencing_token->size());
   call_.client_id = all.substr(client, call.client_id.size());
-  call_.key = {};  // a view into the packet; the shard decodes the payload again
+  call_.key = {};  // views into the packet; the shard decodes the payload again
+  call_.command = nullptr;
 }
 
 MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
@@ -116,12 +117,18 @@ void StateStoreShard::execute(const StateStoreCall& call) {
   std::string_view error;
   answer_.clear();
   std::optional<statestore::Hlc> version;
-  // The connection's worker checked both; a call is decoded again here for its views.
-  if (!statestore::resp3::parse_request(call.payload, args)) {
+  // The connection's worker checked both; a call from another worker is decoded again here.
+  bool decoded = true;
+  if (call.command) {
+    command = *call.command;
+  } else if (!statestore::resp3::parse_request(call.payload, args)) {
     statestore::resp3::append_error(answer_, statestore::errors::kSyntax);
+    decoded = false;
   } else if (!statestore::decode_command(args.span(), command, error)) {
     statestore::resp3::append_error(answer_, error);
-  } else {
+    decoded = false;
+  }
+  if (decoded) {
     statestore::RequestContext context;
     context.timestamp = call.timestamp;
     context.fencing_token = call.fencing_token;
@@ -132,9 +139,11 @@ void StateStoreShard::execute(const StateStoreCall& call) {
     context.registrations = call.registrations;
     version = engine_->execute(command, context, current_time(), answer_);
   }
-  std::string version_text = version ? version->to_string() : std::string();
-  MessageRef answer = make_state_store_message(call.response_topic, answer_, call.correlation_data, version_text,
-                                               call.response_expires_at, false, properties_);
+  char version_text[statestore::Hlc::kMaxText];
+  std::size_t version_size = version ? version->to_chars(version_text) : 0;
+  MessageRef answer = make_state_store_message(call.response_topic, answer_, call.correlation_data,
+                                               std::string_view(version_text, version_size), call.response_expires_at,
+                                               false, properties_);
   worker_.publish(answer, call.client_id);
 }
 

@@ -25,9 +25,9 @@ Engine::~Engine() { backend_->set_observer(nullptr); }
 namespace {
 
 // A timestamp from the envelope: nullopt with `error` set when it is malformed or too far ahead.
-std::optional<Hlc> read_timestamp(std::string_view text, std::uint64_t wall_ms, std::string_view too_far,
-                                  std::string_view& error) {
-  auto hlc = Hlc::parse(text);
+std::optional<HlcView> read_timestamp(std::string_view text, std::uint64_t wall_ms, std::string_view too_far,
+                                      std::string_view& error) {
+  auto hlc = HlcView::parse(text);
   if (!hlc) {
     error = errors::kMalformedTimestamp;
     return std::nullopt;
@@ -58,7 +58,7 @@ bool fence_allows(const Entry& e, const std::optional<Hlc>& fence, std::string& 
 std::optional<Hlc> Engine::execute(const Command& c, const RequestContext& ctx, RequestTime time, std::string& answer) {
   wall_ms_ = time.wall_ms;
   std::string_view error;
-  std::optional<Hlc> timestamp;
+  std::optional<HlcView> timestamp;
   if (ctx.timestamp) {
     timestamp = read_timestamp(*ctx.timestamp, time.wall_ms, errors::kTimestampInFuture, error);
     if (!timestamp) {
@@ -71,11 +71,12 @@ std::optional<Hlc> Engine::execute(const Command& c, const RequestContext& ctx, 
   }
   std::optional<Hlc> fence;
   if (ctx.fencing_token && c.writes()) {
-    fence = read_timestamp(*ctx.fencing_token, time.wall_ms, errors::kFenceInFuture, error);
-    if (!fence) {
+    auto view = read_timestamp(*ctx.fencing_token, time.wall_ms, errors::kFenceInFuture, error);
+    if (!view) {
       resp3::append_error(answer, error);
       return std::nullopt;
     }
+    fence = view->to_hlc();
   }
   switch (c.verb) {
     case Verb::Get: {
@@ -99,7 +100,7 @@ std::optional<Hlc> Engine::execute(const Command& c, const RequestContext& ctx, 
   return std::nullopt;
 }
 
-std::optional<Hlc> Engine::write(const Command& c, const RequestContext& ctx, const Hlc* timestamp,
+std::optional<Hlc> Engine::write(const Command& c, const RequestContext& ctx, const HlcView* timestamp,
                                  const std::optional<Hlc>& fence, RequestTime time, std::string& answer) {
   const Entry* e = backend_->find(c.key, time.now);
   if (e && !fence_allows(*e, fence, answer)) return std::nullopt;

@@ -87,7 +87,7 @@ class Engine final : private BackendObserver {
   };
 
   void key_changed(std::string_view key, Change change, const Entry* entry) override;
-  std::optional<Hlc> write(const Command& c, const RequestContext& ctx, const Hlc* timestamp,
+  std::optional<Hlc> write(const Command& c, const RequestContext& ctx, const HlcView* timestamp,
                            const std::optional<Hlc>& fence, RequestTime time, std::string& answer);
   std::optional<Hlc> remove(const Command& c, const std::optional<Hlc>& fence, RequestTime time, std::string& answer);
   void watch(const Command& c, const RequestContext& ctx, std::string& answer);

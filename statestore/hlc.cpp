@@ -1,6 +1,8 @@
 #include "statestore/hlc.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <limits>
 
 namespace mqttd::statestore {
@@ -17,7 +19,7 @@ std::optional<std::uint64_t> parse_digits(std::string_view s) {
 
 }  // namespace
 
-std::optional<Hlc> Hlc::parse(std::string_view text) {
+std::optional<HlcView> HlcView::parse(std::string_view text) {
   auto first = text.find(':');
   if (first == std::string_view::npos) return std::nullopt;
   auto second = text.find(':', first + 1);
@@ -34,34 +36,53 @@ std::optional<Hlc> Hlc::parse(std::string_view text) {
   auto ms = parse_digits(ms_text);
   auto counter = parse_digits(counter_text);
   if (!ms || !counter || *counter > kMaxCounter) return std::nullopt;
-  return Hlc{*ms, *counter, std::string(node)};
+  return HlcView{*ms, *counter, node};
+}
+
+Hlc HlcView::to_hlc() const { return Hlc{ms, counter, std::string(node)}; }
+
+std::optional<Hlc> Hlc::parse(std::string_view text) {
+  auto v = HlcView::parse(text);
+  if (!v) return std::nullopt;
+  return v->to_hlc();
 }
 
 namespace {
 
 // `value` in decimal, left-padded with zeros to `width` digits (more digits if it needs them).
-void append_padded(std::string& out, std::uint64_t value, std::size_t width) {
+char* write_padded(char* out, std::uint64_t value, std::size_t width) {
   char digits[20];
   auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
   std::size_t n = static_cast<std::size_t>(end - digits);
-  if (n < width) out.append(width - n, '0');
-  out.append(digits, n);
+  for (; n < width; --width) *out++ = '0';
+  std::memcpy(out, digits, n);
+  return out + n;
 }
 
 }  // namespace
 
+std::size_t Hlc::to_chars(char* out) const {
+  char* p = write_padded(out, ms, 15);
+  *p++ = ':';
+  p = write_padded(p, counter, 5);
+  *p++ = ':';
+  std::size_t n = std::min(node.size(), kMaxNodeBytes);  // ours are short; parsed ones at most this
+  std::memcpy(p, node.data(), n);
+  return static_cast<std::size_t>(p + n - out);
+}
+
 std::string Hlc::to_string() const {
-  std::string out;
-  out.reserve(15 + 1 + 5 + 1 + node.size());
-  append_padded(out, ms, 15);
-  out += ':';
-  append_padded(out, counter, 5);
-  out += ':';
+  char numbers[20 + 1 + 20 + 1];
+  char* p = write_padded(numbers, ms, 15);
+  *p++ = ':';
+  p = write_padded(p, counter, 5);
+  *p++ = ':';
+  std::string out(numbers, p);
   out += node;
   return out;
 }
 
-std::optional<Hlc> HlcClock::tick(std::uint64_t wall_ms, const Hlc* request) {
+std::optional<Hlc> HlcClock::tick(std::uint64_t wall_ms, const HlcView* request) {
   Hlc next = now_;
   std::uint64_t other_ms = request ? request->ms : 0;
   std::uint64_t other_counter = request ? request->counter : 0;

@@ -11,6 +11,18 @@
 
 namespace mqttd::statestore {
 
+struct Hlc;
+
+// An HLC read from a request without copying its node id (a request's __ts is only compared).
+struct HlcView {
+  std::uint64_t ms = 0;
+  std::uint64_t counter = 0;
+  std::string_view node;
+  // The rules of Hlc::parse.
+  static std::optional<HlcView> parse(std::string_view text);
+  Hlc to_hlc() const;
+};
+
 struct Hlc {
   std::uint64_t ms = 0;       // wall clock, milliseconds since the Unix epoch
   std::uint64_t counter = 0;  // orders events within one millisecond
@@ -32,6 +44,11 @@ struct Hlc {
   static std::optional<Hlc> parse(std::string_view text);
   // "%015d:%05d:%s", as the SDKs write.
   std::string to_string() const;
+  // The same text into `out` (kMaxText bytes at least; a node id is cut at kMaxNodeBytes);
+  // returns its length.
+  static constexpr std::size_t kMaxText = 20 + 1 + 20 + 1 + 256;
+  std::size_t to_chars(char* out) const;
+  HlcView view() const { return {ms, counter, node}; }
 };
 
 // How far ahead of the broker's clock a client's timestamp may be (the SDKs' default drift).
@@ -50,7 +67,12 @@ class HlcClock {
   // counter + 1; a counter past kMaxCounter moves to the next millisecond instead. Nullopt if
   // the result would be more than kMaxDriftMs ahead of the wall clock (the caller refuses
   // timestamps that far ahead first).
-  std::optional<Hlc> tick(std::uint64_t wall_ms, const Hlc* request = nullptr);
+  std::optional<Hlc> tick(std::uint64_t wall_ms, const HlcView* request = nullptr);
+  std::optional<Hlc> tick(std::uint64_t wall_ms, const Hlc* request) {
+    HlcView v;
+    if (request) v = request->view();
+    return tick(wall_ms, request ? &v : nullptr);
+  }
   const Hlc& last() const { return now_; }
 
  private:
