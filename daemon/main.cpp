@@ -163,6 +163,8 @@ class Reloader {
     if (digest == digest_ && std::string_view(trigger) != "sighup") return;
     digest_ = digest;
     for (const auto& w : next.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
+    // The command line's --workers overrides the file, as at start: not a change of the file.
+    if (options_.workers) next.broker.workers = *options_.workers;
     if (!(next.broker == current_.broker))
       spdlog::warn("event=config_restart_needed message=\"Broker resource settings take effect at the next start\"");
     next.broker = current_.broker;

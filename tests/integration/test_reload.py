@@ -128,10 +128,20 @@ class ReloadTest(unittest.TestCase):
 
     def test_broker_settings_need_a_restart_and_say_so(self):
         port = free_port()
-        broker = API + "kind: Broker\nmetadata: {name: default}\nspec:\n  cardinality: {frontend: {workers: 2}}\n"
+        broker = API + "kind: Broker\nmetadata: {name: default}\nspec:\n  advanced: {clients: {maxKeepAliveSeconds: 100}}\n"
         with Daemon(broker + "---\n" + listener([(port, "Mqtt")]), wait_for=f"port={port} protocol=mqtt") as d:
-            d.write_config(broker.replace("workers: 2", "workers: 3") + "---\n" + listener([(port, "Mqtt")]))
+            d.write_config(broker.replace("100", "200") + "---\n" + listener([(port, "Mqtt")]))
             d.wait_for_log("event=config_restart_needed")
+
+    def test_workers_from_the_command_line_are_not_a_change(self):
+        """The daemon runs with --workers (as every test daemon does): a reload of a file that
+        sets no workers, or other workers, changes nothing that needs a restart."""
+        port, added = free_port(), free_port()
+        with Daemon(listener([(port, "Mqtt")]), wait_for=f"port={port} protocol=mqtt") as d:
+            d.write_config(listener([(port, "Mqtt"), (added, "Mqtt")]))
+            d.wait_for_log(f"port={added} protocol=mqtt")
+            d.wait_for_log("event=config_reloaded")
+            self.assertNotIn("config_restart_needed", d.logs())
 
 
 if __name__ == "__main__":
