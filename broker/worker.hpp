@@ -103,6 +103,9 @@ class Worker final : public ConnectionHost {
   bool state_store_request(const StateStoreCall& call) override;
   void state_store_connection_closed(std::uint64_t connection_id) override;
   StateStoreShard& state_store() { return *state_store_; }
+  // An empty shard in place of this one (worker thread, or a worker that is not running): for the
+  // fuzz target, whose inputs must not see each other's keys.
+  void reset_state_store();
   // Bytes of requests posted to this worker's shard and not yet run (any thread adds, this one
   // subtracts): beyond kMaxStateStoreBacklog, requests for this shard are refused (PUBACK 0x97)
   // rather than queued without bound.

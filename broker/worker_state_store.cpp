@@ -37,6 +37,11 @@ bool Worker::state_store_request(const StateStoreCall& call) {
   return true;
 }
 
+void Worker::reset_state_store() {
+  state_store_.reset();  // gives its keys back to the quota first
+  state_store_ = std::make_unique<StateStoreShard>(*this, broker_.state_store_quota());
+}
+
 void Worker::deliver_directed(const SessionPtr& s, const MessageRef& message, std::uint64_t connection_id) {
   unsigned owner = s->owner.load(std::memory_order_acquire);
   if (owner != index()) {

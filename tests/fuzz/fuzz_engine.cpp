@@ -23,9 +23,11 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "broker/retained_store.hpp"
+#include "broker/worker.hpp"
 #include "codec/decode.hpp"
 #include "codec/encode.hpp"
-#include "broker/retained_store.hpp"
+#include "statestore/memory_backend.hpp"
 #include "tests/support/memory_transport.hpp"
 
 using namespace mqttd;
@@ -283,5 +285,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (s.connections != 0) fail("a connection is still counted after every client closed");
   if (s.sessions != 0) fail("a session is left after every client closed");
   broker->retained().clear();
+  broker->worker(0).reset_state_store();  // no input sees the keys of an earlier one
+  if (broker->state_store_quota().keys() != 0) fail("state store keys are still counted after the reset");
   return 0;
 }
