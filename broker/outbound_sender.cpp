@@ -1,5 +1,7 @@
 #include "broker/outbound_sender.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "broker/outbound_aliases.hpp"
@@ -95,6 +97,12 @@ bool OutboundSender::pump(Session& s) {
 void OutboundSender::resend(Session& s) {
   SessionHoldings* h = s.holdings_if_any(host_.index());
   if (!h) return;
+  // A state store notification still queued was for the connection that registered, which has
+  // ended (registrations end with it): dropped. One already sent is resent below like any QoS 1
+  // message of the session [MQTT-4.4.0-1].
+  if (std::any_of(h->queue.begin(), h->queue.end(), [](const Delivery& d) { return d.message->directed(); }))
+    h->queue.extract_if([](const Delivery& d) { return d.message->directed(); },
+                        [&](Delivery&&) { host_.messages_dropped.increment(); });
   // Held under the permissions the session had when they were sent; the client may have fewer
   // now (a policy change while it was away): what it may no longer receive is dropped.
   h->inflight.for_each_in_send_order([&](InflightMessage& m) {

@@ -543,3 +543,50 @@ TEST_CASE("output buffer pool: a fan-out's worth of buffers is kept, and bounded
   CHECK(pool.kept_bytes() <= OutputBufferPool::kMaxKeptBytes);
   CHECK(pool.kept() < 1000 + 200);
 }
+
+TEST_CASE("fake host: a notification not yet sent when its connection ended is dropped; one in flight is resent",
+          "[engine][host]") {
+  // State store notifications are `directed` to the connection that registered, and registrations
+  // end with it (docs/statestore.md). One still queued in the session when the client comes back
+  // was for the old connection: dropped. One already sent stays in flight and is resent, as any
+  // QoS 1 message of the session [MQTT-4.4.0-1]. Other queued messages are delivered.
+  auto notification = [](std::string_view topic) {
+    MessageFields f;
+    f.topic = topic;
+    f.payload = as_bytes(std::string_view("*2\r\n$6\r\nNOTIFY\r\n$6\r\nDELETE\r\n"));
+    f.qos = 1;
+    f.directed = true;
+    Delivery d;
+    d.message = Message::create(f);
+    d.qos = 1;
+    return d;
+  };
+  auto contains = [](const std::vector<std::byte>& packet, std::string_view text) {
+    std::string_view bytes(reinterpret_cast<const char*>(packet.data()), packet.size());
+    return bytes.find(text) != std::string_view::npos;
+  };
+  FakeHost host;
+  {
+    FakeClient old(host, ProtocolVersion::v5);
+    old.connect("watcher", true, 60, [](Connect& connect) {
+      connect.properties.session_expiry_interval = 600;
+      connect.properties.receive_maximum = 1;
+    });
+    old.written();
+    old.engine().send(notification("notify/in-flight"));  // sent: the window is 1
+    old.engine().send(notification("notify/queued"));     // waits in the session
+    old.engine().send(delivery("plain/queued", "m", 1));  // waits too
+    REQUIRE(old.packets().size() == 1);
+    CHECK(host.session("watcher")->holdings(0).queue.size() == 2);
+    old.finish_close();
+  }
+  FakeClient next(host, ProtocolVersion::v5);
+  next.connect("watcher", false);
+  auto packets = next.packets();
+  REQUIRE(packets.size() == 3);  // CONNACK, the resent notification, the plain message
+  CHECK(decode_connack_bytes(packets[0], ProtocolVersion::v5).session_present);
+  CHECK(contains(packets[1], "notify/in-flight"));
+  CHECK((std::to_integer<unsigned>(packets[1][0]) & 0x08) != 0);  // DUP
+  CHECK(contains(packets[2], "plain/queued"));
+  CHECK(host.session("watcher")->holdings(0).queue.empty());
+}
