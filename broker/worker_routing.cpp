@@ -218,12 +218,6 @@ void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
     return;
   }
   if (d.message->expired(now())) return;
-  if (d.message->directed()) {
-    // A state store notification: for the connection that registered, which is gone if the
-    // session is offline (registrations end with their connection).
-    if (s->connection && s->connection->connected()) s->connection->send(std::move(d));
-    return;
-  }
   if (!s->may_receive(d.message->topic())) {
     // A shared-group message goes to another member (this one's permissions changed since the
     // publisher's worker chose it); redistribute() picks only members allowed to receive it.

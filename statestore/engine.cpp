@@ -187,7 +187,8 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
     }
   }
   // The notification topic must fit in a PUBLISH (two bytes of length).
-  if (notification_topic_prefix(ctx.client_id).size() + 2 * c.key.size() > 65535) {
+  std::string prefix = notification_topic_prefix(ctx.client_id);
+  if (prefix.size() + 2 * c.key.size() > 65535) {
     resp3::append_error(answer, errors::kQuota);
     return;
   }
@@ -207,8 +208,8 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
     it = watchers_.emplace(std::string(c.key), std::vector<Watcher>{}).first;
     backend_->watch(c.key);
   }
-  it->second.push_back(Watcher{notification_topic_prefix(ctx.client_id), std::string(ctx.client_id), ctx.connection_id,
-                               ctx.subscriber, ctx.registrations});
+  it->second.push_back(
+      Watcher{std::move(prefix), std::string(ctx.client_id), ctx.connection_id, ctx.subscriber, ctx.registrations});
   keys.emplace_back(c.key);
   resp3::append_ok(answer);
 }

@@ -14,6 +14,7 @@
 #include "statestore/backend.hpp"
 #include "statestore/command.hpp"
 #include "statestore/hlc.hpp"
+#include "statestore/key_hash.hpp"
 #include "statestore/topics.hpp"
 
 namespace mqttd::statestore {
@@ -81,11 +82,6 @@ class Engine final : private BackendObserver {
   KeyValueBackend& backend() { return *backend_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-
   void key_changed(std::string_view key, Change change, const Entry* entry) override;
   std::optional<Hlc> write(const Command& c, const RequestContext& ctx, const HlcView* timestamp,
                            const std::optional<Hlc>& fence, RequestTime time, std::string& answer);
@@ -103,7 +99,7 @@ class Engine final : private BackendObserver {
   const Limits limits_;
   HlcClock clock_{std::string(kNodeId)};
   std::uint64_t wall_ms_ = 0;  // of the request being run, for notification versions
-  std::unordered_map<std::string, std::vector<Watcher>, Hash, std::equal_to<>> watchers_;
+  std::unordered_map<std::string, std::vector<Watcher>, KeyHash, std::equal_to<>> watchers_;
   std::unordered_map<std::uint64_t, std::vector<std::string>> keys_by_connection_;
   std::string notification_;  // scratch
   std::string topic_;         // scratch

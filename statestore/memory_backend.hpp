@@ -70,10 +70,6 @@ class MemoryBackend final : public KeyValueBackend {
     std::uint64_t hash = 0;
     Record* record = nullptr;  // owned (released into the table); null: empty
   };
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
 
   static std::uint64_t hash(std::string_view key) { return key_hash(key); }
   // The slot holding `key`, or npos.
@@ -93,7 +89,7 @@ class MemoryBackend final : public KeyValueBackend {
   // The record find() last returned: a SET reads the key and then writes it, and the write finds
   // it here without hashing again. Cleared when a record is freed or replaced.
   Record* last_found_ = nullptr;
-  std::unordered_map<std::string, std::uint32_t, Hash, std::equal_to<>> watched_;
+  std::unordered_map<std::string, std::uint32_t, KeyHash, std::equal_to<>> watched_;
   BackendObserver* observer_ = nullptr;
   TimePoint wheel_start_;
   std::uint64_t wheel_next_ = 0;             // the next slot to process, counted from wheel_start_

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -525,3 +526,22 @@ class RawStateStore(RawClient):
                 return out
             except socket.timeout:
                 return out
+
+
+class ClientsCase(unittest.TestCase):
+    """A test case whose state store clients (added with track()) are disconnected after each test."""
+
+    def setUp(self):
+        self.clients = []
+
+    def tearDown(self):
+        for c in self.clients:
+            try:
+                c.disconnect()
+            except Exception:
+                pass
+
+    def track(self, c):
+        self.clients.append(c)
+        return c
+

@@ -12,6 +12,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import Bystander, Client, Daemon, RawClient, TIMEOUT, broker_config, main, mqtt_string, packet  # noqa: E402
+from statestore_client import ClientsCase  # noqa: E402
 from statestore_client import (CONTENT_TYPE, DEL, FT_LOWER, FT_REQUIRED, GET, GUID, KEYNOTIFY, NIL, NOT_APPLIED,  # noqa: E402
                                NOTIFY_DELETE, NOTIFY_PREFIX, OK, ONE, REQUEST_TOPIC, SET, TOO_FAR_FT, TOO_FAR_TS,
                                VDEL, ZERO, RawStateStore, StateStoreClient, blob, err, format_hlc, hlc_key, hlc_lt,
@@ -34,25 +35,17 @@ def broker_with_state_store(settings):
             "spec:\n  advanced:\n    stateStore: " + settings + "\n")
 
 
-class StateStoreCase(unittest.TestCase):
+class StateStoreCase(ClientsCase):
     """Assertions on answers."""
     port = None
 
     def setUp(self):
+        super().setUp()
         self.port = self.port or DAEMON.port
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            try:
-                c.disconnect()
-            except Exception:
-                pass
 
     def client(self, client_id=None, **kwargs):
-        c = StateStoreClient(self.port, client_id=client_id, **kwargs)
+        c = self.track(StateStoreClient(self.port, client_id=client_id, **kwargs))
         self.assertEqual(c.connack[1], 0)
-        self.clients.append(c)
         return c
 
     def check(self, r, payload, ts=None):

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import free_port, main  # noqa: E402
 from security import PASSWORD_METHOD, authentication, authorization, daemon_with_users, documents, listener  # noqa: E402
+from statestore_client import ClientsCase  # noqa: E402
 from statestore_client import (CONTENT_TYPE, DEL, GET, GUID, KEYNOTIFY, NIL, NOT_APPLIED, OK, ONE, REQUEST_TOPIC,  # noqa: E402
                                SET, VDEL, ZERO, RawStateStore, StateStoreClient, blob, err, notify_set, parse_hlc)
 
@@ -104,23 +105,12 @@ def config(port, reader_keys="data/*"):
                      authentication("users", PASSWORD_METHOD), authorization("policy", rules(reader_keys)))
 
 
-class AuthzCase(unittest.TestCase):
-    def setUp(self):
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            try:
-                c.disconnect()
-            except Exception:
-                pass
-
+class AuthzCase(ClientsCase):
     def client(self, username, client_id=None, **kwargs):
-        c = StateStoreClient(self.port, client_id=client_id or f"{username}-{len(self.clients)}", username=username,
-                             password="pw", **kwargs)
+        c = self.track(StateStoreClient(self.port, client_id=client_id or f"{username}-{len(self.clients)}",
+                                        username=username, password="pw", **kwargs))
         self.assertEqual(c.connack[1], 0, f"{username} could not connect")
         self.assertEqual(c.suback[0].value, 1, f"{username} may not subscribe to {c.response_topic}")
-        self.clients.append(c)
         return c
 
     def do(self, c, payload, expect, ts=None, **kwargs):

@@ -10,6 +10,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import Daemon, main  # noqa: E402
+from statestore_client import ClientsCase  # noqa: E402
 from statestore_client import (DEL, FT_LOWER, GET, KEYNOTIFY, NIL, NOT_APPLIED, NOTIFY_DELETE, OK, ONE, SET,  # noqa: E402
                                VDEL, ZERO, StateStoreClient, blob, err, format_hlc, hlc_lt, notify_set, notify_topic,
                                now_ms, parse_hlc)
@@ -60,21 +61,9 @@ class Lease:
         return r.payload
 
 
-class LockCase(unittest.TestCase):
-    def setUp(self):
-        self.clients = []
-
-    def tearDown(self):
-        for c in self.clients:
-            try:
-                c.disconnect()
-            except Exception:
-                pass
-
+class LockCase(ClientsCase):
     def client(self, client_id=None, **kwargs):
-        c = StateStoreClient(DAEMON.port, client_id=client_id, **kwargs)
-        self.clients.append(c)
-        return c
+        return self.track(StateStoreClient(DAEMON.port, client_id=client_id, **kwargs))
 
     def past_ts(self, c):
         """A request timestamp safely behind the broker's clock, so a version is the wall clock with
