@@ -14,15 +14,18 @@ namespace mqttd {
 
 bool Worker::state_store_request(const StateStoreCall& call) {
   std::size_t workers = broker_.worker_count();
-  std::size_t shard = workers == 1 ? 0 : statestore::key_hash(call.key) % workers;
+  // The hash's high half picks the shard: the backend's table indexes by the low bits, which
+  // would otherwise be the same for every key of a shard.
+  std::size_t shard = workers == 1 ? 0 : (statestore::key_hash(call.key) >> 32) % workers;
   if (shard == index()) {
     state_store_->execute(call);
     return true;
   }
   // What the copy holds, and at least 256 bytes (so that the count of waiting calls is bounded too).
-  std::uint64_t size =
-      std::max<std::uint64_t>(256, sizeof(OwnedStateStoreCall) + call.payload.size() + call.response_topic.size() +
-                                       call.correlation_data.size() + call.client_id.size() + 128);
+  std::uint64_t size = std::max<std::uint64_t>(256, sizeof(OwnedStateStoreCall) + call.payload.size() +
+                                                        call.response_topic.size() + call.correlation_data.size() +
+                                                        call.client_id.size() + call.timestamp.value_or("").size() +
+                                                        call.fencing_token.value_or("").size() + 128);
   Worker& target = broker_.worker(shard);
   if (target.state_store_backlog.fetch_add(size, std::memory_order_relaxed) + size > kMaxStateStoreBacklog) {
     target.state_store_backlog.fetch_sub(size, std::memory_order_relaxed);

@@ -20,7 +20,12 @@ Engine::Engine(std::unique_ptr<KeyValueBackend> backend, NotificationSink& sink,
   backend_->set_observer(this);
 }
 
-Engine::~Engine() { backend_->set_observer(nullptr); }
+Engine::~Engine() {
+  backend_->set_observer(nullptr);
+  // Registrations still held give back their quota and their connections' counts.
+  for (const auto& [key, list] : watchers_)
+    for (const Watcher& w : list) release_watch(key, w);
+}
 
 namespace {
 
@@ -168,6 +173,12 @@ void Engine::watch(const Command& c, const RequestContext& ctx, std::string& ans
       return;
     }
     auto found = std::find_if(it->second.begin(), it->second.end(), mine);
+    // A STOP from an older connection (still queued when the client reconnected and registered
+    // again) does not end the newer connection's registration.
+    if (found->connection_id > ctx.connection_id) {
+      resp3::append_integer(answer, 0);
+      return;
+    }
     remove_watcher(c.key, ctx.client_id, found->connection_id);
     resp3::append_ok(answer);
     return;

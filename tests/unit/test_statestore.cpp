@@ -618,3 +618,39 @@ TEST_CASE("key hash: SipHash-1-3 under the process key spreads keys and shards",
   CHECK(odd > 4'700);
   CHECK(odd < 5'300);
 }
+
+TEST_CASE("second review: a shard's end gives registrations back; an older connection's STOP ends nothing",
+          "[statestore]") {
+  Quota quota(100, 100'000);
+  RecordingSink sink;
+  TimePoint t{};
+  auto registrations = std::make_shared<std::atomic<std::uint32_t>>(0);
+  auto keynotify = [&](Engine& engine, std::string_view key, std::uint64_t connection, bool stop) {
+    resp3::Arguments args;
+    std::string request = stop ? cmd3("KEYNOTIFY", key, "STOP") : cmd2("KEYNOTIFY", key);
+    REQUIRE(resp3::parse_request(request, args));
+    Command c;
+    std::string_view error;
+    REQUIRE(decode_command(args.span(), c, error));
+    RequestContext ctx;
+    ctx.client_id = "client";
+    ctx.connection_id = connection;
+    ctx.registrations = registrations;
+    std::string out;
+    engine.execute(c, ctx, RequestTime{kWall, t}, out);
+    return out;
+  };
+  {
+    Engine::Limits limits;
+    limits.quota = &quota;
+    Engine engine(std::make_unique<MemoryBackend>(quota, t), sink, limits);
+    CHECK(keynotify(engine, "a", 5, false) == "+OK\r\n");
+    CHECK(keynotify(engine, "a", 3, true) == ":0\r\n");  // the older connection's STOP
+    CHECK(engine.watched_keys() == 1);
+    CHECK(keynotify(engine, "b", 5, false) == "+OK\r\n");
+    CHECK(registrations->load() == 2);
+    CHECK(quota.bytes() > 0);
+  }
+  CHECK(quota.bytes() == 0);
+  CHECK(registrations->load() == 0);
+}

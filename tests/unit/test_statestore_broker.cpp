@@ -24,7 +24,7 @@ std::string set_request(const std::string& key, std::size_t value_size) {
 std::string key_on(std::size_t shard) {
   for (int i = 0;; ++i) {
     std::string key = "key-" + std::to_string(i);
-    if (statestore::key_hash(key) % 2 == shard) return key;
+    if ((statestore::key_hash(key) >> 32) % 2 == shard) return key;
   }
 }
 
@@ -63,4 +63,23 @@ TEST_CASE("state store: requests for another worker's shard stop at the backlog 
   CHECK(broker->stats().limit_hits[static_cast<std::size_t>(Limit::StateStoreBacklog)] >= 1);
   // Destroyed with a key held and 31 requests waiting (ASan checks the order).
   broker.reset();
+}
+
+TEST_CASE("state store: the backlog counts what a waiting request holds, its timestamps included",
+          "[statestore][broker]") {
+  BrokerSettings settings;
+  settings.workers = 2;
+  Broker broker(settings);
+  std::string remote = key_on(1);
+  std::string payload = set_request(remote, 10);
+  std::string huge(60'000, '1');
+  StateStoreCall call;
+  call.payload = payload;
+  call.response_topic = "clients/c/response";
+  call.client_id = "c";
+  call.timestamp = huge;
+  call.fencing_token = huge;
+  call.key = remote;
+  REQUIRE(broker.worker(0).state_store_request(call));
+  CHECK(broker.worker(1).state_store_backlog.load() >= 120'000);
 }
