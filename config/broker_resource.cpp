@@ -200,6 +200,25 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       if (auto level = logs["level"])
         out.log_level = enumeration(lctx.child("level"), level, {"trace", "debug", "info", "warn", "error"});
     }
+    if (auto metrics = diag["metrics"]) {
+      auto mctx = dctx.child("metrics");
+      expect_map(mctx, metrics);
+      reject_unknown(mctx, metrics, {"opentelemetryExportConfig", "prometheusPort"});
+      if (auto port = metrics["prometheusPort"])
+        out.diagnostics.prometheus_port =
+            static_cast<std::uint16_t>(integer(mctx.child("prometheusPort"), port, 0, 65535));
+    }
+    if (auto check = diag["selfCheck"]) {
+      auto sctx = dctx.child("selfCheck");
+      expect_map(sctx, check);
+      reject_unknown(sctx, check, {"mode", "intervalSeconds", "timeoutSeconds"});
+      auto& sc = out.diagnostics.self_check;
+      if (auto m = check["mode"]) sc.enabled = enumeration(sctx.child("mode"), m, {"Enabled", "Disabled"}) == "Enabled";
+      if (auto n = check["intervalSeconds"])
+        sc.interval = std::chrono::seconds(integer(sctx.child("intervalSeconds"), n, 30, 300));
+      if (auto n = check["timeoutSeconds"])
+        sc.timeout = std::chrono::seconds(integer(sctx.child("timeoutSeconds"), n, 5, 120));
+    }
   }
   if (auto profile = spec["memoryProfile"]) {
     auto p = enumeration(ctx.child("memoryProfile"), profile, {"Tiny", "Low", "Medium", "High"});

@@ -143,9 +143,25 @@ struct Authorization {
   bool operator==(const Authorization& o) const { return name == o.name && policy == o.policy; }
 };
 
+// spec.diagnostics.selfCheck: an internal client's round trip through the broker (docs/operations.md).
+struct SelfCheck {
+  bool enabled = true;
+  std::chrono::seconds interval{30};  // 30..300
+  std::chrono::seconds timeout{15};   // 5..120
+  bool operator==(const SelfCheck&) const = default;
+};
+
+// What the daemon serves about itself: Prometheus metrics and the health probes share one port.
+struct Diagnostics {
+  std::uint16_t prometheus_port = 9600;  // 0: no metrics and probe server
+  SelfCheck self_check;
+  bool operator==(const Diagnostics&) const = default;
+};
+
 struct Configuration {
   BrokerSettings broker;
   std::string log_level = "info";
+  Diagnostics diagnostics;
   std::vector<Listener> listeners;
   std::vector<Issuer> issuers;
   std::vector<Certificate> certificates;
