@@ -19,7 +19,7 @@ bool AuthenticationPool::submit(std::function<void()> job, std::shared_ptr<const
   {
     std::lock_guard lock(mutex_);
     if (stopping_ || jobs_.size() >= max_pending_) return false;
-    jobs_.push_back(Job{std::move(job), std::move(abandoned), std::move(skipped)});
+    jobs_.push_back(Job{std::move(job), std::move(abandoned), std::move(skipped), std::chrono::steady_clock::now()});
   }
   wake_.notify_one();
   return true;
@@ -40,7 +40,14 @@ void AuthenticationPool::run() {
       continue;
     }
     job.run();
+    auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - job.submitted);
+    latency_.observe_micros(static_cast<std::uint64_t>(took.count()), kLatencyBoundsMicros);
   }
+}
+
+std::size_t AuthenticationPool::pending() const {
+  std::lock_guard lock(mutex_);
+  return jobs_.size();
 }
 
 }  // namespace mqttd

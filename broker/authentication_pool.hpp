@@ -3,6 +3,11 @@
 // connections of a worker. Its queue is bounded: beyond it, CONNECTs are refused as busy.
 #pragma once
 
+#include <array>
+#include <chrono>
+
+#include "broker/worker_metrics.hpp"
+
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -27,15 +32,24 @@ class AuthenticationPool {
   bool submit(std::function<void()> job, std::shared_ptr<const std::atomic<bool>> abandoned = nullptr,
               std::function<void()> skipped = nullptr);
 
+  // From submit() to the end of the check, in microseconds: the wait in the queue included,
+  // which is what a connecting client feels. Written by the pool's thread only.
+  static constexpr std::array<std::uint64_t, 10> kLatencyBoundsMicros = {1000,   5000,   10000,  25000,   50000,
+                                                                         100000, 250000, 500000, 1000000, 5000000};
+  const Histogram<kLatencyBoundsMicros.size()>& latency() const { return latency_; }
+  std::size_t pending() const;
+
  private:
   struct Job {
     std::function<void()> run;
     std::shared_ptr<const std::atomic<bool>> abandoned;
     std::function<void()> skipped;
+    std::chrono::steady_clock::time_point submitted;
   };
   void run();
   const std::size_t max_pending_;
-  std::mutex mutex_;
+  Histogram<kLatencyBoundsMicros.size()> latency_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<Job> jobs_;
   bool stopping_ = false;

@@ -53,19 +53,41 @@ void Broker::start() {
 void Broker::stop(std::chrono::milliseconds grace) {
   if (!started_) return;
   started_ = false;
-  std::vector<std::future<void>> done;
-  for (auto& w : workers_) {
-    auto promise = std::make_shared<std::promise<void>>();
-    done.push_back(promise->get_future());
-    boost::asio::post(w->io(), [worker = w.get(), promise] {
-      worker->shutdown_connections();
-      promise->set_value();
-    });
-  }
-  for (auto& f : done) f.wait_for(grace + std::chrono::milliseconds(100));
-  // Give the transports a moment to write the DISCONNECT packets.
+  const auto phase_deadline = std::chrono::steady_clock::now() + grace + std::chrono::milliseconds(100);
+  // Runs `task` on every worker and waits for all of them (at most until the grace runs out).
+  auto on_every_worker = [&](auto task) {
+    std::vector<std::future<void>> done;
+    for (auto& w : workers_) {
+      auto promise = std::make_shared<std::promise<void>>();
+      done.push_back(promise->get_future());
+      boost::asio::post(w->io(), [worker = w.get(), promise, task] {
+        task(*worker);
+        promise->set_value();
+      });
+    }
+    for (auto& f : done) f.wait_until(phase_deadline);
+  };
+  // Every session ends with the process, so every will is due now, delayed ones included
+  // [MQTT-3.1.3-9]. They go out while every subscriber is still connected: the wills first, then
+  // two rounds on every worker, so that the deliveries a worker batched for another (its outbox,
+  // flushed at the end of its turn) reach that worker's inbox and are written before the
+  // DISCONNECTs below.
+  on_every_worker([](Worker& w) { w.publish_wills_at_shutdown(); });
+  on_every_worker([](Worker&) {});
+  on_every_worker([](Worker&) {});
+  on_every_worker([](Worker& w) { w.shutdown_connections(); });
+  // Give the transports a moment to write the DISCONNECT packets and the clients to close: a
+  // lingering socket closed early would reset, and the reset discards the DISCONNECT.
   auto deadline = std::chrono::steady_clock::now() + grace;
-  while (connections_.load() > 0 && std::chrono::steady_clock::now() < deadline)
+  std::atomic<std::size_t> open_sockets{0};
+  auto count_sockets = [&] {
+    open_sockets = 0;
+    on_every_worker([&open_sockets](Worker& w) {
+      if (auto* e = w.extension()) open_sockets += e->open_sockets();
+    });
+    return open_sockets.load();
+  };
+  while ((connections_.load() > 0 || count_sockets() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   for (auto& w : workers_) w->join();
   spdlog::info("event=broker_stopped");
@@ -173,9 +195,9 @@ BrokerStats Broker::stats() const {
   for (std::size_t i = 0; i < limits_.size(); ++i) s.limit_hits[i] = limits_[i].hits.load(std::memory_order_relaxed);
   for (std::size_t i = 0; i < events_.size(); ++i) s.security_events[i] = events_[i].load(std::memory_order_relaxed);
   for (const auto& w : workers_) {
-    s.messages_received += w->messages_received.get();
-    s.messages_sent += w->messages_sent.get();
-    s.messages_dropped += w->messages_dropped.get();
+    for (const auto& c : w->metrics.messages_in) s.messages_received += c.get();
+    for (const auto& c : w->metrics.messages_out) s.messages_sent += c.get();
+    for (const auto& c : w->metrics.drops) s.messages_dropped += c.get();
   }
   return s;
 }

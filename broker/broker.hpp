@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "broker/limits.hpp"
+#include "broker/port_metrics.hpp"
 #include "broker/settings.hpp"
 
 namespace boost::asio {
@@ -21,6 +22,9 @@ class io_context;
 }
 
 namespace mqttd {
+namespace metrics {
+class PrometheusWriter;
+}
 
 class ClientConnection;
 class Transport;
@@ -106,6 +110,10 @@ class Broker {
   // The state store's key and byte bounds, shared by every worker's shard.
   statestore::Quota& state_store_quota() { return *state_store_quota_; }
   AuthenticationPool& authentication_pool() { return *authentication_pool_; }
+  PortMetrics& port_metrics() { return port_metrics_; }
+  // Appends every metric of the broker, its workers and its ports (docs/operations.md "Metrics").
+  // Any thread; it reads the workers' counters without stopping them.
+  void write_metrics(metrics::PrometheusWriter& out) const;
   void connection_closed() { connections_.fetch_sub(1, std::memory_order_relaxed); }
   // Advanced after each subscription change is queued on every worker (Worker::change_subscriptions).
   std::atomic<std::uint64_t> index_epoch{0};
@@ -144,6 +152,7 @@ class Broker {
   };
   std::array<LimitCounter, static_cast<std::size_t>(Limit::Count)> limits_;
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(SecurityEvent::Count)> events_{};
+  PortMetrics port_metrics_;
 };
 
 }  // namespace mqttd

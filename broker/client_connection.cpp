@@ -56,11 +56,13 @@ std::span<std::byte> ClientConnection::read_buffer() { return framer_.read_buffe
 
 void ClientConnection::commit_read(std::size_t n) {
   last_receive_ = host_.now();
+  host_.metrics.bytes_in.add(n);
   process_and_keep(framer_.commit_read(host_.shared_read_buffer(), n));
 }
 
 void ClientConnection::on_bytes(codec::Bytes input) {
   last_receive_ = host_.now();
+  host_.metrics.bytes_in.add(input.size());
   process_and_keep(framer_.append(input));
 }
 
@@ -199,7 +201,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     // v5: PUBACK/PUBREC 0x87. 3.1.1 has no way to say it: a normal acknowledgement, and the
     // message is dropped (as the source broker does). QoS 0: dropped.
     spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", client_id(), topic);
-    host_.messages_dropped.increment();
+    host_.metrics.drop(DropReason::NotAuthorized);
     if (p.qos == 2 && !is_v5(version_)) held().inbound_qos2.insert(p.packet_id);  // PUBREL still follows
     return acknowledge(is_v5(version_) ? Reason::NotAuthorized : Reason::Success);
   }
@@ -240,7 +242,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
     expiry = std::min(expiry.value_or(*settings.max_message_expiry_seconds), *settings.max_message_expiry_seconds);
   if (expiry) f.expires_at = host_.now() + std::chrono::seconds(*expiry);
   MessageRef msg = Message::create(f);
-  host_.messages_received.increment();
+  host_.metrics.messages_in[p.qos].increment();
   std::size_t receivers = host_.publish(msg, client_id());
   if (receivers == ConnectionHost::kRetainRefused) {
     // The retained store is full: v5 says so (0x97 Quota exceeded); 3.1.1 cannot, so it gets an
@@ -341,6 +343,11 @@ void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes bod
 
 void ClientConnection::request_flush() { host_.request_flush(*this); }
 
+void ClientConnection::consume_written(std::size_t n) {
+  sender_.output().consume(n);
+  host_.metrics.bytes_out.add(n);
+}
+
 void ClientConnection::flush_output() { transport_.flush(); }
 
 void ClientConnection::send(Delivery&& d) {
@@ -348,7 +355,7 @@ void ClientConnection::send(Delivery&& d) {
   // next connection (under the queue's limit), QoS 0 is dropped as for any offline session.
   if (state_ == State::Closing) {
     if (d.qos == 0) {
-      host_.messages_dropped.increment();
+      host_.metrics.drop(DropReason::SessionEnded);
     } else {
       host_.enqueue(*session_, std::move(d));
     }
@@ -359,7 +366,7 @@ void ClientConnection::send(Delivery&& d) {
 
 void ClientConnection::send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids) {
   if (state_ == State::Closing) {
-    host_.messages_dropped.increment();
+    host_.metrics.drop(DropReason::SessionEnded);
     return;
   }
   if (sender_.send_now(message, retain, subscription_ids)) request_flush();
@@ -416,6 +423,12 @@ void ClientConnection::disconnect(Reason reason, std::string_view why) {
   close();
 }
 
+void ClientConnection::publish_will_now() {
+  if (!will_ || will_discarded_ || !connected()) return;
+  host_.publish_will(will_, will_authority());
+  will_discarded_ = true;
+}
+
 void ClientConnection::taken_over(bool session_ends) {
   spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
   if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) host_.publish_will(will_, will_authority());
@@ -450,6 +463,7 @@ void ClientConnection::finish_close() {
     connect_phase_->authentication_abandoned->store(true, std::memory_order_release);
   host_.remove_connection(*this);
   host_.connection_closed();
+  host_.count_port_event(endpoint_id(), PortEvent::Closed);
   if (state_store_registrations_) host_.state_store_connection_closed(id_);
   if (!session_) return;
   if (session_->connection != this) return;

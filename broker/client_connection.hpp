@@ -58,6 +58,10 @@ class ClientConnection {
   bool reading_paused() const;
 
   OutputQueue& output() { return sender_.output(); }
+  // For /metrics, from the transport (TLS handshakes).
+  void count_port_event(PortEvent event) { host_.count_port_event(endpoint_id(), event); }
+  // The transport wrote the first `n` queued bytes: drops them from the queue and counts them.
+  void consume_written(std::size_t n);
   // Asks the transport to write what is queued.
   void flush_output();
 
@@ -69,6 +73,8 @@ class ClientConnection {
   // (Clock::time_point::max(): none).
   Clock::time_point tick();
   Clock::time_point next_deadline(Clock::time_point now) const;
+  // Publishes the will now, whatever its delay, and not again at close (the broker stops).
+  void publish_will_now();
   // Server-initiated disconnect: a v5 DISCONNECT with `reason`, then close.
   void disconnect(codec::Reason reason, std::string_view why = {});
   // The port's authentication or authorization changed: keep the client if its permissions are

@@ -205,6 +205,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
     ack.properties.topic_alias_maximum = settings.topic_alias_maximum;
   }
   write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
+  host_.metrics.connacks[0].increment();
   connect_phase_.reset();  // the CONNECT is done: an idle client carries none of it
   spdlog::debug("event=connected client_id={} peer={} protocol={} session_present={} keep_alive={}",
                 session_->client_id, transport_.peer(), is_v5(version_) ? 5 : 4, session_present, keep_alive_);
@@ -217,6 +218,7 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
 
 void ClientConnection::refuse_connect(Reason reason, std::string_view why) {
   log_close(why);
+  host_.metrics.connacks[static_cast<std::uint8_t>(reason)].increment();
   if (is_v5(version_)) {
     codec::Connack ack;
     ack.reason = reason;

@@ -21,10 +21,12 @@
 #include "broker/limits.hpp"
 #include "broker/message.hpp"
 #include "broker/output_queue.hpp"
+#include "broker/port_metrics.hpp"
 #include "broker/port_security.hpp"
 #include "broker/settings.hpp"
 #include "broker/state_store_call.hpp"
 #include "broker/subscription_index.hpp"
+#include "broker/worker_metrics.hpp"
 #include "codec/decode.hpp"
 #include "codec/encode.hpp"
 
@@ -63,17 +65,6 @@ struct AuthenticationRequest {
 
 class ConnectionHost {
  public:
-  // Written by the host's thread only, read by statistics from any thread: a relaxed load and
-  // store (no locked instruction on the hot path) is enough for one writer.
-  class Counter {
-   public:
-    void increment() { value_.store(value_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
-    std::uint64_t get() const { return value_.load(std::memory_order_relaxed); }
-
-   private:
-    std::atomic<std::uint64_t> value_{0};
-  };
-
   // How often a worker checks its timers and advances now(), which therefore lags the clock by
   // up to this.
   static constexpr auto kTickInterval = std::chrono::milliseconds(250);
@@ -114,9 +105,8 @@ class ConnectionHost {
   // Where output queues take buffers when they write and give them back when drained.
   OutputBufferPool& output_buffers() { return output_buffers_; }
 
-  Counter messages_received;
-  Counter messages_sent;
-  Counter messages_dropped;
+  // This host's counters for /metrics (written by this host's thread only).
+  WorkerMetrics metrics;
 
   // --- connections ---
   // Files a new connection and returns its id (unique in the process; find_connection() takes it).
@@ -131,6 +121,8 @@ class ConnectionHost {
   virtual void request_flush(ClientConnection& c) = 0;
   // The connection released its place against the broker's connection limit.
   virtual void connection_closed() = 0;
+  // For /metrics: a port's connection closed, or its TLS handshake ended (PortMetrics).
+  virtual void count_port_event(std::uint64_t endpoint_id, PortEvent event) = 0;
 
   // --- security ---
   // The port's authentication and authorization as they are now (null: the port admits everyone).

@@ -76,7 +76,9 @@ void ClientConnection::on_authenticated(authn::Result result) {
     for (const auto& subject : certificate->subjects) field(subject);
   if (security.policy) {
     authority.permissions = security.policy->bind(principal);
-    if (!authority.permissions->may_connect()) {
+    const bool may_connect = authority.permissions->may_connect();
+    host_.metrics.authorization(AuthorizationAction::Connect, may_connect);
+    if (!may_connect) {
       spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
                    principal.username.value_or(""), security.policy->name());
       return refuse_connect(Reason::NotAuthorized, "not authorized to connect");
@@ -95,10 +97,16 @@ void ClientConnection::on_authenticated(authn::Result result) {
 bool ClientConnection::may_publish(std::string_view topic) {
   if (!authority_ || !authority_->permissions) return true;
   const authz::Permissions& permissions = *authority_->permissions;
-  if (!permissions.cache_decisions()) return permissions.may_publish(topic);
-  if (auto known = authority_->publish_decisions.find(permissions, topic)) return *known;
-  bool allowed = permissions.may_publish(topic);
-  authority_->publish_decisions.store(permissions, topic, allowed);
+  bool allowed;
+  if (!permissions.cache_decisions()) {
+    allowed = permissions.may_publish(topic);
+  } else if (auto known = authority_->publish_decisions.find(permissions, topic)) {
+    allowed = *known;
+  } else {
+    allowed = permissions.may_publish(topic);
+    authority_->publish_decisions.store(permissions, topic, allowed);
+  }
+  host_.metrics.authorization(AuthorizationAction::Publish, allowed);
   return allowed;
 }
 

@@ -69,6 +69,7 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
   }
 
   auto answer_here = [&](std::string_view error) {
+    host_.metrics.state_store_refused.increment();
     std::string payload;
     statestore::resp3::append_error(payload, error);
     host_.publish(make_state_store_message(response_topic, payload, call.correlation_data, {}, call.response_expires_at,
@@ -81,8 +82,10 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
   statestore::Command command;
   std::string_view error;
   if (!statestore::decode_command(args.span(), command, error)) return answer_here(error);
+  host_.metrics.state_store_requests[static_cast<std::size_t>(command.verb)].increment();
   if (const auto& permissions = this->permissions()) {
     bool allowed = command.writes() ? permissions->may_write_key(command.key) : permissions->may_read_key(command.key);
+    host_.metrics.authorization(AuthorizationAction::StateStore, allowed);
     if (!allowed) {
       spdlog::debug("event=statestore_denied client_id={} write={}", client_id(), command.writes());
       return answer_here(statestore::errors::kNotAuthorized);

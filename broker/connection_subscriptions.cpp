@@ -45,8 +45,10 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       continue;
     }
     if (is_shared && t.no_local) return protocol_violation(Reason::ProtocolError, "No Local on a shared subscription");
-    if (permissions() &&
-        permissions()->subscribe_coverage(is_shared ? shared.filter : t.filter) == authz::Permissions::Coverage::None) {
+    const bool denied = permissions() && permissions()->subscribe_coverage(is_shared ? shared.filter : t.filter) ==
+                                             authz::Permissions::Coverage::None;
+    if (permissions()) host_.metrics.authorization(AuthorizationAction::Subscribe, !denied);
+    if (denied) {
       spdlog::debug("event=subscribe_denied client_id={} filter=\"{}\"", client_id(), t.filter);
       reasons.push_back(v5 ? Reason::NotAuthorized : Reason::UnspecifiedError);  // 0x87, or 0x80 in 3.1.1
       continue;
@@ -69,6 +71,7 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
       it = held().subscriptions.try_emplace(std::string(t.filter)).first;
     }
     it->second.options = opts;
+    host_.metrics.subscribes.increment();
     IndexChange ch;
     ch.add = true;
     ch.options = opts;
@@ -135,6 +138,7 @@ void ClientConnection::handle_unsubscribe(const codec::FixedHeader& h, codec::By
       continue;
     }
     holdings->subscriptions.erase(it);
+    host_.metrics.unsubscribes.increment();
     changes.push_back(IndexChange::removal(filter));
     reasons.push_back(Reason::Success);
   }

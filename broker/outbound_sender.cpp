@@ -49,7 +49,7 @@ std::uint16_t OutboundSender::send_window() const {
 bool OutboundSender::send(Session& s, Delivery&& d) {
   if (d.qos == 0) {
     if (output_full()) {
-      host_.messages_dropped.increment();
+      host_.metrics.drop(DropReason::QueueFull);
       return false;
     }
     return write_publish(d, 0, false);
@@ -85,9 +85,15 @@ bool OutboundSender::pump(Session& s) {
   while (!queue.empty() && h->inflight.size() < send_window() && !output_full() &&
          !inflight_bytes_full(*h, queue.front())) {
     Delivery d = queue.take_front();
-    if (d.message->expired(host_.now())) continue;
+    if (d.message->expired(host_.now())) {
+      host_.metrics.drop(DropReason::Expired);
+      continue;
+    }
     // Queued under the permissions the session had then; the client may have fewer now.
-    if (!d.message->directed() && !s.may_receive(d.message->topic())) continue;
+    if (!d.message->directed() && !s.may_receive(d.message->topic())) {
+      host_.metrics.drop(DropReason::NotAuthorized);
+      continue;
+    }
     if (!send_inflight(*h, std::move(d))) break;
     wrote = true;
   }
@@ -102,13 +108,13 @@ void OutboundSender::resend(Session& s) {
   // message of the session [MQTT-4.4.0-1].
   if (std::any_of(h->queue.begin(), h->queue.end(), [](const Delivery& d) { return d.message->directed(); }))
     h->queue.extract_if([](const Delivery& d) { return d.message->directed(); },
-                        [&](Delivery&&) { host_.messages_dropped.increment(); });
+                        [&](Delivery&&) { host_.metrics.drop(DropReason::SessionEnded); });
   // Held under the permissions the session had when they were sent; the client may have fewer
   // now (a policy change while it was away): what it may no longer receive is dropped.
   h->inflight.for_each_in_send_order([&](InflightMessage& m) {
     if (m.state != InflightMessage::State::AwaitingPubcomp && !m.delivery.message->directed() &&
         !s.may_receive(m.delivery.message->topic())) {
-      host_.messages_dropped.increment();
+      host_.metrics.drop(DropReason::NotAuthorized);
       h->inflight.erase(m.packet_id);
     }
   });
@@ -131,7 +137,7 @@ bool OutboundSender::write_publish(const Delivery& d, std::uint16_t packet_id, b
 
 bool OutboundSender::send_now(const MessageRef& message, bool retain, const SubscriptionIds& subscription_ids) {
   if (output_full()) {
-    host_.messages_dropped.increment();
+    host_.metrics.drop(DropReason::QueueFull);
     return false;
   }
   return write_publish(message, 0, retain, subscription_ids, 0, false);
@@ -162,7 +168,7 @@ bool OutboundSender::write_publish(const MessageRef& message, std::uint8_t qos, 
                           (v5 ? codec::varint_size(static_cast<std::uint32_t>(props)) + props : 0);
   std::size_t total = codec::packet_size(remaining);
   if (!fits(total) || remaining > codec::kMaxVarint) {
-    host_.messages_dropped.increment();
+    host_.metrics.drop(DropReason::TooLarge);
     return false;
   }
   output_.take_buffers_from(host_.output_buffers());
@@ -189,7 +195,7 @@ bool OutboundSender::write_publish(const MessageRef& message, std::uint8_t qos, 
     }
   }
   output_.append_payload(message, m.payload());
-  host_.messages_sent.increment();
+  host_.metrics.messages_out[qos].increment();
   return true;
 }
 

@@ -125,6 +125,12 @@ void Worker::shutdown_connections(std::uint64_t endpoint_id) {
   for (auto* c : chosen) c->disconnect(codec::Reason::ServerShuttingDown, why);
 }
 
+void Worker::publish_wills_at_shutdown() {
+  for (auto* c : connections_.all()) c->publish_will_now();
+  for (auto& [raw, session] : offline_)
+    if (PendingWill will = session->take_pending_will(index())) publish_will(will.message, will.authority);
+}
+
 void Worker::reauthorize_connections(std::uint64_t endpoint_id) {
   std::vector<ClientConnection*> chosen;
   for (auto* c : connections_.all())
@@ -164,6 +170,10 @@ void Worker::schedule_tick() {
   ticker_.expires_after(kTickInterval);
   ticker_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
+    // How late the tick runs is how long the event loop was busy with other work.
+    auto late = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - ticker_.expiry()).count();
+    metrics.loop_lag.observe_micros(static_cast<std::uint64_t>(std::max<std::int64_t>(late, 0)), kLoopLagBoundsMicros);
+    metrics.subscriptions.store(index_tree_.subscription_count(), std::memory_order_relaxed);
     tick();
     schedule_tick();
   });
@@ -218,6 +228,10 @@ void Worker::tick_at(Clock::time_point now_point, std::chrono::system_clock::tim
 
 void Worker::connection_closed() { broker_.connection_closed(); }
 
+void Worker::count_port_event(std::uint64_t endpoint_id, PortEvent event) {
+  broker_.port_metrics().count(endpoint_id, event);
+}
+
 std::shared_ptr<const PortSecurity> Worker::port_security(std::uint64_t endpoint_id) {
   return broker_.port_security(endpoint_id);
 }
@@ -254,6 +268,11 @@ bool Worker::submit_authentication(AuthenticationRequest request) {
         spdlog::debug("event=authentication_skipped client_id={} peer={} reason=\"the client left before its check\"",
                       job->client_id, job->peer);
       });
+}
+
+std::size_t Worker::inbox_depth() {
+  std::lock_guard lock(inbox_mutex_);
+  return inbox_deliveries_.size() + inbox_tasks_.size();
 }
 
 }  // namespace mqttd

@@ -55,8 +55,11 @@ class Worker final : public ConnectionHost {
   ClientConnection* find_connection(std::uint64_t id) override;
   void request_flush(ClientConnection& c) override;
   void connection_closed() override;
+  void count_port_event(std::uint64_t endpoint_id, PortEvent event) override;
   // Sends DISCONNECT 0x8B to the connections of one port (`endpoint_id`), or to all (0), and closes them.
   void shutdown_connections(std::uint64_t endpoint_id = 0);
+  // The broker stops: publishes the wills of this worker's connections and offline sessions now.
+  void publish_wills_at_shutdown();
   // Re-applies the port's security to the connections of one port (Broker::reauthorize_endpoint).
   void reauthorize_connections(std::uint64_t endpoint_id);
   std::size_t connection_count() const { return connections_.size(); }
@@ -142,6 +145,12 @@ class Worker final : public ConnectionHost {
   void add_offline(const SessionPtr& s);
   void remove_offline(Session* s);
   void drain_inbox();
+
+ public:
+  // Deliveries and tasks waiting in the inbox (any thread; takes the inbox's lock).
+  std::size_t inbox_depth();
+
+ private:
   // Posts flush() once per turn of the event loop.
   void schedule_flush();
   void flush();

@@ -104,7 +104,7 @@ std::size_t Worker::publish(const MessageRef& msg, std::string_view publisher) {
           count ? fmt::format("topic \"{}\": {} retained messages stored", msg->topic(), s.max_retained_messages)
                 : fmt::format("topic \"{}\": {} bytes would exceed {}", msg->topic(), RetainedStore::cost(*msg),
                               s.max_retained_bytes));
-      messages_dropped.increment();
+      metrics.drop(DropReason::RetainedLimit);
       return kRetainRefused;
     }
   }
@@ -214,15 +214,15 @@ void Worker::deliver(const SessionPtr& s, Delivery&& d) {
 
 void Worker::deliver_here(const SessionPtr& s, Delivery&& d) {
   if (s->ended) {
-    if (!d.shared_filter || !redistribute(s.get(), d)) messages_dropped.increment();
+    if (!d.shared_filter || !redistribute(s.get(), d)) metrics.drop(DropReason::SessionEnded);
     return;
   }
-  if (d.message->expired(now())) return;
+  if (d.message->expired(now())) return metrics.drop(DropReason::Expired);
   if (!s->may_receive(d.message->topic())) {
     // A shared-group message goes to another member (this one's permissions changed since the
     // publisher's worker chose it); redistribute() picks only members allowed to receive it.
     if (d.shared_filter && redistribute(s.get(), d)) return;
-    messages_dropped.increment();
+    metrics.drop(DropReason::NotAuthorized);
     return;
   }
   if (s->connection && s->connection->connected()) {

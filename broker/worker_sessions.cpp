@@ -170,7 +170,7 @@ void Worker::redistribute_shared(const SessionPtr& s, bool continues) {
     if (continues) {
       enqueue(*s, std::move(d));
     } else {
-      messages_dropped.increment();
+      metrics.drop(DropReason::SessionEnded);
     }
   }
 }
@@ -203,7 +203,7 @@ void Worker::publish_will(const MessageRef& will, const WillAuthority& authority
     spdlog::info("event=will_refused client_id={} topic=\"{}\" reason=\"{}\"",
                  authority.principal ? authority.principal->client_id : "", will->topic(), refused);
     broker_.count_event(SecurityEvent::WillNotAuthorized);
-    messages_dropped.increment();
+    metrics.drop(DropReason::NotAuthorized);
     return;
   }
   publish(will, authority.principal ? std::string_view(authority.principal->client_id) : std::string_view{});
@@ -240,7 +240,7 @@ void Worker::enqueue(Session& s, Delivery&& d) {
   if (settings.subscriber_queue_strategy == QueueStrategy::DropOldest && evicting_helps) {
     while (limit && !queue.empty()) {
       queue.take_front();
-      messages_dropped.increment();
+      metrics.drop(DropReason::QueueFull);
       limit = over();
     }
     if (!limit) {
@@ -248,7 +248,7 @@ void Worker::enqueue(Session& s, Delivery&& d) {
       return;
     }
   }
-  messages_dropped.increment();
+  metrics.drop(DropReason::QueueFull);
 }
 
 void Worker::clear_session(const SessionPtr& s) {

@@ -56,7 +56,7 @@ void Worker::deliver_directed(const SessionPtr& s, const MessageRef& message, st
   }
   ClientConnection* c = s->connection;
   if (s->ended || !c || !c->connected() || c->id() != connection_id) {
-    messages_dropped.increment();
+    metrics.drop(DropReason::SessionEnded);
     return;
   }
   Delivery d;

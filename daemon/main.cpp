@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -18,12 +19,14 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "authn/password_file.hpp"
 #include "broker/broker.hpp"
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
+#include "daemon/diagnostics.hpp"
 #include "listener/port_manager.hpp"
 #include "tls/certificate_manager.hpp"
 
@@ -43,6 +46,11 @@ constexpr const char* kUsage = R"(usage: mqttd [options]
                         127.0.0.1:1883 and [::1]:1883 when no --config and no --listen is given
   --workers N           worker threads (default: one per core)
   --log-level LEVEL     trace, debug, info, warn or error
+  --metrics-port PORT   the diagnostics port (/metrics, /healthz, /readyz) on --bind-address;
+                        overrides diagnostics.metrics.prometheusPort (default 9600; 0: none)
+  --shutdown-delay S    on SIGTERM, /readyz fails at once but the ports close S seconds later
+                        (default 0), while Kubernetes takes the pod out of its Service
+  --shutdown-timeout S  then at most S seconds to publish wills and drain clients (default 25)
   --help                this text
 
 mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
@@ -59,6 +67,9 @@ struct Options {
   std::string state_dir = "/var/lib/mqttd";
   std::string bind_address = "::";  // every address, IPv6 and IPv4
   bool check_only = false;
+  std::optional<std::uint16_t> metrics_port;
+  unsigned shutdown_timeout_seconds = 25;  // under Kubernetes' default grace period of 30 s
+  unsigned shutdown_delay_seconds = 0;
 };
 
 [[noreturn]] void usage_error(const std::string& message) {
@@ -107,6 +118,33 @@ Options parse(int argc, char** argv) {
         o.workers = static_cast<unsigned>(std::stoul(value()));
       } catch (...) {
         usage_error("--workers needs a number");
+      }
+    } else if (arg == "--metrics-port") {
+      auto text = value();
+      try {
+        auto n = std::stoul(text);
+        if (n > 65535) throw std::out_of_range("port");
+        o.metrics_port = static_cast<std::uint16_t>(n);
+      } catch (...) {
+        usage_error("--metrics-port needs a port number (0 turns the diagnostics port off), got '" + text + "'");
+      }
+    } else if (arg == "--shutdown-timeout") {
+      auto text = value();
+      try {
+        auto n = std::stoul(text);
+        if (n < 1 || n > 3600) throw std::out_of_range("timeout");
+        o.shutdown_timeout_seconds = static_cast<unsigned>(n);
+      } catch (...) {
+        usage_error("--shutdown-timeout needs seconds from 1 to 3600, got '" + text + "'");
+      }
+    } else if (arg == "--shutdown-delay") {
+      auto text = value();
+      try {
+        auto n = std::stoul(text);
+        if (n > 600) throw std::out_of_range("delay");
+        o.shutdown_delay_seconds = static_cast<unsigned>(n);
+      } catch (...) {
+        usage_error("--shutdown-delay needs seconds from 0 to 600, got '" + text + "'");
       }
     } else if (arg == "--log-level") {
       o.log_level = value();
@@ -326,6 +364,26 @@ int main(int argc, char** argv) {
     spdlog::warn(
         "event=embedded_default listener=127.0.0.1:1883,[::1]:1883 authentication=none "
         "message=\"no --config or --listen given: serving plain MQTT on loopback to anonymous clients\"");
+  // The diagnostics port answers from the start: /readyz says "starting" until the ports are open.
+  std::unique_ptr<mqttd::Diagnostics> diagnostics;
+  const std::uint16_t diagnostics_port = options.metrics_port.value_or(config.diagnostics.prometheus_port);
+  auto open_diagnostics = [&]() {
+    if (diagnostics_port == 0 || diagnostics) return;
+    try {
+      diagnostics = std::make_unique<mqttd::Diagnostics>(io, options.bind_address, diagnostics_port, broker, ports);
+      spdlog::info("event=diagnostics_listening address={} port={} paths=/metrics,/healthz,/readyz",
+                   options.bind_address, diagnostics->port());
+    } catch (const std::exception& e) {
+      // Not fatal: MQTT clients are served; the port is retried every second, and until it opens
+      // Kubernetes' probes fail, which is what should happen.
+      static bool reported = false;
+      if (!reported)
+        spdlog::error("event=diagnostics_port_unavailable port={} error=\"{}\" message=\"retried every second\"",
+                      diagnostics_port, e.what());
+      reported = true;
+    }
+  };
+  open_diagnostics();
   broker.start();
   certificates.apply(config);
   certificates.reconcile();
@@ -334,6 +392,7 @@ int main(int argc, char** argv) {
     broker.stop();
     return 1;
   }
+  if (diagnostics) diagnostics->set_started();
 
   // Certificates due for renewal, and secrets that appeared or changed, once a second.
   boost::asio::steady_timer poll_timer(io);
@@ -343,6 +402,10 @@ int main(int argc, char** argv) {
       if (ec) return;
       certificates.reconcile();
       ports.poll();
+      if (!diagnostics && diagnostics_port != 0) {
+        open_diagnostics();
+        if (diagnostics) diagnostics->set_started();
+      }
       poll();
     });
   };
@@ -371,14 +434,33 @@ int main(int argc, char** argv) {
   };
   wait_usr1();
 
+  std::thread drain;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  boost::asio::steady_timer shutdown_delay(io);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (ec) return;
-    spdlog::info("event=shutdown signal={}", signal);
-    ports.close_all();
-    io.stop();
+    // Not ready first, so that a Service stops routing here; then, after --shutdown-delay (the
+    // time Kubernetes takes to take the pod out of its endpoints), no new connections.
+    if (diagnostics) diagnostics->set_shutting_down();
+    spdlog::info("event=shutdown signal={} delay_seconds={} timeout_seconds={}", signal,
+                 options.shutdown_delay_seconds, options.shutdown_timeout_seconds);
+    // Nothing may open a port again: no more reloads, polls or certificate work.
+    reloader.reset();
+    hangup.cancel();
+    poll_timer.cancel();
+    shutdown_delay.expires_after(std::chrono::seconds(options.shutdown_delay_seconds));
+    shutdown_delay.async_wait([&](const boost::system::error_code&) {
+      ports.close_all();
+      // Wills, then DISCONNECT 0x8B to every client, on another thread while this one goes on
+      // answering /readyz with 503.
+      drain = std::thread([&] {
+        broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));
+        boost::asio::post(io, [&] { io.stop(); });
+      });
+    });
   });
   io.run();
-  broker.stop();
+  if (drain.joinable()) drain.join();
+  broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));  // if io ended otherwise
   return 0;
 }

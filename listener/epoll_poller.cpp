@@ -101,6 +101,7 @@ PollHandler* EpollPoller::adopt(std::unique_ptr<PollHandler> handler, int fd, st
     handlers_[slot].reset();
     throw std::system_error(error, std::generic_category(), "epoll_ctl ADD");
   }
+  ++adopted_;
   return raw;
 }
 
@@ -123,6 +124,7 @@ void EpollPoller::retire(int fd, PollHandler* handler) {
   auto& slot = handlers_[static_cast<std::size_t>(fd)];
   if (slot.get() != handler || handler->poll_retired_) return;
   handler->poll_retired_ = true;
+  --adopted_;
   retired_.push_back(std::move(slot));
   // Outside a dispatch (a close requested by a task), destroy after the current handler.
   boost::asio::post(io_, [this] { destroy_retired(); });

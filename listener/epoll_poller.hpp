@@ -46,6 +46,7 @@ class EpollPoller final : public WorkerExtension {
 
   explicit EpollPoller(boost::asio::io_context& io);
   ~EpollPoller() override;
+  std::size_t open_sockets() const override { return adopted_; }
 
   // Takes ownership of `handler` and watches `fd` for `events` on its behalf.
   PollHandler* adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events);
@@ -78,7 +79,8 @@ class EpollPoller final : public WorkerExtension {
   // Adopted handlers by file descriptor: descriptors are small and dense, so a slot per
   // descriptor costs less than a hash-table node per connection, and finds one in O(1).
   std::vector<std::unique_ptr<PollHandler>> handlers_;
-  std::vector<std::unique_ptr<PollHandler>> retired_;  // destroyed after the current batch
+  std::vector<std::unique_ptr<PollHandler>> retired_;
+  std::size_t adopted_ = 0;  // adopted and not retired  // destroyed after the current batch
 };
 
 }  // namespace mqttd

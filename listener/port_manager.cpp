@@ -151,6 +151,8 @@ std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, 
   port->spec = spec;
   port->address = std::move(address);
   port->endpoint_id = next_endpoint_id_++;
+  broker_.port_metrics().register_port(port->endpoint_id,
+                                       PortLabels{port->listener, spec.port, port->protocol(), spec.tls.has_value()});
   update_port_security(*port, false);
   return port;
 }
@@ -284,6 +286,7 @@ void PortManager::open(Port& port) {
   Broker& broker = broker_;
   // The TLS context is read at each accept, so that a replaced certificate reaches new handshakes.
   auto handoff = [target, &broker](std::size_t worker, int fd) {
+    broker.port_metrics().count(target->endpoint_id, PortEvent::Accepted);
     hand_off(broker, worker, fd, target->spec.protocol, target->tls, target->endpoint_id);
   };
   try {
@@ -304,6 +307,22 @@ void PortManager::open(Port& port) {
     if (message != port.bind_error) spdlog::error("event=listen_failed error=\"{}\" retry=true", message);
     port.bind_error = message;
   }
+}
+
+std::vector<PortManager::PortState> PortManager::port_states() const {
+  std::vector<PortState> states;
+  for (const auto& p : ports_) {
+    if (p->skipped) continue;
+    PortState s;
+    s.listener = p->listener;
+    s.port = p->spec.port;
+    s.open = p->acceptor != nullptr;
+    // A TLS port without its certificate cannot open until the secret exists: it waits, and
+    // that is not a failure of this process (the source broker waits the same way).
+    s.awaiting_secret = !s.open && p->needs_tls() && !p->tls;
+    states.push_back(std::move(s));
+  }
+  return states;
 }
 
 }  // namespace mqttd

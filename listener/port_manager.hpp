@@ -47,6 +47,14 @@ class PortManager {
   // retries ports that could not be bound, and reloads changed password files. Call about once
   // a second.
   void poll();
+  // What each port is doing now, for /readyz and /metrics (main thread).
+  struct PortState {
+    std::string listener;
+    std::uint16_t port = 0;
+    bool open = false;             // accepting
+    bool awaiting_secret = false;  // a TLS port whose certificate does not exist yet
+  };
+  std::vector<PortState> port_states() const;
   // Stops accepting on every port (the broker closes the connections when it stops).
   void close_all();
 

@@ -147,7 +147,7 @@ void TcpTransport::write_pending() {
       finish_close();
       return;
     }
-    out.consume(static_cast<std::size_t>(n));
+    connection_->consume_written(static_cast<std::size_t>(n));
     // The session may hold back messages until the client's output drains.
     if (out.empty() && !closing_) connection_->on_output_drained();
   }

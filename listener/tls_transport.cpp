@@ -109,6 +109,7 @@ void TlsTransport::handshake() {
   if (r == 1) {
     handshake_done_ = true;
     read_needs_ = EPOLLIN;
+    connection_->count_port_event(PortEvent::TlsHandshake);
     if (auto cert = tls::peer_certificate_of(ssl_.get()))
       peer_certificate_ = std::make_unique<authn::PeerCertificate>(std::move(*cert));
     spdlog::debug("event=tls_handshake peer={} version={} cipher={}", peer(), SSL_get_version(ssl_.get()),
@@ -124,6 +125,7 @@ void TlsTransport::handshake() {
   } else if (e == SSL_ERROR_WANT_WRITE) {
     read_needs_ = EPOLLOUT;
   } else {
+    connection_->count_port_event(PortEvent::TlsHandshakeFailed);
     fail("handshake");
   }
 }
@@ -212,7 +214,7 @@ void TlsTransport::write_pending() {
     ERR_clear_error();
     int r = SSL_write_ex(ssl_.get(), staging.get(), filled, &written);
     if (r == 1) {
-      out.consume(written);
+      connection_->consume_written(written);
       if (out.empty() && !closing_) connection_->on_output_drained();
       continue;
     }

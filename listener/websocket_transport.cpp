@@ -205,7 +205,7 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
         write_buffer_.insert(write_buffer_.end(), p, p + take);
         taken += take;
       }
-      out.consume(taken);
+      connection_->consume_written(taken);
     }
     writing_ = true;
     ws_.async_write(asio::buffer(write_buffer_),

@@ -70,12 +70,13 @@ class Daemon:
     """The mqttd binary on a free port, stopped (SIGTERM) and checked at exit."""
 
     def __init__(self, config_yaml=None, workers=2, extra_args=(), config_path=None, wait_for=None,
-                 bind_address="127.0.0.1"):
+                 bind_address="127.0.0.1", diagnostics=False):
         """Starts mqttd with a plain --listen port (self.port) and, if given, a configuration:
         `config_yaml` is written to tmp/broker.yaml; `config_path` is used as it is. Secrets are read
         from self.secrets_dir and certificates written under self.state_dir; configured ports bind
         to `bind_address` (None: the daemon's default). `wait_for` is a log text to wait for before
-        returning."""
+        returning. With `diagnostics`, the diagnostics port (/metrics, /healthz, /readyz) listens on
+        self.metrics_port; without, it is off (so that parallel daemons do not race for 9600)."""
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="mqttd-test-")
         self.secrets_dir = os.path.join(self.tmp, "secrets")
@@ -85,6 +86,8 @@ class Daemon:
                 "--secrets-dir", self.secrets_dir, "--state-dir", self.state_dir]
         if bind_address is not None:
             args += ["--bind-address", bind_address]
+        self.metrics_port = free_port() if diagnostics else None
+        args += ["--metrics-port", str(self.metrics_port or 0)]
         self.config_path = config_path
         if config_yaml is not None:
             self.config_path = os.path.join(self.tmp, "broker.yaml")

@@ -129,6 +129,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
     to_flush_.push_back(&c);
   }
   void connection_closed() override { ++closed_connections; }
+  void count_port_event(std::uint64_t, PortEvent) override {}
   std::shared_ptr<const PortSecurity> port_security(std::uint64_t endpoint_id) override {
     auto it = security.find(endpoint_id);
     return it == security.end() ? nullptr : it->second;

@@ -152,7 +152,7 @@ TEST_CASE("fake host: inbound PUBLISH at each QoS, acknowledged in the shortest 
     CHECK(host.published[1].message->qos() == 1);
     CHECK(host.published[2].message->topic() == "t/2");
     CHECK(host.published[2].publisher == "pub");
-    CHECK(host.messages_received.get() == 3);
+    CHECK(host.metrics.messages_in[1].get() + host.metrics.messages_in[0].get() + host.metrics.messages_in[2].get() == 3);
   }
 }
 
@@ -185,7 +185,7 @@ TEST_CASE("fake host: Receive Maximum holds deliveries in the session until ackn
   REQUIRE(packets.size() == 1);
   CHECK(type_of(packets[0]) == PacketType::Publish);
   CHECK(host.session("window")->holdings(0).queue.empty());
-  CHECK(host.messages_sent.get() == 3);
+  CHECK(host.metrics.messages_out[0].get() + host.metrics.messages_out[1].get() + host.metrics.messages_out[2].get() == 3);
 }
 
 TEST_CASE("fake host: a full output pauses reading and drops QoS 0", "[engine][host]") {
@@ -199,7 +199,7 @@ TEST_CASE("fake host: a full output pauses reading and drops QoS 0", "[engine][h
   c.engine().send(delivery("t", big, 0));  // the first fits (the queue was under its bound)
   CHECK(c.engine().reading_paused());
   c.engine().send(delivery("t", big, 0));  // over the bound: dropped
-  CHECK(host.messages_dropped.get() == 1);
+  CHECK(host.metrics.drops[static_cast<std::size_t>(DropReason::QueueFull)].get() == 1);
   CHECK(c.packets().size() == 1);
   CHECK_FALSE(c.engine().reading_paused());
 }
@@ -214,7 +214,8 @@ TEST_CASE("fake host: nothing larger than the client's Maximum Packet Size is wr
   auto packets = c.packets();
   REQUIRE(packets.size() == 1);
   CHECK(packets[0].size() <= 64);
-  CHECK(host.messages_dropped.get() == 1);
+  CHECK(host.metrics.drops[static_cast<std::size_t>(DropReason::TooLarge)].get() == 1);
+  CHECK(host.metrics.drops[static_cast<std::size_t>(DropReason::QueueFull)].get() == 0);
   CHECK(host.session("small")->holdings(0).inflight.size() == 1);  // the oversized one left no packet id in use
 }
 
