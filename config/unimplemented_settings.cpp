@@ -182,7 +182,8 @@ void read_traces(const Context& ctx, const YAML::Node& node, Configuration& out)
   }
   if (enabled)
     warn(out.warnings, ctx, node,
-         fmt::format("no traces: mqttd records no spans ({}); its event= log lines are what it records", kNoOtel));
+         "no traces: mqttd records no spans and has no OpenTelemetry export (no OpenTelemetry library in Debian); "
+         "its event= log lines are what it records");
 }
 
 void read_logs_export(const Context& ctx, const YAML::Node& node, Configuration& out) {

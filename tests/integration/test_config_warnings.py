@@ -27,8 +27,8 @@ EXPECTED = [
     ": logs go to standard output only (--log-format json suits a collector that reads them)",
     "FILE:51:9: Broker.spec.diagnostics.metrics.opentelemetryExportConfig: " + NO_OTEL +
     ": scrape the Prometheus metrics (diagnostics.metrics.prometheusPort) instead",
-    "FILE:58:7: Broker.spec.diagnostics.traces: no traces: mqttd records no spans (" + NO_OTEL +
-    "); its event= log lines are what it records",
+    "FILE:58:7: Broker.spec.diagnostics.traces: no traces: mqttd records no spans and has no OpenTelemetry export "
+    "(no OpenTelemetry library in Debian); its event= log lines are what it records",
     "FILE:74:5: Broker.spec.persistence: mqttd has no durable backend yet: retained messages, sessions and state "
     "store keys are kept in memory and do not survive a restart (the state store's settings are carried to its "
     "backend)",
