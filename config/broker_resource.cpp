@@ -1,4 +1,5 @@
 #include "config/readers.hpp"
+#include "config/unimplemented_settings.hpp"
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -177,6 +178,9 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
     expect_map(actx, adv);
     reject_unknown(actx, adv, {"clients", "encryptInternalTraffic", "internalCerts", "stateStore"});
     if (auto clients = adv["clients"]) read_clients(actx.child("clients"), clients, out.broker);
+    if (auto e = adv["encryptInternalTraffic"])
+      read_encrypt_internal_traffic(actx.child("encryptInternalTraffic"), e, out);
+    if (auto certs = adv["internalCerts"]) read_internal_certs(actx.child("internalCerts"), certs, out);
   }
   if (auto card = spec["cardinality"]) {
     auto cctx = ctx.child("cardinality");
@@ -187,7 +191,9 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       expect_map(fctx, fe);
       reject_unknown(fctx, fe, {"replicas", "workers"});
       if (auto w = fe["workers"]) out.broker.workers = static_cast<unsigned>(integer(fctx.child("workers"), w, 1, 16));
+      if (auto r = fe["replicas"]) read_frontend_replicas(fctx.child("replicas"), r, out);
     }
+    if (auto chain = card["backendChain"]) read_backend_chain(cctx.child("backendChain"), chain, out);
   }
   if (auto diag = spec["diagnostics"]) {
     auto dctx = ctx.child("diagnostics");
@@ -199,6 +205,7 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       reject_unknown(lctx, logs, {"level", "opentelemetryExportConfig"});
       if (auto level = logs["level"])
         out.log_level = enumeration(lctx.child("level"), level, {"trace", "debug", "info", "warn", "error"});
+      if (auto e = logs["opentelemetryExportConfig"]) read_logs_export(lctx.child("opentelemetryExportConfig"), e, out);
     }
     if (auto metrics = diag["metrics"]) {
       auto mctx = dctx.child("metrics");
@@ -207,6 +214,8 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       if (auto port = metrics["prometheusPort"])
         out.diagnostics.prometheus_port =
             static_cast<std::uint16_t>(integer(mctx.child("prometheusPort"), port, 0, 65535));
+      if (auto e = metrics["opentelemetryExportConfig"])
+        read_metrics_export(mctx.child("opentelemetryExportConfig"), e, out);
     }
     if (auto check = diag["selfCheck"]) {
       auto sctx = dctx.child("selfCheck");
@@ -219,6 +228,7 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       if (auto n = check["timeoutSeconds"])
         sc.timeout = std::chrono::seconds(integer(sctx.child("timeoutSeconds"), n, 5, 120));
     }
+    if (auto traces = diag["traces"]) read_traces(dctx.child("traces"), traces, out);
   }
   if (auto profile = spec["memoryProfile"]) {
     auto p = enumeration(ctx.child("memoryProfile"), profile, {"Tiny", "Low", "Medium", "High"});
@@ -243,6 +253,8 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
   if (auto adv = spec["advanced"]; adv && adv.IsMap() && adv["stateStore"])
     read_state_store_limits(ctx.child("advanced").child("stateStore"), adv["stateStore"], out.broker);
   if (auto persistence = spec["persistence"]) read_persistence(ctx.child("persistence"), persistence, out);
+  if (auto buffer = spec["diskBackedMessageBuffer"])
+    read_disk_backed_message_buffer(ctx.child("diskBackedMessageBuffer"), buffer, out);
 }
 
 }  // namespace

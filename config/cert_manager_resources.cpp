@@ -109,7 +109,8 @@ CertificateSpec read_certificate_spec(const Context& ctx, const YAML::Node& node
   return spec;
 }
 
-Issuer read_issuer(const Context& ctx, const std::string& name, const std::string& kind, const YAML::Node& spec) {
+Issuer read_issuer(const Context& ctx, const std::string& name, const std::string& kind, const YAML::Node& spec,
+                   std::vector<std::string>& warnings) {
   Issuer issuer;
   issuer.name = name;
   issuer.kind = kind;
@@ -121,8 +122,18 @@ Issuer read_issuer(const Context& ctx, const std::string& name, const std::strin
                             fmt::format("issuer type '{}' is not supported (supported: selfSigned, ca)", other));
   reject_unknown(ctx, spec, {"selfSigned", "ca"});
   if (spec["selfSigned"] && spec["ca"]) ctx.fail(spec, "give one of selfSigned and ca, not both");
-  if (spec["selfSigned"]) {
+  if (auto self = spec["selfSigned"]) {
     issuer.self_signed = true;
+    // `selfSigned: {}` as a rule; its one field in cert-manager is not implemented.
+    if (!self.IsNull()) {
+      auto sctx = ctx.child("selfSigned");
+      expect_map(sctx, self);
+      reject_unknown(sctx, self, {"crlDistributionPoints"});
+      if (auto crl = self["crlDistributionPoints"];
+          crl && !string_list(sctx.child("crlDistributionPoints"), crl).empty())
+        warn(warnings, sctx.child("crlDistributionPoints"), crl,
+             "the certificates mqttd issues carry no CRL distribution points (mqttd publishes no revocation list)");
+    }
   } else if (auto ca = spec["ca"]) {
     auto cctx = ctx.child("ca");
     expect_map(cctx, ca);
@@ -135,7 +146,8 @@ Issuer read_issuer(const Context& ctx, const std::string& name, const std::strin
   return issuer;
 }
 
-Certificate read_certificate(const Context& ctx, const std::string& name, const YAML::Node& spec) {
+Certificate read_certificate(const Context& ctx, const std::string& name, const YAML::Node& spec,
+                             std::vector<std::string>& warnings) {
   Certificate cert;
   cert.name = name;
   expect_map(ctx, spec);
@@ -182,7 +194,10 @@ Certificate read_certificate(const Context& ctx, const std::string& name, const 
       s.algorithm = KeyAlgorithm::Ed25519;
     }
     if (auto r = key["rotationPolicy"]) s.rotate_key = rotation(kctx.child("rotationPolicy"), r);
-    if (auto e = key["encoding"]) enumeration(kctx.child("encoding"), e, {"PKCS1", "PKCS8"});
+    if (auto e = key["encoding"]; e && enumeration(kctx.child("encoding"), e, {"PKCS1", "PKCS8"}) == "PKCS1")
+      warn(warnings, kctx.child("encoding"), e,
+           "mqttd writes every private key in PKCS#8 (BEGIN PRIVATE KEY), not PKCS#1; OpenSSL, Go and most TLS "
+           "libraries read both");
   }
   return cert;
 }

@@ -56,7 +56,8 @@ ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
 
 }  // namespace
 
-Listener read_listener(const Context& ctx, const std::string& name, const YAML::Node& spec, const Location& where) {
+Listener read_listener(const Context& ctx, const std::string& name, const YAML::Node& spec, const Location& where,
+                       std::vector<std::string>& warnings) {
   Listener l;
   l.name = name;
   l.location = where;
@@ -80,6 +81,13 @@ Listener read_listener(const Context& ctx, const std::string& name, const YAML::
             fmt::format("port {} appears twice in this listener (first at {})", port.port, earlier.location.text()));
     if (port.node_port && l.service_type != "NodePort")
       pctx.index(i).child("nodePort").fail(ports[i]["nodePort"], "only for serviceType NodePort");
+    // The source broker's Service opens the node port; mqttd creates no Service. The same number
+    // as the port needs no warning: the daemon listens there.
+    if (port.node_port && *port.node_port != port.port)
+      warn(warnings, pctx.index(i).child("nodePort"), ports[i]["nodePort"],
+           fmt::format("mqttd creates no Kubernetes Service: it listens on port {} only, not on {} (publish {} "
+                       "as {} with the Service, load balancer or container runtime in front of the daemon)",
+                       port.port, *port.node_port, port.port, *port.node_port));
     l.ports.push_back(std::move(port));
   }
   return l;

@@ -74,16 +74,16 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
   ctx = Context(file, kind + "/" + name).child("spec");
   if (!spec) root.fail(doc, "missing field 'spec'");
   if (kind == "BrokerListener") {
-    out.listeners.push_back(read_listener(ctx, name, spec, where));
+    out.listeners.push_back(read_listener(ctx, name, spec, where, out.warnings));
   } else if (kind == "BrokerAuthentication") {
     out.authentications.push_back(read_authentication(ctx, name, spec, where));
   } else if (kind == "BrokerAuthorization") {
     out.authorizations.push_back(read_authorization(ctx, name, spec, where));
   } else if (kind == "Certificate") {
-    out.certificates.push_back(read_certificate(ctx, name, spec));
+    out.certificates.push_back(read_certificate(ctx, name, spec, out.warnings));
     out.certificates.back().location = where;
   } else {
-    out.issuers.push_back(read_issuer(ctx, name, kind, spec));
+    out.issuers.push_back(read_issuer(ctx, name, kind, spec, out.warnings));
   }
 }
 

@@ -38,6 +38,10 @@ Location Context::locate(const YAML::Node& at) const {
   return Location{file_, mark.line + 1, mark.column + 1};
 }
 
+void warn(std::vector<std::string>& warnings, const Context& ctx, const YAML::Node& at, std::string_view text) {
+  warnings.push_back(fmt::format("{}: {}: {}", ctx.locate(at).text(), ctx.path(), text));
+}
+
 void expect_map(const Context& ctx, const YAML::Node& node) {
   if (!node.IsMap()) ctx.fail(node, "expected a mapping");
 }

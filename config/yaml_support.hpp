@@ -31,6 +31,10 @@ class Context {
   std::string path_;
 };
 
+// Adds "<file>:<line>:<column>: <path>: <text>" to `warnings`: a setting that is valid but does
+// not do in mqttd what it does in the source broker (the form of every configuration warning).
+void warn(std::vector<std::string>& warnings, const Context& ctx, const YAML::Node& at, std::string_view text);
+
 void expect_map(const Context& ctx, const YAML::Node& node);
 void expect_sequence(const Context& ctx, const YAML::Node& node);
 // Fails on the first key not in `known`, suggesting the nearest known name.

@@ -27,6 +27,7 @@
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
 #include "daemon/diagnostics.hpp"
+#include "daemon/json_log_formatter.hpp"
 #include "listener/port_manager.hpp"
 #include "tls/certificate_manager.hpp"
 
@@ -51,6 +52,8 @@ constexpr const char* kUsage = R"(usage: mqttd [options]
   --shutdown-delay S    on SIGTERM, /readyz fails at once but the ports close S seconds later
                         (default 0), while Kubernetes takes the pod out of its Service
   --shutdown-timeout S  then at most S seconds to publish wills and drain clients (default 25)
+  --log-format FORMAT   text (default: time level=... event=... key=value) or json (one JSON
+                        object per line: time, level, event, msg)
   --help                this text
 
 mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
@@ -63,6 +66,7 @@ struct Options {
   std::vector<std::pair<std::string, std::uint16_t>> listen;
   std::optional<unsigned> workers;
   std::optional<std::string> log_level;
+  bool json_logs = false;
   std::string secrets_dir = "/etc/mqttd/secrets";
   std::string state_dir = "/var/lib/mqttd";
   std::string bind_address = "::";  // every address, IPv6 and IPv4
@@ -148,6 +152,14 @@ Options parse(int argc, char** argv) {
       }
     } else if (arg == "--log-level") {
       o.log_level = value();
+      // spdlog reads an unknown name as "off": a typo would silence the daemon.
+      if (*o.log_level != "trace" && *o.log_level != "debug" && *o.log_level != "info" && *o.log_level != "warn" &&
+          *o.log_level != "error")
+        usage_error("--log-level must be trace, debug, info, warn or error, got '" + *o.log_level + "'");
+    } else if (arg == "--log-format") {
+      auto format = value();
+      if (format != "text" && format != "json") usage_error("--log-format must be text or json, got '" + format + "'");
+      o.json_logs = format == "json";
     } else if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
       std::exit(0);
@@ -323,7 +335,10 @@ int main(int argc, char** argv) {
   Options options = parse(argc, argv);
   // A peer that closes while OpenSSL writes to its socket must cost an error, not the process.
   std::signal(SIGPIPE, SIG_IGN);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
+  if (options.json_logs)
+    spdlog::set_formatter(std::make_unique<mqttd::JsonLogFormatter>());
+  else
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%fZ level=%l %v", spdlog::pattern_time_type::utc);
 
   mqttd::config::Configuration config;
   if (options.config) {
