@@ -97,11 +97,13 @@ void read_persistence(const Context& ctx, const YAML::Node& node, Configuration&
                   "subscriberQueue"});
   auto& p = out.broker.state_store_persistence;
   p.configured = true;
+  Deployment::Persistence volume;
   if (auto n = node["maxSize"]) {
     std::string size = text(ctx.child("maxSize"), n);
     bool digits = size.size() >= 2 && size.find_first_not_of("0123456789") == size.size() - 1;
     if (!digits || std::string_view("KMGTPE").find(size.back()) == std::string_view::npos)
       ctx.child("maxSize").fail(n, "must be digits and a unit K, M, G, T, P or E (e.g. 10G)");
+    volume.max_size = size;
   } else {
     ctx.fail(node, "maxSize is required");
   }
@@ -118,7 +120,11 @@ void read_persistence(const Context& ctx, const YAML::Node& node, Configuration&
     if (auto k = d["userPropertyKey"]) p.user_property_key = text(dctx.child("userPropertyKey"), k);
     if (auto v = d["userPropertyValue"]) p.user_property_value = text(dctx.child("userPropertyValue"), v);
   }
-  if (auto v = node["persistentVolumeClaimSpec"]) expect_map(ctx.child("persistentVolumeClaimSpec"), v);
+  if (auto v = node["persistentVolumeClaimSpec"]) {
+    expect_map(ctx.child("persistentVolumeClaimSpec"), v);
+    volume.volume_claim_spec = YAML::Dump(v);
+  }
+  out.deployment.persistence = std::move(volume);
   if (auto r = node["retain"]) {
     read_policy(ctx.child("retain"), r, "retainSettings", [](const Context& c, const YAML::Node& n) {
       expect_map(c, n);
@@ -182,6 +188,13 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
       read_encrypt_internal_traffic(actx.child("encryptInternalTraffic"), e, out);
     if (auto certs = adv["internalCerts"]) read_internal_certs(actx.child("internalCerts"), certs, out);
   }
+  if (auto limits = spec["generateResourceLimits"]) {
+    auto gctx = ctx.child("generateResourceLimits");
+    expect_map(gctx, limits);
+    reject_unknown(gctx, limits, {"cpu"});
+    if (auto cpu = limits["cpu"])
+      out.deployment.generate_cpu_limits = enumeration(gctx.child("cpu"), cpu, {"Enabled", "Disabled"}) == "Enabled";
+  }
   if (auto card = spec["cardinality"]) {
     auto cctx = ctx.child("cardinality");
     expect_map(cctx, card);
@@ -232,6 +245,7 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
   }
   if (auto profile = spec["memoryProfile"]) {
     auto p = enumeration(ctx.child("memoryProfile"), profile, {"Tiny", "Low", "Medium", "High"});
+    out.deployment.memory_profile = p;
     // The state store's quota follows the profile (docs/statestore.md "Limits").
     out.broker.state_store_max_keys = p == "Tiny"     ? 10'000
                                       : p == "Low"    ? 100'000

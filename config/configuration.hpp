@@ -158,8 +158,27 @@ struct Diagnostics {
   bool operator==(const Diagnostics&) const = default;
 };
 
+// What the Broker resource says about the pod that runs the broker. The daemon does not use it
+// (a running process cannot resize itself); `mqttd render-k8s` turns it into the workload's
+// resources and volumes (docs/operations.md "Kubernetes").
+struct Deployment {
+  std::string broker_name = "default";  // the Broker's metadata.name
+  std::string memory_profile = "Medium";
+  bool generate_cpu_limits = true;  // generateResourceLimits.cpu: Enabled is the API's default
+  // spec.persistence: maxSize as written (digits and K, M, G, T, P or E) and
+  // persistentVolumeClaimSpec as YAML text (empty when absent), for a volume claim template.
+  struct Persistence {
+    std::string max_size;
+    std::string volume_claim_spec;
+    bool operator==(const Persistence&) const = default;
+  };
+  std::optional<Persistence> persistence;
+  bool operator==(const Deployment&) const = default;
+};
+
 struct Configuration {
   BrokerSettings broker;
+  Deployment deployment;
   std::string log_level = "info";
   Diagnostics diagnostics;
   std::vector<Listener> listeners;

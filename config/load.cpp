@@ -56,6 +56,9 @@ void read_document(const std::string& file, const YAML::Node& doc, Configuration
     check_api_version(root, doc, kind, kBrokerGroup);
     if (seen.broker) root.child("kind").fail(doc["kind"], "a second Broker resource (there is one broker)");
     seen.broker = true;
+    // The Broker's name labels what `render-k8s` makes of it; a Broker without one is "default".
+    if (auto meta = doc["metadata"]; meta && meta.IsMap() && meta["name"])
+      out.deployment.broker_name = object_name(root.child("metadata").child("name"), meta["name"]);
     if (spec) read_broker_spec(ctx, spec, out);
     return;
   }

@@ -28,6 +28,7 @@
 #include "config/configuration.hpp"
 #include "daemon/diagnostics.hpp"
 #include "daemon/json_log_formatter.hpp"
+#include "daemon/render_k8s_command.hpp"
 #include "listener/port_manager.hpp"
 #include "tls/certificate_manager.hpp"
 
@@ -35,6 +36,7 @@ namespace {
 
 constexpr const char* kUsage = R"(usage: mqttd [options]
        mqttd passwd FILE USERNAME [--attribute NAME=VALUE]...
+       mqttd render-k8s --config PATH [--image NAME] [--namespace NS]
 
   --config PATH         YAML resources: a file, or a folder of *.yaml files; reloaded when
                         they change and on SIGHUP
@@ -59,6 +61,8 @@ constexpr const char* kUsage = R"(usage: mqttd [options]
 mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
 <secrets-dir>/<secretRef>/passwords) with a salted scrypt hash of the password read from
 standard input (asked twice on a terminal); attributes go to authorization as the principal's.
+
+mqttd render-k8s prints the Kubernetes objects that run mqttd on PATH (mqttd render-k8s --help).
 )";
 
 struct Options {
@@ -332,6 +336,7 @@ int passwd(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "passwd") return passwd(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "render-k8s") return mqttd::render_k8s_command(argc, argv);
   Options options = parse(argc, argv);
   // A peer that closes while OpenSSL writes to its socket must cost an error, not the process.
   std::signal(SIGPIPE, SIG_IGN);

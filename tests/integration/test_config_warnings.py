@@ -1,5 +1,5 @@
 """Settings mqttd accepts but does not implement: `--check-config` on the source broker's full Broker
-(config/examples/broker-full.yaml) prints one warning per such setting, with its file:line:column
+(config/examples/reference/broker-full.yaml) prints one warning per such setting, with its file:line:column
 and field path; a minimal Broker prints none."""
 import os
 import subprocess
@@ -8,7 +8,7 @@ import unittest
 from harness import check_config, BINARY, Daemon, main
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-FULL = os.path.join(ROOT, "config", "examples", "broker-full.yaml")
+FULL = os.path.join(ROOT, "config", "examples", "reference", "broker-full.yaml")
 HEADER = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n"
 NO_OTEL = "no OpenTelemetry export in mqttd (no OpenTelemetry library in Debian)"
 
