@@ -144,7 +144,8 @@ TEST_CASE("a key that is a mapping or a list is a ConfigError") {
 }
 
 TEST_CASE("the state store's settings: quotas from the memory profile or spec.advanced.stateStore; persistence") {
-  const std::string head = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
+  const std::string head =
+      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
   auto defaults = load_from_string(head + "spec: {}\n");
   CHECK(defaults.broker.state_store_max_keys == 1'000'000);
   CHECK(defaults.broker.state_store_max_bytes == 256ull << 20);
@@ -155,9 +156,10 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
   CHECK(tiny.broker.state_store_max_keys == 10'000);
   CHECK(tiny.broker.state_store_max_bytes == 16ull << 20);
 
-  auto ours = load_from_string(head +
-                               "spec:\n  memoryProfile: High\n  advanced:\n    stateStore: {maxKeys: 5, maxBytes: 4096, "
-                               "maxWatchedKeysPerClient: 7}\n");
+  auto ours =
+      load_from_string(head +
+                       "spec:\n  memoryProfile: High\n  advanced:\n    stateStore: {maxKeys: 5, maxBytes: 4096, "
+                       "maxWatchedKeysPerClient: 7}\n");
   CHECK(ours.broker.state_store_max_keys == 5);
   CHECK(ours.broker.state_store_max_bytes == 4096);
   CHECK(ours.broker.state_store_max_watched_keys == 7);
@@ -167,17 +169,17 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
                     Catch::Contains("maxkeys"));
 
   auto persisted = load_from_string(head +
-                                    "spec:\n"
-                                    "  persistence:\n"
-                                    "    maxSize: 10G\n"
-                                    "    dynamicSettings: {userPropertyKey: keep, userPropertyValue: 'yes'}\n"
-                                    "    stateStore:\n"
-                                    "      mode: Custom\n"
-                                    "      stateStoreSettings:\n"
-                                    "        dynamic: {mode: Disabled}\n"
-                                    "        stateStoreResources:\n"
-                                    "        - {keyType: String, keys: [a, b]}\n"
-                                    "        - {keys: ['c*']}\n",
+                                        "spec:\n"
+                                        "  persistence:\n"
+                                        "    maxSize: 10G\n"
+                                        "    dynamicSettings: {userPropertyKey: keep, userPropertyValue: 'yes'}\n"
+                                        "    stateStore:\n"
+                                        "      mode: Custom\n"
+                                        "      stateStoreSettings:\n"
+                                        "        dynamic: {mode: Disabled}\n"
+                                        "        stateStoreResources:\n"
+                                        "        - {keyType: String, keys: [a, b]}\n"
+                                        "        - {keys: ['c*']}\n",
                                     "p.yaml");
   const auto& p = persisted.broker.state_store_persistence;
   CHECK(p.configured);
@@ -189,8 +191,8 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
   CHECK(p.resources[0].key_type == "String");
   CHECK(p.resources[1].key_type == "Pattern");
   REQUIRE(persisted.warnings.size() == 1);
-  CHECK_THAT(persisted.warnings[0], Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence") &&
-                                        Catch::Contains("kept in memory"));
+  CHECK_THAT(persisted.warnings[0],
+             Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence") && Catch::Contains("kept in memory"));
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  persistence:\n    maxSize: 10 gigabytes\n", "p.yaml"),
                     Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence.maxSize"));
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  persistence:\n    stateStore: {mode: All}\n", "p.yaml"),
@@ -198,4 +200,83 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
   CHECK_THROWS_WITH(
       load_from_string(head + "spec:\n  persistence:\n    maxSize: 1G\n    stateStore: {mode: Sometimes}\n", "p.yaml"),
       Catch::Contains("spec.persistence.stateStore.mode"));
+}
+
+namespace {
+
+std::string proxy_listener(const std::string& proxy) {
+  return "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata: {name: lb}\n"
+         "spec:\n  ports:\n  - port: 1883\n    proxyProtocol: " +
+         proxy + "\n";
+}
+
+std::string refusal(const std::string& proxy) {
+  try {
+    load_from_string(proxy_listener(proxy), "f.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+}  // namespace
+
+TEST_CASE("proxyProtocol: modes, trusted sources as address blocks, and what is refused") {
+  auto config = load_from_string(
+      proxy_listener("{mode: Required, trustedSources: [10.0.0.0/8, '2001:db8::/32', 192.0.2.7, '::1']}"));
+  const auto& proxy = config.listeners.at(0).ports.at(0).proxy_protocol;
+  CHECK(proxy.mode == ProxyProtocol::Mode::Required);
+  REQUIRE(proxy.trusted_sources.size() == 4);
+  CHECK(proxy.trusted_sources[0].prefix == 104);  // IPv4 blocks as IPv4-mapped IPv6
+  CHECK(proxy.trusted_sources[2].prefix == 128);
+  auto v4 = [](std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+    return std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, a, b, c, d};
+  };
+  CHECK(proxy.trusts(v4(10, 200, 3, 4)));
+  CHECK_FALSE(proxy.trusts(v4(11, 0, 0, 1)));
+  CHECK(proxy.trusts(v4(192, 0, 2, 7)));
+  CHECK_FALSE(proxy.trusts(v4(192, 0, 2, 8)));
+  CHECK(proxy.trusts({0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}));
+  CHECK_FALSE(proxy.trusts({0x20, 0x01, 0x0d, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}));
+  CHECK(proxy.trusts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  // ::1 and the IPv4 0.0.0.1 are different addresses.
+  CHECK_FALSE(proxy.trusts(v4(0, 0, 0, 1)));
+
+  auto optional = load_from_string(proxy_listener("{mode: Optional, trustedSources: [0.0.0.0/0]}"));
+  const auto& any = optional.listeners[0].ports[0].proxy_protocol;
+  CHECK(any.mode == ProxyProtocol::Mode::Optional);
+  CHECK(any.trusts(v4(8, 8, 8, 8)));
+  CHECK_FALSE(any.trusts({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));  // IPv4 only
+  CHECK_FALSE(load_from_string(proxy_listener("{}")).listeners[0].ports[0].proxy_protocol.enabled());
+
+  // A changed proxyProtocol is another service (the port is re-bound).
+  auto a = config.listeners[0].ports[0];
+  auto b = a;
+  CHECK(a.same_service(b));
+  b.proxy_protocol.trusted_sources.pop_back();
+  CHECK_FALSE(a.same_service(b));
+  b = a;
+  b.proxy_protocol.mode = ProxyProtocol::Mode::Optional;
+  CHECK_FALSE(a.same_service(b));
+
+  CHECK(refusal("{mode: Required}") ==
+        "f.yaml:7:20: BrokerListener/lb.spec.ports[0].proxyProtocol: mode Optional or Required needs trustedSources: "
+        "the load balancers' addresses (CIDR)");
+  CHECK(refusal("{mode: Optional, trustedSources: []}").find("needs trustedSources") != std::string::npos);
+  CHECK(refusal("{mode: Always, trustedSources: [10.0.0.0/8]}").find("proxyProtocol.mode") != std::string::npos);
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.0/33]}") ==
+        "f.yaml:7:54: BrokerListener/lb.spec.ports[0].proxyProtocol.trustedSources[0]: '10.0.0.0/33': the prefix "
+        "length must be 0..32");
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.1/8]}")
+            .find("has host bits set (the block's address ends "
+                  "in zero bits: did you mean 10.0.0.0/8?)") != std::string::npos);
+  CHECK(refusal("{mode: Required, trustedSources: ['2001:db8::1/32']}").find("did you mean 2001:db8::/32?") !=
+        std::string::npos);
+  for (auto bad : {"10.0.0/8", "lb.example", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/08x", "::1/129"}) {
+    INFO(bad);
+    CHECK(refusal(std::string("{mode: Required, trustedSources: ['") + bad + "']}").find("trustedSources[0]") !=
+          std::string::npos);
+  }
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.0/8], trusted: []}").find("unknown field") !=
+        std::string::npos);
 }
