@@ -213,6 +213,20 @@ class ProxyProtocolTest(unittest.TestCase):
         self.assertLogged("no PROXY protocol header within 10 s")
 
 
+class ProxyProtocolWebSocketTest(unittest.TestCase):
+    def test_the_header_comes_before_the_http_upgrade(self):
+        port = free_port()
+        config = listener(proxy_port(port, "Optional", ["127.0.0.1"], "    protocol: WebSockets\n"))
+        with Daemon(config, wait_for=f"port={port} protocol=websockets tls=none proxy_protocol=optional") as d:
+            s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+            s.sendall(v2("203.0.113.90", 40090) + b"GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+            self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 101"))
+            s.close()
+            d.wait_for_log("event=websocket_open peer=203.0.113.90:40090 subprotocol=mqtt")
+
+
 class ProxyProtocolRateTest(unittest.TestCase):
     def test_the_connection_rate_counts_the_header_address(self):
         port = free_port()
