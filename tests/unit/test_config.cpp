@@ -144,8 +144,7 @@ TEST_CASE("a key that is a mapping or a list is a ConfigError") {
 }
 
 TEST_CASE("the state store's settings: quotas from the memory profile or spec.advanced.stateStore; persistence") {
-  const std::string head =
-      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
+  const std::string head = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\n";
   auto defaults = load_from_string(head + "spec: {}\n");
   CHECK(defaults.broker.state_store_max_keys == 1'000'000);
   CHECK(defaults.broker.state_store_max_bytes == 256ull << 20);
@@ -156,10 +155,9 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
   CHECK(tiny.broker.state_store_max_keys == 10'000);
   CHECK(tiny.broker.state_store_max_bytes == 16ull << 20);
 
-  auto ours =
-      load_from_string(head +
-                       "spec:\n  memoryProfile: High\n  advanced:\n    stateStore: {maxKeys: 5, maxBytes: 4096, "
-                       "maxWatchedKeysPerClient: 7}\n");
+  auto ours = load_from_string(head +
+                               "spec:\n  memoryProfile: High\n  advanced:\n    stateStore: {maxKeys: 5, maxBytes: 4096, "
+                               "maxWatchedKeysPerClient: 7}\n");
   CHECK(ours.broker.state_store_max_keys == 5);
   CHECK(ours.broker.state_store_max_bytes == 4096);
   CHECK(ours.broker.state_store_max_watched_keys == 7);
@@ -169,17 +167,17 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
                     Catch::Contains("maxkeys"));
 
   auto persisted = load_from_string(head +
-                                        "spec:\n"
-                                        "  persistence:\n"
-                                        "    maxSize: 10G\n"
-                                        "    dynamicSettings: {userPropertyKey: keep, userPropertyValue: 'yes'}\n"
-                                        "    stateStore:\n"
-                                        "      mode: Custom\n"
-                                        "      stateStoreSettings:\n"
-                                        "        dynamic: {mode: Disabled}\n"
-                                        "        stateStoreResources:\n"
-                                        "        - {keyType: String, keys: [a, b]}\n"
-                                        "        - {keys: ['c*']}\n",
+                                    "spec:\n"
+                                    "  persistence:\n"
+                                    "    maxSize: 10G\n"
+                                    "    dynamicSettings: {userPropertyKey: keep, userPropertyValue: 'yes'}\n"
+                                    "    stateStore:\n"
+                                    "      mode: Custom\n"
+                                    "      stateStoreSettings:\n"
+                                    "        dynamic: {mode: Disabled}\n"
+                                    "        stateStoreResources:\n"
+                                    "        - {keyType: String, keys: [a, b]}\n"
+                                    "        - {keys: ['c*']}\n",
                                     "p.yaml");
   const auto& p = persisted.broker.state_store_persistence;
   CHECK(p.configured);
@@ -191,8 +189,8 @@ TEST_CASE("the state store's settings: quotas from the memory profile or spec.ad
   CHECK(p.resources[0].key_type == "String");
   CHECK(p.resources[1].key_type == "Pattern");
   REQUIRE(persisted.warnings.size() == 1);
-  CHECK_THAT(persisted.warnings[0],
-             Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence") && Catch::Contains("kept in memory"));
+  CHECK_THAT(persisted.warnings[0], Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence") &&
+                                        Catch::Contains("kept in memory"));
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  persistence:\n    maxSize: 10 gigabytes\n", "p.yaml"),
                     Catch::Contains("p.yaml:6") && Catch::Contains("spec.persistence.maxSize"));
   CHECK_THROWS_WITH(load_from_string(head + "spec:\n  persistence:\n    stateStore: {mode: All}\n", "p.yaml"),
