@@ -3,6 +3,7 @@
 // names the file, line, column and field path. No I/O beyond reading the files.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -66,6 +67,42 @@ struct PortTls {
 
 enum class PortProtocol { Mqtt, WebSockets };
 
+// An address block (CIDR). IPv4 blocks are kept as IPv4-mapped IPv6 (a.b.c.d/n as
+// ::ffff:a.b.c.d/96+n), the form in which a dual-stack socket reports IPv4 peers, so that one
+// comparison serves both families.
+struct AddressBlock {
+  std::array<std::uint8_t, 16> address{};  // host bits zero (checked at load)
+  unsigned prefix = 128;                   // over the 128 bits
+  std::string text;                        // as written, for messages
+  bool contains(const std::array<std::uint8_t, 16>& a) const {
+    unsigned whole = prefix / 8, rest = prefix % 8;
+    for (unsigned i = 0; i < whole; ++i)
+      if (a[i] != address[i]) return false;
+    if (rest == 0) return true;
+    auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
+    return (a[whole] & mask) == address[whole];
+  }
+  bool operator==(const AddressBlock& o) const { return address == o.address && prefix == o.prefix; }
+};
+
+// A port behind a load balancer that sends the HAProxy PROXY protocol header (v1 or v2) before
+// the client's bytes (docs/listeners.md, "PROXY protocol"). Ours, not AIO's.
+struct ProxyProtocol {
+  enum class Mode { Disabled, Optional, Required };
+  Mode mode = Mode::Disabled;
+  // Only these peers may send a header: anyone else could otherwise claim any address. Never
+  // empty when the mode is not Disabled (checked at load: an empty list would trust no one, or
+  // worse, be read as everyone).
+  std::vector<AddressBlock> trusted_sources;
+  bool enabled() const { return mode != Mode::Disabled; }
+  bool trusts(const std::array<std::uint8_t, 16>& address) const {
+    for (const auto& block : trusted_sources)
+      if (block.contains(address)) return true;
+    return false;
+  }
+  bool operator==(const ProxyProtocol&) const = default;
+};
+
 struct ListenerPort {
   std::uint16_t port = 0;
   std::optional<std::uint16_t> node_port;
@@ -73,12 +110,14 @@ struct ListenerPort {
   std::string authentication_ref;  // empty: no authentication
   std::string authorization_ref;   // empty: no authorization
   std::optional<PortTls> tls;      // empty: plain
-  Location location;               // of the port's entry, for messages
+  ProxyProtocol proxy_protocol;
+  Location location;  // of the port's entry, for messages
   Location authorization_ref_location;
   // Two ports are the same socket service when they listen and speak the same way; their
   // authentication and authorization may change under connected clients (see PortManager).
   bool same_service(const ListenerPort& o) const {
-    return port == o.port && node_port == o.node_port && protocol == o.protocol && tls == o.tls;
+    return port == o.port && node_port == o.node_port && protocol == o.protocol && tls == o.tls &&
+           proxy_protocol == o.proxy_protocol;
   }
 };
 

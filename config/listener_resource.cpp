@@ -1,11 +1,23 @@
-// BrokerListener: serviceName, serviceType and ports, each port with its protocol, references
-// and TLS settings (§1 of the reference).
+// BrokerListener: serviceName, serviceType and ports, each port with its protocol, references,
+// TLS settings (§1 of the reference) and, ours, its PROXY protocol settings.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+
+#include <cstring>
 
 #include "config/readers.hpp"
 
 namespace mqttd::config {
 namespace {
+
+std::string host_of(const std::array<std::uint8_t, 16>& address, bool ipv4) {
+  char out[INET6_ADDRSTRLEN] = "";
+  if (ipv4)
+    ::inet_ntop(AF_INET, address.data() + 12, out, sizeof(out));
+  else
+    ::inet_ntop(AF_INET6, address.data(), out, sizeof(out));
+  return out;
+}
 
 PortTls read_tls(const Context& ctx, const YAML::Node& node) {
   expect_map(ctx, node);
@@ -34,9 +46,73 @@ PortTls read_tls(const Context& ctx, const YAML::Node& node) {
   return tls;
 }
 
+// "10.0.0.0/8", "2001:db8::/32", or one address ("192.0.2.7", a /32 or /128). Host bits must be
+// zero: "10.0.0.1/8" is refused rather than read as 10.0.0.0/8, since it is ambiguous whether the
+// operator meant one address or the block.
+AddressBlock address_block(const Context& ctx, const YAML::Node& node) {
+  AddressBlock block;
+  block.text = text(ctx, node);
+  auto slash = block.text.find('/');
+  std::string host = block.text.substr(0, slash);
+  unsigned char bytes[16] = {};
+  unsigned max_prefix = 0;
+  if (::inet_pton(AF_INET, host.c_str(), bytes) == 1) {
+    block.address[10] = block.address[11] = 0xFF;
+    std::memcpy(block.address.data() + 12, bytes, 4);
+    max_prefix = 32;
+  } else if (::inet_pton(AF_INET6, host.c_str(), bytes) == 1) {
+    std::memcpy(block.address.data(), bytes, 16);
+    max_prefix = 128;
+  } else {
+    ctx.fail(node, fmt::format("'{}' is not an address block (CIDR such as 10.0.0.0/8 or 2001:db8::/32)", block.text));
+  }
+  unsigned prefix = max_prefix;
+  if (slash != std::string::npos) {
+    auto digits = block.text.substr(slash + 1);
+    bool ok = !digits.empty() && digits.size() <= 3 && digits.find_first_not_of("0123456789") == std::string::npos;
+    if (ok) prefix = static_cast<unsigned>(std::stoul(digits));
+    if (!ok || prefix > max_prefix)
+      ctx.fail(node, fmt::format("'{}': the prefix length must be 0..{}", block.text, max_prefix));
+  }
+  block.prefix = prefix + (128 - max_prefix);
+  AddressBlock network = block;
+  network.address = {};
+  for (unsigned i = 0; i < 16; ++i) {
+    unsigned bits = block.prefix > i * 8 ? std::min(8u, block.prefix - i * 8) : 0;
+    network.address[i] = static_cast<std::uint8_t>(block.address[i] & (bits ? 0xFF << (8 - bits) : 0));
+  }
+  if (network.address != block.address)
+    ctx.fail(node, fmt::format("'{}' has host bits set (the block's address ends in zero bits: did you mean {}?)",
+                               block.text, host_of(network.address, max_prefix == 32) + "/" + std::to_string(prefix)));
+  return block;
+}
+
+ProxyProtocol read_proxy_protocol(const Context& ctx, const YAML::Node& node) {
+  expect_map(ctx, node);
+  reject_unknown(ctx, node, {"mode", "trustedSources"});
+  ProxyProtocol proxy;
+  if (auto n = node["mode"]) {
+    auto mode = enumeration(ctx.child("mode"), n, {"Disabled", "Optional", "Required"});
+    proxy.mode = mode == "Disabled"   ? ProxyProtocol::Mode::Disabled
+                 : mode == "Optional" ? ProxyProtocol::Mode::Optional
+                                      : ProxyProtocol::Mode::Required;
+  }
+  if (auto n = node["trustedSources"]) {
+    auto sctx = ctx.child("trustedSources");
+    expect_sequence(sctx, n);
+    for (std::size_t i = 0; i < n.size(); ++i) proxy.trusted_sources.push_back(address_block(sctx.index(i), n[i]));
+  }
+  // Fail closed: a header is believed only from a listed source, so a port that reads headers
+  // with nobody listed is a mistake, never "everyone".
+  if (proxy.enabled() && proxy.trusted_sources.empty())
+    ctx.fail(node, "mode Optional or Required needs trustedSources: the load balancers' addresses (CIDR)");
+  return proxy;
+}
+
 ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
   expect_map(ctx, node);
-  reject_unknown(ctx, node, {"port", "nodePort", "protocol", "authenticationRef", "authorizationRef", "tls"});
+  reject_unknown(ctx, node,
+                 {"port", "nodePort", "protocol", "authenticationRef", "authorizationRef", "tls", "proxyProtocol"});
   ListenerPort p;
   p.location = ctx.locate(node);
   if (!node["port"]) ctx.fail(node, "missing field 'port'");
@@ -51,6 +127,7 @@ ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
     p.authorization_ref_location = ctx.locate(n);
   }
   if (auto n = node["tls"]) p.tls = read_tls(ctx.child("tls"), n);
+  if (auto n = node["proxyProtocol"]) p.proxy_protocol = read_proxy_protocol(ctx.child("proxyProtocol"), n);
   return p;
 }
 

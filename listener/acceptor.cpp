@@ -2,12 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 
 #include "broker/broker.hpp"
+#include "listener/connection_rate.hpp"
 
 namespace mqttd {
 
@@ -41,33 +40,24 @@ struct Acceptor::Impl : std::enable_shared_from_this<Acceptor::Impl> {
   }
 
   // New connections per source address per second (every port, TCP, TLS and WebSockets, is
-  // accepted here). False when the address is over its limit: counted and logged.
+  // accepted here; a port with the PROXY protocol counts the header's address later instead).
+  // False when the address is over its limit: counted and logged.
   bool admit_address(tcp::socket& socket) {
-    const auto limit = broker.settings().max_connections_per_address_per_second;
-    if (limit == 0) return true;
+    if (!admit_addresses || broker.settings().max_connections_per_address_per_second == 0) return true;
     boost::system::error_code ec;
     auto remote = socket.remote_endpoint(ec);
     if (ec) return true;  // already gone; the handoff notices
     auto address = remote.address();
-    if (address.is_v6() && address.to_v6().is_v4_mapped())
-      address = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6());
-    auto key = address.is_v4()
-                   ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes()
-                   : address.to_v6().to_bytes();
-    // An IPv6 client counts by its /64: one subscriber line or one server holds a whole /64, and
-    // per address it could open connections from 2^64 sources.
-    if (address.is_v6()) std::fill(key.begin() + 8, key.end(), 0);
-    if (broker.admit_address(key)) return true;
-    broker.limit_reached(
-        Limit::ConnectionRate,
-        address.is_v6() ? boost::asio::ip::make_address_v6(key).to_string() + "/64" : address.to_string(),
-        fmt::format("more than {} new connections in one second (port {})", limit, port));
-    return false;
+    auto bytes = address.is_v4()
+                     ? boost::asio::ip::make_address_v6(boost::asio::ip::v4_mapped, address.to_v4()).to_bytes()
+                     : address.to_v6().to_bytes();
+    return admit_source_address(broker, bytes, port);
   }
 
   Broker& broker;
   tcp::acceptor acceptor;
   Handoff handoff;
+  bool admit_addresses = true;
   std::string address;
   std::uint16_t port = 0;
 };
@@ -119,6 +109,8 @@ void Acceptor::listen_on(const std::string& address, std::uint16_t port, boost::
 Acceptor::~Acceptor() { stop(); }
 
 void Acceptor::start() { impl_->accept(); }
+
+void Acceptor::defer_address_admission() { impl_->admit_addresses = false; }
 
 void Acceptor::stop() {
   boost::system::error_code ec;

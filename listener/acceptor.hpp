@@ -38,6 +38,10 @@ class Acceptor {
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
 
+  // The port's handoff applies the per-address connection-rate limit itself: a port with the
+  // PROXY protocol, where the client's address is known only once its header is read (counting
+  // the load balancer's address would throttle every client behind it as one). Before start().
+  void defer_address_admission();
   void start();
   void stop();
   std::uint16_t port() const;

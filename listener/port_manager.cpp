@@ -10,6 +10,7 @@
 #include "broker/broker.hpp"
 #include "broker/port_security.hpp"
 #include "listener/acceptor.hpp"
+#include "listener/proxy_header_reader.hpp"
 #include "listener/tcp_transport.hpp"
 #include "listener/tls_transport.hpp"
 #include "listener/websocket_transport.hpp"
@@ -19,22 +20,38 @@ namespace mqttd {
 
 namespace {
 
-// The one place where an accepted connection meets its transport, for every port: configured or
-// of the command line, MQTT or WebSockets, plain or TLS. Runs on the accepting (main) thread; the
-// transport is made on the worker that will own the connection.
-void hand_off(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
-              std::shared_ptr<ssl_ctx_st> tls, std::uint64_t endpoint) {
-  auto& io = broker.io_context(worker);
+// Serves an accepted socket with its port's transport, on the worker's thread. `peer`: the
+// client's address from a PROXY protocol header (null: the socket's).
+void serve_transport(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
+                     const std::shared_ptr<ssl_ctx_st>& tls, std::uint64_t endpoint, const sockaddr_in6* peer) {
   if (protocol == config::PortProtocol::WebSockets) {
-    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
-      serve_websocket(broker, worker, fd, tls, endpoint);
-    });
+    serve_websocket(broker, worker, fd, tls, endpoint, peer);
   } else if (tls) {
-    boost::asio::post(io, [&broker, worker, fd, tls = std::move(tls), endpoint] {
-      TlsTransport::serve(broker, worker, fd, tls, endpoint);
+    TlsTransport::serve(broker, worker, fd, tls, endpoint, peer);
+  } else {
+    TcpTransport::serve(broker, worker, fd, endpoint, peer);
+  }
+}
+
+// The one place where an accepted connection meets its transport, for every port: configured or
+// of the command line, MQTT or WebSockets, plain or TLS, with or without the PROXY protocol. Runs
+// on the accepting (main) thread; the transport is made on the worker that will own the
+// connection. A port with the PROXY protocol reads the header first (ProxyHeaderReader, on that
+// worker); the others go to their transport directly.
+void hand_off(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
+              std::shared_ptr<ssl_ctx_st> tls, std::uint64_t endpoint, std::shared_ptr<const ProxyPort> proxy) {
+  auto& io = broker.io_context(worker);
+  if (proxy) {
+    boost::asio::post(io, [&broker, worker, fd, protocol, tls = std::move(tls), endpoint, proxy = std::move(proxy)] {
+      ProxyHeaderReader::serve(broker, worker, fd, proxy,
+                               [&broker, worker, protocol, tls, endpoint](int fd, const sockaddr_in6& peer) {
+                                 serve_transport(broker, worker, fd, protocol, tls, endpoint, &peer);
+                               });
     });
   } else {
-    boost::asio::post(io, [&broker, worker, fd, endpoint] { TcpTransport::serve(broker, worker, fd, endpoint); });
+    boost::asio::post(io, [&broker, worker, fd, protocol, tls = std::move(tls), endpoint] {
+      serve_transport(broker, worker, fd, protocol, tls, endpoint, nullptr);
+    });
   }
 }
 
@@ -55,6 +72,7 @@ struct PortManager::Port {
   bool skipped = false;  // optional, and the host has no IPv6: dropped after the attempt
   std::uint64_t endpoint_id = 0;
   std::unique_ptr<Acceptor> acceptor;
+  std::shared_ptr<ProxyPort> proxy;      // set when the port reads PROXY protocol headers
   std::shared_ptr<ssl_ctx_st> tls;       // the context new handshakes use
   std::optional<std::string> client_ca;  // trusted client CA folder (X509 authentication)
   std::string loaded_stamp;              // the secret files `tls` was made from
@@ -76,6 +94,14 @@ struct PortManager::Port {
   const char* protocol() const { return spec.protocol == config::PortProtocol::Mqtt ? "mqtt" : "websockets"; }
   const char* tls_mode() const {
     return !spec.tls ? "none" : spec.tls->mode == config::PortTls::Mode::Manual ? "manual" : "automatic";
+  }
+  const char* proxy_mode() const {
+    return spec.proxy_protocol.mode == config::ProxyProtocol::Mode::Required ? "required" : "optional";
+  }
+  std::string trusted_sources() const {
+    std::string out;
+    for (const auto& block : spec.proxy_protocol.trusted_sources) out += (out.empty() ? "" : ",") + block.text;
+    return out;
   }
   std::string secret_name() const {
     return spec.tls->mode == config::PortTls::Mode::Manual ? spec.tls->manual_secret
@@ -153,6 +179,12 @@ std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, 
   port->endpoint_id = next_endpoint_id_++;
   broker_.port_metrics().register_port(port->endpoint_id,
                                        PortLabels{port->listener, spec.port, port->protocol(), spec.tls.has_value()});
+  if (spec.proxy_protocol.enabled()) {
+    port->proxy = std::make_shared<ProxyPort>();
+    port->proxy->settings = spec.proxy_protocol;
+    port->proxy->listener = port->listener;
+    port->proxy->port = spec.port;
+  }
   update_port_security(*port, false);
   return port;
 }
@@ -197,6 +229,8 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
     if (!old) continue;
     if (old->acceptor) old->acceptor->stop();
     old->acceptor.reset();
+    // Before close_endpoint: a socket still reading its header must not become a connection.
+    if (old->proxy) old->proxy->closed.store(true, std::memory_order_release);
     broker_.close_endpoint(old->endpoint_id);
     security_.remove(old->endpoint_id);
     spdlog::info("event=port_closed listener={} port={}", old->listener, old->spec.port);
@@ -228,8 +262,10 @@ void PortManager::poll() {
 }
 
 void PortManager::close_all() {
-  for (auto& port : ports_)
+  for (auto& port : ports_) {
     if (port->acceptor) port->acceptor->stop();
+    if (port->proxy) port->proxy->closed.store(true, std::memory_order_release);
+  }
   ports_.clear();
 }
 
@@ -287,14 +323,18 @@ void PortManager::open(Port& port) {
   // The TLS context is read at each accept, so that a replaced certificate reaches new handshakes.
   auto handoff = [target, &broker](std::size_t worker, int fd) {
     broker.port_metrics().count(target->endpoint_id, PortEvent::Accepted);
-    hand_off(broker, worker, fd, target->spec.protocol, target->tls, target->endpoint_id);
+    hand_off(broker, worker, fd, target->spec.protocol, target->tls, target->endpoint_id, target->proxy);
   };
   try {
     port.acceptor = std::make_unique<Acceptor>(io_, broker_, port.address, port.spec.port, handoff);
+    if (port.proxy) port.acceptor->defer_address_admission();
     port.acceptor->start();
     port.bind_error.clear();
-    spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}", port.listener,
-                 port.acceptor->address(), port.acceptor->port(), port.protocol(), port.tls_mode());
+    spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}{}", port.listener,
+                 port.acceptor->address(), port.acceptor->port(), port.protocol(), port.tls_mode(),
+                 port.proxy
+                     ? fmt::format(" proxy_protocol={} trusted_sources={}", port.proxy_mode(), port.trusted_sources())
+                     : "");
   } catch (const boost::system::system_error& e) {
     if (port.optional_without_ipv6 && ipv6_unavailable(e.code())) {
       spdlog::warn("event=ipv6_unavailable listener={} error=\"{}\"", host_port(port.address, port.spec.port),

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace mqttd {
 
@@ -50,6 +51,26 @@ std::string format_peer(const sockaddr_in6& address) {
     return "[" + std::string(host) + "]:" + std::to_string(ntohs(address.sin6_port));
   }
   return std::string(host) + ":" + std::to_string(port);
+}
+
+std::array<std::uint8_t, 16> address_bytes(const sockaddr_in6& peer) {
+  std::array<std::uint8_t, 16> bytes{};
+  if (peer.sin6_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&peer);
+    bytes[10] = bytes[11] = 0xFF;
+    std::memcpy(bytes.data() + 12, &v4->sin_addr, 4);
+  } else {
+    std::memcpy(bytes.data(), &peer.sin6_addr, 16);
+  }
+  return bytes;
+}
+
+sockaddr_in6 socket_address(const std::array<std::uint8_t, 16>& address, std::uint16_t port) {
+  sockaddr_in6 out{};
+  out.sin6_family = AF_INET6;
+  out.sin6_port = htons(port);
+  std::memcpy(&out.sin6_addr, address.data(), 16);
+  return out;
 }
 
 bool peer_finished_sending(int fd) {

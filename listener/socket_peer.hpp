@@ -5,6 +5,7 @@
 
 #include <netinet/in.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,10 @@ namespace mqttd {
 // Reads the peer address of `fd` (zeroed if the socket has none).
 sockaddr_in6 peer_address(int fd);
 std::string format_peer(const sockaddr_in6& address);
+// The address of `peer` as 16 bytes, IPv4 (AF_INET, or IPv4-mapped) as an IPv4-mapped address.
+std::array<std::uint8_t, 16> address_bytes(const sockaddr_in6& peer);
+// The AF_INET6 socket address of `address` (IPv4 as IPv4-mapped, which format_peer prints as IPv4).
+sockaddr_in6 socket_address(const std::array<std::uint8_t, 16>& address, std::uint16_t port);
 // True when the peer has shut its side down and every byte it sent has been read from `fd`.
 bool peer_finished_sending(int fd);
 

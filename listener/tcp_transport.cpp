@@ -22,19 +22,21 @@ constexpr int kMaxIovecs = 256;
 constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the worker
 }  // namespace
 
-void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id) {
+void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id,
+                         const sockaddr_in6* peer) {
   EpollPoller& poller = EpollPoller::of(broker, worker);
-  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id);
+  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id, peer);
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN | EPOLLRDHUP;
   poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
-TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id)
+TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id,
+                           const sockaddr_in6* peer)
     : Transport(endpoint_id), LingeringSocket(poller, fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  peer_address_ = peer_address(fd);
+  peer_address_ = peer ? *peer : peer_address(fd);
   connection_ = broker.open_connection(worker, *this);
 }
 

@@ -21,9 +21,12 @@ class ClientConnection;
 class TcpTransport final : public Transport, public LingeringSocket {
  public:
   // Takes the connected socket `fd` and serves it on `worker`. Call on that worker's thread.
-  static void serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id = 0);
+  // `peer`: the client's address when it is not the socket's (from a PROXY protocol header).
+  static void serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id = 0,
+                    const sockaddr_in6* peer = nullptr);
 
-  TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id);
+  TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id,
+               const sockaddr_in6* peer = nullptr);
   ~TcpTransport() override;
 
   void on_events(std::uint32_t events) override;

@@ -25,20 +25,20 @@ constexpr std::size_t kStagingBytes = 16384;  // one TLS record's worth of plain
 }  // namespace
 
 void TlsTransport::serve(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                         std::uint64_t endpoint_id) {
+                         std::uint64_t endpoint_id, const sockaddr_in6* peer) {
   EpollPoller& poller = EpollPoller::of(broker, worker);
-  auto transport = std::make_unique<TlsTransport>(broker, worker, fd, tls.get(), poller, endpoint_id);
+  auto transport = std::make_unique<TlsTransport>(broker, worker, fd, tls.get(), poller, endpoint_id, peer);
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN;
   poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
 TlsTransport::TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* tls, EpollPoller& poller,
-                           std::uint64_t endpoint_id)
+                           std::uint64_t endpoint_id, const sockaddr_in6* peer)
     : Transport(endpoint_id), LingeringSocket(poller, fd), ssl_(SSL_new(tls)) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  peer_address_ = peer_address(fd);
+  peer_address_ = peer ? *peer : peer_address(fd);
   if (ssl_) {
     SSL_set_fd(ssl_.get(), fd);
     SSL_set_accept_state(ssl_.get());

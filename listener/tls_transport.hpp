@@ -23,12 +23,13 @@ class ClientConnection;
 class TlsTransport final : public Transport, public LingeringSocket {
  public:
   // Takes the connected socket `fd` and serves it on `worker` with the server context `tls`.
-  // Call on that worker's thread.
+  // Call on that worker's thread. `peer`: the client's address when it is not the socket's (from a
+  // PROXY protocol header).
   static void serve(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                    std::uint64_t endpoint_id);
+                    std::uint64_t endpoint_id, const sockaddr_in6* peer = nullptr);
 
-  TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* tls, EpollPoller& poller,
-               std::uint64_t endpoint_id);
+  TlsTransport(Broker& broker, std::size_t worker, int fd, SSL_CTX* tls, EpollPoller& poller, std::uint64_t endpoint_id,
+               const sockaddr_in6* peer = nullptr);
   ~TlsTransport() override;
 
   void on_events(std::uint32_t events) override;

@@ -53,10 +53,10 @@ std::string choose_subprotocol(beast::string_view offered) {
 template <class NextLayer>
 class WebSocketTransport final : public Transport, public std::enable_shared_from_this<WebSocketTransport<NextLayer>> {
  public:
-  WebSocketTransport(Broker& broker, std::size_t worker, NextLayer&& next, std::uint64_t endpoint_id, bool tls)
-      : Transport(endpoint_id), ws_(std::move(next)), tls_(tls) {
+  WebSocketTransport(Broker& broker, std::size_t worker, NextLayer&& next, std::uint64_t endpoint_id, bool tls,
+                     std::string peer)
+      : Transport(endpoint_id), ws_(std::move(next)), peer_(std::move(peer)), tls_(tls) {
     boost::system::error_code ec;
-    peer_ = format_peer(peer_address(beast::get_lowest_layer(ws_).native_handle()));
     beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ec);
     parser_.header_limit(kMaxRequestHeaderBytes);
     // The connection exists from the start, so that its CONNECT timeout also bounds the handshakes.
@@ -258,8 +258,9 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
 }  // namespace
 
 void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                     std::uint64_t endpoint_id) {
+                     std::uint64_t endpoint_id, const sockaddr_in6* peer) {
   auto& io = broker.io_context(worker);
+  std::string peer_text = format_peer(peer ? *peer : peer_address(fd));
   boost::system::error_code ec;
   tcp::socket socket(io);
   sockaddr_storage local{};
@@ -277,10 +278,12 @@ void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr
     SSL_CTX_up_ref(tls.get());
     asio::ssl::context context(tls.get());
     auto t = std::make_shared<WebSocketTransport<asio::ssl::stream<tcp::socket>>>(
-        broker, worker, asio::ssl::stream<tcp::socket>(std::move(socket), context), endpoint_id, true);
+        broker, worker, asio::ssl::stream<tcp::socket>(std::move(socket), context), endpoint_id, true,
+        std::move(peer_text));
     t->start();
   } else {
-    auto t = std::make_shared<WebSocketTransport<tcp::socket>>(broker, worker, std::move(socket), endpoint_id, false);
+    auto t = std::make_shared<WebSocketTransport<tcp::socket>>(broker, worker, std::move(socket), endpoint_id, false,
+                                                               std::move(peer_text));
     t->start();
   }
 }

@@ -7,6 +7,7 @@
 #include <memory>
 
 struct ssl_ctx_st;
+struct sockaddr_in6;
 
 namespace mqttd {
 
@@ -15,7 +16,8 @@ class Broker;
 // Serves the connected socket `fd` on `worker`: the HTTP upgrade on path /mqtt or / with
 // subprotocol "mqtt", then binary frames carrying the MQTT byte stream (a packet may span frames
 // and a frame may hold several packets). WSS when `tls` is set. Call on that worker's thread.
+// `peer`: the client's address when it is not the socket's (from a PROXY protocol header).
 void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                     std::uint64_t endpoint_id);
+                     std::uint64_t endpoint_id, const sockaddr_in6* peer = nullptr);
 
 }  // namespace mqttd

@@ -231,3 +231,82 @@ TEST_CASE("what the Broker says about its pod is kept for render-k8s") {
   CHECK_THROWS_WITH(load_from_string(broker + "metadata: {name: Not_A_Name}\nspec: {}\n", "f.yaml"),
                     Catch::Contains("f.yaml:3:18: metadata.name"));
 }
+
+namespace {
+
+std::string proxy_listener(const std::string& proxy) {
+  return "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata: {name: lb}\n"
+         "spec:\n  ports:\n  - port: 1883\n    proxyProtocol: " +
+         proxy + "\n";
+}
+
+std::string refusal(const std::string& proxy) {
+  try {
+    load_from_string(proxy_listener(proxy), "f.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+}  // namespace
+
+TEST_CASE("proxyProtocol: modes, trusted sources as address blocks, and what is refused") {
+  auto config = load_from_string(
+      proxy_listener("{mode: Required, trustedSources: [10.0.0.0/8, '2001:db8::/32', 192.0.2.7, '::1']}"));
+  const auto& proxy = config.listeners.at(0).ports.at(0).proxy_protocol;
+  CHECK(proxy.mode == ProxyProtocol::Mode::Required);
+  REQUIRE(proxy.trusted_sources.size() == 4);
+  CHECK(proxy.trusted_sources[0].prefix == 104);  // IPv4 blocks as IPv4-mapped IPv6
+  CHECK(proxy.trusted_sources[2].prefix == 128);
+  auto v4 = [](std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d) {
+    return std::array<std::uint8_t, 16>{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, a, b, c, d};
+  };
+  CHECK(proxy.trusts(v4(10, 200, 3, 4)));
+  CHECK_FALSE(proxy.trusts(v4(11, 0, 0, 1)));
+  CHECK(proxy.trusts(v4(192, 0, 2, 7)));
+  CHECK_FALSE(proxy.trusts(v4(192, 0, 2, 8)));
+  CHECK(proxy.trusts({0x20, 0x01, 0x0d, 0xb8, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}));
+  CHECK_FALSE(proxy.trusts({0x20, 0x01, 0x0d, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9}));
+  CHECK(proxy.trusts({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+  // ::1 and the IPv4 0.0.0.1 are different addresses.
+  CHECK_FALSE(proxy.trusts(v4(0, 0, 0, 1)));
+
+  auto optional = load_from_string(proxy_listener("{mode: Optional, trustedSources: [0.0.0.0/0]}"));
+  const auto& any = optional.listeners[0].ports[0].proxy_protocol;
+  CHECK(any.mode == ProxyProtocol::Mode::Optional);
+  CHECK(any.trusts(v4(8, 8, 8, 8)));
+  CHECK_FALSE(any.trusts({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));  // IPv4 only
+  CHECK_FALSE(load_from_string(proxy_listener("{}")).listeners[0].ports[0].proxy_protocol.enabled());
+
+  // A changed proxyProtocol is another service (the port is re-bound).
+  auto a = config.listeners[0].ports[0];
+  auto b = a;
+  CHECK(a.same_service(b));
+  b.proxy_protocol.trusted_sources.pop_back();
+  CHECK_FALSE(a.same_service(b));
+  b = a;
+  b.proxy_protocol.mode = ProxyProtocol::Mode::Optional;
+  CHECK_FALSE(a.same_service(b));
+
+  CHECK(refusal("{mode: Required}") ==
+        "f.yaml:7:20: BrokerListener/lb.spec.ports[0].proxyProtocol: mode Optional or Required needs trustedSources: "
+        "the load balancers' addresses (CIDR)");
+  CHECK(refusal("{mode: Optional, trustedSources: []}").find("needs trustedSources") != std::string::npos);
+  CHECK(refusal("{mode: Always, trustedSources: [10.0.0.0/8]}").find("proxyProtocol.mode") != std::string::npos);
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.0/33]}") ==
+        "f.yaml:7:54: BrokerListener/lb.spec.ports[0].proxyProtocol.trustedSources[0]: '10.0.0.0/33': the prefix "
+        "length must be 0..32");
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.1/8]}")
+            .find("has host bits set (the block's address ends "
+                  "in zero bits: did you mean 10.0.0.0/8?)") != std::string::npos);
+  CHECK(refusal("{mode: Required, trustedSources: ['2001:db8::1/32']}").find("did you mean 2001:db8::/32?") !=
+        std::string::npos);
+  for (auto bad : {"10.0.0/8", "lb.example", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/08x", "::1/129"}) {
+    INFO(bad);
+    CHECK(refusal(std::string("{mode: Required, trustedSources: ['") + bad + "']}").find("trustedSources[0]") !=
+          std::string::npos);
+  }
+  CHECK(refusal("{mode: Required, trustedSources: [10.0.0.0/8], trusted: []}").find("unknown field") !=
+        std::string::npos);
+}
