@@ -9,24 +9,26 @@ ARG RUNTIME_BASE=debian:bookworm-slim
 FROM ${BUILD_BASE} AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev libyaml-cpp-dev \
-      libfmt-dev libspdlog-dev ca-certificates && rm -rf /var/lib/apt/lists/*
+      libfmt-dev libspdlog-dev ca-certificates && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 WORKDIR /src
 COPY . .
 # JOBS: parallel compile jobs (empty: one per core). The compiler cache lives in a cache mount, so
 # a rebuild after a source change recompiles only what changed (BuildKit and podman/buildah).
 ARG JOBS=
 RUN --mount=type=cache,target=/ccache \
-    export CCACHE_DIR=/ccache \
+    export CCACHE_DIR=/ccache && ccache --zero-stats >/dev/null \
  && cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF \
  && cmake --build /build --target mqttd ${JOBS:+--parallel $JOBS} \
+ && ccache --show-stats | head -n 4 \
  && strip /build/daemon/mqttd
 
 # Runtime stage: the binary, its shared libraries, and a non-root user.
 FROM ${RUNTIME_BASE}
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libyaml-cpp0.7 libfmt9 libspdlog1.10 && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 mqttd \
- && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mqttd --create-home mqttd \
+      libssl3 libyaml-cpp0.7 libfmt9 libspdlog1.10 && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
+ && groupadd --gid 10001 mqttd \
+ && useradd --no-log-init --uid 10001 --gid 10001 --home-dir /var/lib/mqttd --create-home \
+      --shell /usr/sbin/nologin mqttd \
  && mkdir -p /etc/mqttd/config /etc/mqttd/secrets && chown -R mqttd:mqttd /etc/mqttd
 COPY --from=build /build/daemon/mqttd /usr/local/bin/mqttd
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
