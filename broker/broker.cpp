@@ -80,12 +80,19 @@ void Broker::stop(std::chrono::milliseconds grace) {
   // lingering socket closed early would reset, and the reset discards the DISCONNECT.
   auto deadline = std::chrono::steady_clock::now() + grace;
   std::atomic<std::size_t> open_sockets{0};
-  auto count_sockets = [&] {
+  std::atomic<std::size_t> answered{0};
+  // Asks every worker; a worker that does not answer before the deadline counts as open sockets.
+  auto count_sockets = [&]() -> std::size_t {
     open_sockets = 0;
-    on_every_worker([&open_sockets](Worker& w) {
-      if (auto* e = w.extension()) open_sockets += e->open_sockets();
-    });
-    return open_sockets.load();
+    answered = 0;
+    for (auto& w : workers_)
+      boost::asio::post(w->io(), [worker = w.get(), &open_sockets, &answered] {
+        if (auto* e = worker->extension()) open_sockets += e->open_sockets();
+        ++answered;
+      });
+    while (answered.load() < workers_.size() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return answered.load() < workers_.size() ? 1 : open_sockets.load();
   };
   while ((connections_.load() > 0 || count_sockets() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -125,6 +125,8 @@ class Broker {
   BrokerSettings settings_;
   // Before the workers, so that it outlives their shards (which give their keys back to it).
   std::unique_ptr<statestore::Quota> state_store_quota_;
+  // Before the workers: a transport still closing when they end counts its close here.
+  PortMetrics port_metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<SessionRegistry> sessions_;
   std::unique_ptr<RetainedStore> retained_;
@@ -152,7 +154,6 @@ class Broker {
   };
   std::array<LimitCounter, static_cast<std::size_t>(Limit::Count)> limits_;
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(SecurityEvent::Count)> events_{};
-  PortMetrics port_metrics_;
 };
 
 }  // namespace mqttd

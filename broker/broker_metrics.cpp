@@ -65,7 +65,8 @@ void Broker::write_metrics(metrics::PrometheusWriter& out) const {
   out.family("mqttd_tls_handshakes_total", Type::Counter, "TLS handshakes on MQTT-over-TLS ports, by result.");
   for (const auto& [l, c] : ports) {
     if (!l.tls) continue;
-    auto labels = port_labels(l, std::to_string(l.port));
+    const std::string port = std::to_string(l.port);  // the labels are views: it must outlive them
+    auto labels = port_labels(l, port);
     labels.emplace_back("result", "success");
     out.sample(labels, count_of(c, PortEvent::TlsHandshake));
     labels.back().second = "failure";

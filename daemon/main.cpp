@@ -204,7 +204,17 @@ class Reloader {
     }
   }
 
+  // The daemon stops: no reload from now on. A completion already queued still runs (Asio runs
+  // it with success), so the handlers check the flag rather than the object being destroyed.
+  void stop() {
+    stopped_ = true;
+    boost::system::error_code ignored;
+    if (descriptor_) descriptor_->cancel(ignored);
+    debounce_.cancel();
+  }
+
   void reload(const char* trigger) {
+    if (stopped_) return;
     mqttd::config::Configuration next;
     try {
       next = mqttd::config::load(*options_.config);
@@ -234,12 +244,12 @@ class Reloader {
  private:
   void wait() {
     descriptor_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
-      if (ec) return;
+      if (ec || stopped_) return;
       if (watcher_->drain()) {
         // Editors and kubelet change several files in a row: reload once they are done.
         debounce_.expires_after(std::chrono::milliseconds(300));
         debounce_.async_wait([this](boost::system::error_code e) {
-          if (!e) reload("file_change");
+          if (!e && !stopped_) reload("file_change");
         });
       }
       wait();
@@ -255,6 +265,7 @@ class Reloader {
   std::unique_ptr<mqttd::config::ConfigWatcher> watcher_;
   std::unique_ptr<boost::asio::posix::stream_descriptor> descriptor_;
   std::string digest_;
+  bool stopped_ = false;
 };
 
 }  // namespace
@@ -415,11 +426,12 @@ int main(int argc, char** argv) {
   if (diagnostics) diagnostics->set_started();
 
   // Certificates due for renewal, and secrets that appeared or changed, once a second.
+  bool stopping = false;  // SIGTERM came: nothing may open a port or reload again
   boost::asio::steady_timer poll_timer(io);
   std::function<void()> poll = [&] {
     poll_timer.expires_after(std::chrono::seconds(1));
     poll_timer.async_wait([&](boost::system::error_code ec) {
-      if (ec) return;
+      if (ec || stopping) return;
       certificates.reconcile();
       ports.poll();
       if (!diagnostics && diagnostics_port != 0) {
@@ -436,7 +448,7 @@ int main(int argc, char** argv) {
   boost::asio::signal_set hangup(io, SIGHUP);
   std::function<void()> wait_hangup = [&] {
     hangup.async_wait([&](const boost::system::error_code& ec, int) {
-      if (ec) return;
+      if (ec || stopping) return;
       if (reloader) reloader->reload("sighup");
       wait_hangup();
     });
@@ -457,28 +469,48 @@ int main(int argc, char** argv) {
   std::thread drain;
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   boost::asio::steady_timer shutdown_delay(io);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
-    // Not ready first, so that a Service stops routing here; then, after --shutdown-delay (the
-    // time Kubernetes takes to take the pod out of its endpoints), no new connections.
-    if (diagnostics) diagnostics->set_shutting_down();
-    spdlog::info("event=shutdown signal={} delay_seconds={} timeout_seconds={}", signal,
-                 options.shutdown_delay_seconds, options.shutdown_timeout_seconds);
-    // Nothing may open a port again: no more reloads, polls or certificate work.
-    reloader.reset();
-    hangup.cancel();
-    poll_timer.cancel();
-    shutdown_delay.expires_after(std::chrono::seconds(options.shutdown_delay_seconds));
-    shutdown_delay.async_wait([&](const boost::system::error_code&) {
-      ports.close_all();
-      // Wills, then DISCONNECT 0x8B to every client, on another thread while this one goes on
-      // answering /readyz with 503.
-      drain = std::thread([&] {
-        broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));
-        boost::asio::post(io, [&] { io.stop(); });
+  std::function<void()> wait_signal;
+  wait_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+      if (ec) return;
+      if (stopping) {
+        // A second signal: the operator does not want to wait for the drain.
+        spdlog::warn("event=shutdown_forced signal={}", signal);
+        std::_Exit(1);
+      }
+      stopping = true;
+      wait_signal();
+      // The drain is bounded by --shutdown-timeout; a worker stuck in a handler would make it wait
+      // for ever, so a watchdog ends the process a few seconds after that bound.
+      std::thread([limit =
+                       std::chrono::seconds(options.shutdown_delay_seconds + options.shutdown_timeout_seconds + 5)] {
+        std::this_thread::sleep_for(limit);
+        spdlog::error("event=shutdown_overdue seconds={} message=\"a worker did not stop: exiting\"", limit.count());
+        spdlog::default_logger()->flush();
+        std::_Exit(1);
+      }).detach();
+      // Not ready first, so that a Service stops routing here; then, after --shutdown-delay (the
+      // time Kubernetes takes to take the pod out of its endpoints), no new connections.
+      if (diagnostics) diagnostics->set_shutting_down();
+      spdlog::info("event=shutdown signal={} delay_seconds={} timeout_seconds={}", signal,
+                   options.shutdown_delay_seconds, options.shutdown_timeout_seconds);
+      // Nothing may open a port again: no more reloads, polls or certificate work.
+      if (reloader) reloader->stop();
+      hangup.cancel();
+      poll_timer.cancel();
+      shutdown_delay.expires_after(std::chrono::seconds(options.shutdown_delay_seconds));
+      shutdown_delay.async_wait([&](const boost::system::error_code&) {
+        ports.close_all();
+        // Wills, then DISCONNECT 0x8B to every client, on another thread while this one goes on
+        // answering /readyz with 503.
+        drain = std::thread([&] {
+          broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));
+          boost::asio::post(io, [&] { io.stop(); });
+        });
       });
     });
-  });
+  };
+  wait_signal();
   io.run();
   if (drain.joinable()) drain.join();
   broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));  // if io ended otherwise

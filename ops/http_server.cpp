@@ -12,6 +12,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 #include <chrono>
+#include <list>
 
 namespace mqttd::ops {
 
@@ -26,9 +27,11 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     acceptor.async_accept([self = shared_from_this()](boost::system::error_code ec, tcp::socket socket) {
       if (ec == boost::asio::error::operation_aborted || !self->acceptor.is_open()) return;
       if (!ec) {
-        if (self->open_connections >= kMaxConnections) {
-          // Closed at once (the socket's destructor): a flood of scrapers or strangers cannot
-          // make the main thread hold more than kMaxConnections.
+        // Full: the connection idle the longest (waiting for its next request) makes room, so
+        // that connections held open by a stranger cannot keep the probes and the scraper out.
+        if (self->live.size() >= kMaxConnections) self->evict_idlest();
+        if (self->live.size() >= kMaxConnections) {
+          // Every one is in the middle of a request (bounded by the request deadline): refused.
           spdlog::debug("event=diagnostics_connection_refused reason=\"too many connections\"");
         } else {
           std::make_shared<Connection>(self, std::move(socket))->read();
@@ -38,18 +41,42 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     });
   }
 
+  struct Connection;
+  // Open connections, the one that became idle first at the front.
+  std::list<Connection*> live;
+
+  void evict_idlest() {
+    for (Connection* c : live)
+      if (c->idle) {
+        spdlog::debug("event=diagnostics_connection_evicted reason=\"room for a new connection\"");
+        c->stream.close();  // its read completes with an error and the connection ends
+        c->idle = false;
+        live.remove(c);
+        c->listed = false;
+        return;
+      }
+  }
+
   struct Connection : std::enable_shared_from_this<Connection> {
     Connection(std::shared_ptr<Impl> s, tcp::socket socket) : server(std::move(s)), stream(std::move(socket)) {
-      ++server->open_connections;
+      server->live.push_back(this);
+      position = std::prev(server->live.end());
     }
-    ~Connection() { --server->open_connections; }
+    ~Connection() {
+      if (listed) server->live.erase(position);
+    }
 
     void read() {
+      // Idle from now until a request arrives: the last in line to be evicted.
+      if (listed) server->live.splice(server->live.end(), server->live, position);
+      idle = true;
       parser.emplace();
       parser->header_limit(kMaxHeaderBytes);
       parser->body_limit(0);  // no request has a body here
       stream.expires_after(std::chrono::seconds(kRequestTimeoutSeconds));
       http::async_read(stream, buffer, *parser, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        self->idle = false;
+        if (ec == boost::asio::error::operation_aborted || !self->stream.socket().is_open()) return;
         if (ec) return self->close(ec == http::error::end_of_stream ? 0 : 400);
         self->respond();
       });
@@ -107,11 +134,13 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     beast::flat_buffer buffer{kMaxHeaderBytes};
     std::optional<http::request_parser<http::empty_body>> parser;
     unsigned served = 0;
+    bool idle = false;    // waiting for a request (evictable)
+    bool listed = true;   // in server->live at `position`
+    std::list<Connection*>::iterator position;
   };
 
   tcp::acceptor acceptor;
   HttpHandler handler;
-  std::size_t open_connections = 0;
 };
 
 HttpServer::HttpServer(boost::asio::io_context& io, const std::string& address, std::uint16_t port, HttpHandler handler)

@@ -1,7 +1,8 @@
 // A small HTTP/1.1 server for the diagnostics port (/metrics, /healthz, /readyz), on the event
 // loop it is given (the daemon's main thread). Bounded in every way a scraper or a stranger can
-// push: concurrent connections, header size, no request body, a deadline per request, requests
-// per connection. Asio and Beast stay in the .cpp.
+// push: concurrent connections (when full, the connection idle the longest is closed to make room,
+// so that connections held open by a stranger never lock the probes out), header size, no request
+// body, a deadline per request, requests per connection. Asio and Beast stay in the .cpp.
 #pragma once
 
 #include <cstdint>
