@@ -75,7 +75,10 @@ void Broker::stop(std::chrono::milliseconds grace) {
   on_every_worker([](Worker& w) { w.publish_wills_at_shutdown(); });
   on_every_worker([](Worker&) {});
   on_every_worker([](Worker&) {});
-  on_every_worker([](Worker& w) { w.shutdown_connections(); });
+  on_every_worker([](Worker& w) {
+    w.shutdown_connections();
+    if (auto* e = w.extension()) e->shutdown();  // sockets still before their connection (PROXY headers)
+  });
   // Give the transports a moment to write the DISCONNECT packets and the clients to close: a
   // lingering socket closed early would reset, and the reset discards the DISCONNECT.
   auto deadline = std::chrono::steady_clock::now() + grace;

@@ -15,6 +15,8 @@ class WorkerExtension {
   // waits for them, so that no socket is closed with a client's late input unread (a reset,
   // which would discard the DISCONNECT the client has not read yet).
   virtual std::size_t open_sockets() const { return 0; }
+  // The broker stops (after its connections were told): close what is not a connection yet.
+  virtual void shutdown() {}
 };
 
 }  // namespace mqttd

@@ -118,6 +118,14 @@ void EpollPoller::modify(int fd, PollHandler* handler, std::uint32_t events) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, fd, &ev);
 }
 
+void EpollPoller::shutdown() {
+  // on_shutdown may retire its handler, which moves it out of handlers_: collect first.
+  std::vector<PollHandler*> live;
+  for (const auto& h : handlers_)
+    if (h && !h->poll_retired_) live.push_back(h.get());
+  for (auto* h : live) h->on_shutdown();
+}
+
 void EpollPoller::retire(int fd, PollHandler* handler) {
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
   if (fd < 0 || static_cast<std::size_t>(fd) >= handlers_.size()) return;

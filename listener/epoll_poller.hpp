@@ -29,6 +29,9 @@ class PollHandler {
   int poll_fd() const { return poll_fd_; }
   // `events` are EPOLLIN/EPOLLOUT/EPOLLERR/EPOLLHUP bits.
   virtual void on_events(std::uint32_t events) = 0;
+  // The broker stops: a handler that is not a connection's (which the broker disconnects itself)
+  // closes now rather than hold the stop until its own timeout.
+  virtual void on_shutdown() {}
 
  private:
   friend class EpollPoller;
@@ -47,6 +50,7 @@ class EpollPoller final : public WorkerExtension {
   explicit EpollPoller(boost::asio::io_context& io);
   ~EpollPoller() override;
   std::size_t open_sockets() const override { return adopted_; }
+  void shutdown() override;
 
   // Takes ownership of `handler` and watches `fd` for `events` on its behalf.
   PollHandler* adopt(std::unique_ptr<PollHandler> handler, int fd, std::uint32_t events);

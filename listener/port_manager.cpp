@@ -184,6 +184,7 @@ std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, 
     port->proxy->settings = spec.proxy_protocol;
     port->proxy->listener = port->listener;
     port->proxy->port = spec.port;
+    port->proxy->endpoint_id = port->endpoint_id;
   }
   update_port_security(*port, false);
   return port;

@@ -7,6 +7,9 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <string_view>
+#include <unordered_map>
 
 #include "broker/broker.hpp"
 #include "listener/connection_rate.hpp"
@@ -33,6 +36,33 @@ const char* mode_name(ProxyProtocol::Mode mode) {
   return mode == ProxyProtocol::Mode::Required ? "Required" : "Optional";
 }
 
+// At most one refusal line per reason per second per worker, with the count of those not written:
+// a stranger opening connections in a loop must not flood the log. The reasons are the parser's
+// and this file's constant texts, per port: the table stays as small as that list times the ports.
+bool refusal_log_allowed(std::uint16_t port, std::string_view reason, std::uint64_t& suppressed) {
+  struct Throttle {
+    std::chrono::steady_clock::time_point last{};
+    std::uint64_t skipped = 0;
+  };
+  thread_local std::unordered_map<std::string, Throttle> throttles;
+  auto& t = throttles[std::to_string(port) + ' ' + std::string(reason)];
+  auto now = std::chrono::steady_clock::now();
+  if (t.last != std::chrono::steady_clock::time_point{} && now - t.last < std::chrono::seconds(1)) {
+    ++t.skipped;
+    return false;
+  }
+  t.last = now;
+  suppressed = t.skipped;
+  t.skipped = 0;
+  return true;
+}
+
+// A socket closed before it became a connection: the broker's count and the port's.
+void closed_before_connection(Broker& broker, const ProxyPort& port) {
+  broker.connection_closed();
+  broker.port_metrics().count(port.endpoint_id, PortEvent::Closed);
+}
+
 }  // namespace
 
 void ProxyHeaderReader::serve(Broker& broker, std::size_t worker, int fd, std::shared_ptr<const ProxyPort> port,
@@ -44,17 +74,18 @@ void ProxyHeaderReader::serve(Broker& broker, std::size_t worker, int fd, std::s
     // An untrusted source is its own client: counted by its own address, now.
     if (!admit_source_address(broker, address, port->port)) {
       ::close(fd);
-      broker.connection_closed();
+      closed_before_connection(broker, *port);
       return;
     }
     if (port->settings.mode == ProxyProtocol::Mode::Required) {
       // Nothing it could send would be served: a header from it is refused, and its absence too.
-      spdlog::warn(
-          "event=proxy_protocol_refused listener={} port={} peer={} reason=\"not a trusted source, and the port "
-          "requires a PROXY protocol header\"",
-          port->listener, port->port, format_peer(real));
+      if (std::uint64_t suppressed = 0; refusal_log_allowed(port->port, "untrusted on a Required port", suppressed))
+        spdlog::warn(
+            "event=proxy_protocol_refused listener={} port={} peer={} reason=\"not a trusted source, and the port "
+            "requires a PROXY protocol header\" suppressed={}",
+            port->listener, port->port, format_peer(real), suppressed);
       ::close(fd);
-      broker.connection_closed();
+      closed_before_connection(broker, *port);
       return;
     }
   }
@@ -87,7 +118,7 @@ ProxyHeaderReader::~ProxyHeaderReader() {
   if (!done_) {
     done_ = true;
     ::close(poll_fd());
-    broker_.connection_closed();
+    closed_before_connection(broker_, *port_);
   }
 }
 
@@ -111,7 +142,12 @@ void ProxyHeaderReader::on_events(std::uint32_t events) {
       if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) refuse("the connection ended inside the header");
       return;
     case pp::Status::NotHeader:
-      if (port_->settings.mode == ProxyProtocol::Mode::Required) return refuse("no PROXY protocol header");
+      // A trusted source is a load balancer, which must send a header: the receiver may not guess
+      // whether bytes that look like a client's come from the balancer or from a client whose own
+      // "PROXY ..." line it forwarded. Without a header only an untrusted source (a direct
+      // client, in Optional mode) is served, as itself.
+      if (port_->settings.mode == ProxyProtocol::Mode::Required || trusted_)
+        return refuse("no PROXY protocol header from a trusted source");
       return hand_over(real_peer_, nullptr);
     case pp::Status::Invalid:
       return refuse(trusted_ ? result.error : "a PROXY protocol header from a source that is not trusted");
@@ -163,11 +199,15 @@ void ProxyHeaderReader::hand_over(const sockaddr_in6& peer, const proxy_protocol
 }
 
 void ProxyHeaderReader::refuse(const char* reason) {
-  spdlog::warn("event=proxy_protocol_refused listener={} port={} peer={} trusted={} mode={} reason=\"{}\"",
-               port_->listener, port_->port, format_peer(real_peer_), trusted_, mode_name(port_->settings.mode),
-               reason);
+  if (std::uint64_t suppressed = 0; refusal_log_allowed(port_->port, reason, suppressed))
+    spdlog::warn(
+        "event=proxy_protocol_refused listener={} port={} peer={} trusted={} mode={} reason=\"{}\" suppressed={}",
+        port_->listener, port_->port, format_peer(real_peer_), trusted_, mode_name(port_->settings.mode), reason,
+        suppressed);
   close_socket();
 }
+
+void ProxyHeaderReader::on_shutdown() { drop("the broker stops"); }
 
 void ProxyHeaderReader::drop(const char* why) {
   spdlog::debug("event=proxy_protocol_closed listener={} port={} peer={} reason=\"{}\"", port_->listener, port_->port,
@@ -190,7 +230,7 @@ void ProxyHeaderReader::close_socket() {
   int fd = poll_fd();
   poller_.retire(fd, this);
   ::close(fd);
-  broker_.connection_closed();
+  closed_before_connection(broker_, *port_);
 }
 
 }  // namespace mqttd

@@ -39,6 +39,7 @@ struct ProxyPort {
   config::ProxyProtocol settings;
   std::string listener;
   std::uint16_t port = 0;
+  std::uint64_t endpoint_id = 0;  // for PortMetrics: a socket that never reaches its transport is counted closed here
   std::atomic<bool> closed{false};
 };
 
@@ -58,6 +59,7 @@ class ProxyHeaderReader final : public PollHandler {
   ~ProxyHeaderReader() override;
 
   void on_events(std::uint32_t events) override;
+  void on_shutdown() override;
 
  private:
   // Closes the connection: logged as event=proxy_protocol_refused with the socket's peer.

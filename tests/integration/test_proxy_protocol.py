@@ -13,7 +13,7 @@ import unittest
 
 import pki
 from harness import (TIMEOUT, Bystander, Daemon, RawClient, broker_config, free_port, main, raw_connect_v5,
-                     read_until_closed)
+                     read_until_closed, wait_until)
 
 API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -141,15 +141,16 @@ class ProxyProtocolTest(unittest.TestCase):
     def test_required_without_a_header_is_closed(self):
         self.assertEqual(refused(self.required, raw_connect_v5(b"no-header")), b"")
         self.assertLogged(f"event=proxy_protocol_refused listener=lb port={self.required} peer=127.0.0.1:")
-        self.assertLogged('trusted=true mode=Required reason="no PROXY protocol header"')
+        self.assertLogged('trusted=true mode=Required reason="no PROXY protocol header from a trusted source"')
         self.assertNotIn("client_id=no-header", self.d.logs())
 
-    def test_optional_serves_a_client_without_a_header_and_one_with(self):
-        c = RawClient(self.optional)
-        c.connect("optional-plain")
-        local_port = c.sock.getsockname()[1]
-        c.close()
-        self.assertLogged(f"event=connected client_id=optional-plain peer=127.0.0.1:{local_port} ")
+    def test_optional_believes_a_trusted_source_only_with_a_header(self):
+        # A trusted source is the load balancer: it must send a header. Bytes without one may be a
+        # client's own "PROXY ..." line forwarded by a hop that adds none, so they are refused
+        # rather than guessed about (untrusted sources without a header: the next test).
+        self.assertEqual(refused(self.optional, raw_connect_v5(b"optional-plain")), b"")
+        self.assertNotIn("client_id=optional-plain", self.d.logs())
+        self.assertLogged('trusted=true mode=Optional reason="no PROXY protocol header from a trusted source"')
         connect_after(self.optional, v1("203.0.113.40", 40040), "optional-header").close()
         self.assertLogged("event=connected client_id=optional-header peer=203.0.113.40:40040 ")
 
@@ -175,7 +176,7 @@ class ProxyProtocolTest(unittest.TestCase):
         self.assertNotIn("client_id=foreign-required", self.d.logs())
 
     def test_garbage_headers_are_closed_while_a_bystander_carries_on(self):
-        bystander = Bystander(self.optional)
+        bystander = Bystander(self.foreign_optional)  # a direct client, beside the balancer's traffic
         garbage = [b"PROXY TCP4 203.0.113.60 nonsense\r\n", b"PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n",
                    b"PROXY " + b"A" * 300, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n",
                    SIGNATURE + b"\x31\x11\x00\x0c" + bytes(12),  # version 3
@@ -275,7 +276,46 @@ class ProxyProtocolTlsTest(unittest.TestCase):
             # openssl s_client without a header: the port requires one, so no handshake.
             out = pki.served_chain(port)[1]
             self.assertNotIn("CN = mqtts-endpoint", out)
-            d.wait_for_log('reason="no PROXY protocol header"')
+            d.wait_for_log('reason="no PROXY protocol header from a trusted source"')
+
+
+class ProxyProtocolBoundsTest(unittest.TestCase):
+    """What the review found: refused sockets leave no open connection in the metrics, their log
+    lines are throttled, and a socket still waiting for its header does not hold the shutdown."""
+
+    def test_refused_sockets_are_counted_closed_and_their_log_is_throttled(self):
+        import prometheus_text
+        import urllib.request
+        port = free_port()
+        config = listener(proxy_port(port, "Required", ["10.0.0.0/8"]))  # 127.0.0.1 is not trusted
+        with Daemon(config, diagnostics=True,
+                    wait_for=f"port={port} protocol=mqtt tls=none proxy_protocol=required") as d:
+            for i in range(50):
+                self.assertEqual(refused(port, raw_connect_v5(b"flood")), b"")
+
+            def families():
+                with urllib.request.urlopen(f"http://127.0.0.1:{d.metrics_port}/metrics", timeout=5) as r:
+                    return prometheus_text.parse(r.read().decode())
+            labels = dict(listener="lb", port=port, protocol="mqtt", tls="false")
+            wait_until(lambda: prometheus_text.value(families(), "mqttd_port_connections", **labels) == 0,
+                       what="every refused socket counted closed")
+            f = families()
+            self.assertEqual(prometheus_text.value(f, "mqttd_port_connections_accepted_total", **labels), 50)
+            self.assertEqual(prometheus_text.value(f, "mqttd_connections"), 0)
+            lines = d.logs().count(f"event=proxy_protocol_refused listener=lb port={port} ")
+            self.assertGreaterEqual(lines, 1)
+            self.assertLessEqual(lines, 8)  # one per second per worker, not 50
+
+    def test_a_socket_waiting_for_its_header_does_not_hold_the_shutdown(self):
+        port = free_port()
+        config = listener(proxy_port(port, "Optional", ["127.0.0.1"]))
+        d = Daemon(config, wait_for=f"port={port} protocol=mqtt tls=none proxy_protocol=optional")
+        silent = socket.create_connection(("127.0.0.1", port))
+        time.sleep(0.2)
+        started = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.monotonic() - started, 3)  # not the 10 s header timeout
+        silent.close()
 
 
 if __name__ == "__main__":
