@@ -215,9 +215,12 @@ class Reloader {
     for (const auto& w : next.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
     // The command line's --workers overrides the file, as at start: not a change of the file.
     if (options_.workers) next.broker.workers = *options_.workers;
-    if (!(next.broker == current_.broker))
+    // The diagnostics port and the self-check (its internal port, client id and schedule) are set
+    // up once, at start, like the workers.
+    if (!(next.broker == current_.broker) || !(next.diagnostics == current_.diagnostics))
       spdlog::warn("event=config_restart_needed message=\"Broker resource settings take effect at the next start\"");
     next.broker = current_.broker;
+    next.diagnostics = current_.diagnostics;
     if (!options_.log_level) spdlog::set_level(spdlog::level::from_str(next.log_level));
     certificates_.apply(next);
     certificates_.reconcile();

@@ -357,7 +357,9 @@ void PortManager::open(Port& port) {
   };
   try {
     port.acceptor = std::make_unique<Acceptor>(io_, broker_, port.address, port.spec.port, handoff);
-    if (port.proxy) port.acceptor->defer_address_admission();
+    // A PROXY protocol port counts the address of the header. The internal port counts none: its
+    // one client must neither spend nor be refused the budget of the clients on 127.0.0.1.
+    if (port.proxy || port.internal) port.acceptor->defer_address_admission();
     port.acceptor->start();
     port.bind_error.clear();
     if (port.spec.port == 0)
