@@ -1,4 +1,5 @@
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -200,7 +201,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   if (!may_publish(topic) || statestore::is_reserved_topic(topic)) {
     // v5: PUBACK/PUBREC 0x87. 3.1.1 has no way to say it: a normal acknowledgement, and the
     // message is dropped (as the source broker does). QoS 0: dropped.
-    spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", client_id(), topic);
+    spdlog::debug("event=publish_denied client_id={} topic=\"{}\"", logged_client_id(client_id()), topic);
     host_.metrics.drop(DropReason::NotAuthorized);
     if (p.qos == 2 && !is_v5(version_)) held().inbound_qos2.insert(p.packet_id);  // PUBREL still follows
     return acknowledge(is_v5(version_) ? Reason::NotAuthorized : Reason::Success);
@@ -418,7 +419,7 @@ void ClientConnection::protocol_violation(Reason reason, std::string_view why) {
 void ClientConnection::disconnect(Reason reason, std::string_view why) {
   if (state_ == State::Closing) return;
   write_disconnect(reason, why);
-  spdlog::info("event=disconnect client_id={} peer={} reason=\"{}\"", client_id(), transport_.peer(),
+  spdlog::info("event=disconnect client_id={} peer={} reason=\"{}\"", logged_client_id(client_id()), transport_.peer(),
                codec::reason_name(reason));
   close();
 }
@@ -430,7 +431,7 @@ void ClientConnection::publish_will_now() {
 }
 
 void ClientConnection::taken_over(bool session_ends) {
-  spdlog::info("event=session_taken_over client_id={} peer={}", client_id(), transport_.peer());
+  spdlog::info("event=session_taken_over client_id={} peer={}", logged_client_id(client_id()), transport_.peer());
   if (will_ && !will_discarded_ && (session_ends || will_delay_ == 0)) host_.publish_will(will_, will_authority());
   will_discarded_ = true;
   write_disconnect(Reason::SessionTakenOver, "another connection took over this client id");
@@ -526,7 +527,7 @@ Clock::time_point ClientConnection::next_deadline(Clock::time_point now) const {
 }
 
 void ClientConnection::log_close(std::string_view why) {
-  spdlog::info("event=close client_id={} peer={} reason=\"{}\"", client_id(), transport_.peer(), why);
+  spdlog::info("event=close client_id={} peer={} reason=\"{}\"", logged_client_id(client_id()), transport_.peer(), why);
 }
 
 }  // namespace mqttd

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 #include "broker/transport.hpp"
 #include "codec/encode.hpp"
 #include "codec/utf8.hpp"
@@ -208,7 +209,8 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
   host_.metrics.connacks[0].increment();
   connect_phase_.reset();  // the CONNECT is done: an idle client carries none of it
   spdlog::debug("event=connected client_id={} peer={} protocol={} session_present={} keep_alive={}",
-                session_->client_id, transport_.peer(), is_v5(version_) ? 5 : 4, session_present, keep_alive_);
+                logged_client_id(session_->client_id), transport_.peer(), is_v5(version_) ? 5 : 4, session_present,
+                keep_alive_);
   sender_.resend(*session_);
   request_flush();
   // Packets that arrived behind the CONNECT waited for the session; handle them now.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 #include "broker/transport.hpp"
 
 namespace mqttd {
@@ -50,8 +51,9 @@ void ClientConnection::on_authenticated(authn::Result result) {
   if (state_ != State::Attaching) return;  // the client left while it was being authenticated
   const std::string& client_id = connect_phase_->client_id;
   if (result.outcome != authn::Result::Outcome::Accepted) {
-    spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"", client_id,
-                 transport_.peer(), result.method.empty() ? "none" : result.method, result.detail);
+    spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"",
+                 logged_client_id(client_id), transport_.peer(), result.method.empty() ? "none" : result.method,
+                 result.detail);
     bool bad_password = result.outcome == authn::Result::Outcome::BadCredentials;
     return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
                           bad_password ? "bad user name or password" : "not authorized");
@@ -79,18 +81,19 @@ void ClientConnection::on_authenticated(authn::Result result) {
     const bool may_connect = authority.permissions->may_connect();
     host_.metrics.authorization(AuthorizationAction::Connect, may_connect);
     if (!may_connect) {
-      spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", client_id, transport_.peer(),
-                   principal.username.value_or(""), security.policy->name());
+      spdlog::info("event=connect_denied client_id={} peer={} username={} policy={}", logged_client_id(client_id),
+                   transport_.peer(), principal.username.value_or(""), security.policy->name());
       return refuse_connect(Reason::NotAuthorized, "not authorized to connect");
     }
     if (will_ && !authority.permissions->may_publish(will_->topic())) {
-      spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"", client_id,
-                   transport_.peer());
+      spdlog::info("event=connect_denied client_id={} peer={} reason=\"will topic not authorized\"",
+                   logged_client_id(client_id), transport_.peer());
       return refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
     }
   }
-  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}", client_id,
-                transport_.peer(), result.method, principal.username.value_or(""), principal.attributes.size());
+  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}",
+                logged_client_id(client_id), transport_.peer(), result.method, principal.username.value_or(""),
+                principal.attributes.size());
   host_.claim_session(*this, connect_phase_->client_id, clean_start_);
 }
 
@@ -135,7 +138,7 @@ void ClientConnection::reauthorize() {
   bool same = (!permissions && !authority.permissions) ||
               (permissions && authority.permissions && *permissions == *authority.permissions);
   if (!same) {
-    spdlog::info("event=permissions_changed client_id={} peer={}", client_id(), transport_.peer());
+    spdlog::info("event=permissions_changed client_id={} peer={}", logged_client_id(client_id()), transport_.peer());
     disconnect(Reason::AdministrativeAction, "authorization policy changed");
     return;
   }

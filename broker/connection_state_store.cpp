@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 #include "broker/state_store_shard.hpp"
 #include "codec/utf8.hpp"
 #include "statestore/command.hpp"
@@ -27,8 +28,8 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
   if (!props.response_topic || !props.correlation_data) return Reason::ImplementationSpecificError;
   std::string_view response_topic = *props.response_topic;
   if (response_topic == statestore::kRequestTopic || statestore::is_reserved_topic(response_topic)) {
-    spdlog::info("event=statestore_forbidden_response_topic client_id={} response_topic=\"{}\"", client_id(),
-                 response_topic);
+    spdlog::info("event=statestore_forbidden_response_topic client_id={} response_topic=\"{}\"",
+                 logged_client_id(client_id()), response_topic);
     protocol_violation(Reason::NotAuthorized, "state store response topic is reserved");
     return std::nullopt;
   }
@@ -41,8 +42,8 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     return Reason::TopicNameInvalid;
   }
   if (const auto& permissions = this->permissions(); permissions && !permissions->may_receive(response_topic)) {
-    spdlog::debug("event=statestore_response_topic_denied client_id={} response_topic=\"{}\"", client_id(),
-                  response_topic);
+    spdlog::debug("event=statestore_response_topic_denied client_id={} response_topic=\"{}\"",
+                  logged_client_id(client_id()), response_topic);
     return Reason::NotAuthorized;
   }
 
@@ -87,7 +88,7 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     bool allowed = command.writes() ? permissions->may_write_key(command.key) : permissions->may_read_key(command.key);
     host_.metrics.authorization(AuthorizationAction::StateStore, allowed);
     if (!allowed) {
-      spdlog::debug("event=statestore_denied client_id={} write={}", client_id(), command.writes());
+      spdlog::debug("event=statestore_denied client_id={} write={}", logged_client_id(client_id()), command.writes());
       return answer_here(statestore::errors::kNotAuthorized);
     }
   }

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 #include "codec/encode.hpp"
 #include "codec/utf8.hpp"
 
@@ -49,7 +50,7 @@ void ClientConnection::handle_subscribe(const codec::FixedHeader& h, codec::Byte
                                              authz::Permissions::Coverage::None;
     if (permissions()) host_.metrics.authorization(AuthorizationAction::Subscribe, !denied);
     if (denied) {
-      spdlog::debug("event=subscribe_denied client_id={} filter=\"{}\"", client_id(), t.filter);
+      spdlog::debug("event=subscribe_denied client_id={} filter=\"{}\"", logged_client_id(client_id()), t.filter);
       reasons.push_back(v5 ? Reason::NotAuthorized : Reason::UnspecifiedError);  // 0x87, or 0x80 in 3.1.1
       continue;
     }

@@ -1,4 +1,5 @@
 #include "broker/session.hpp"
+#include "broker/logged_client_id.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -24,7 +25,7 @@ bool Session::may_receive(std::string_view topic) {
 void Session::ownership_violation(unsigned worker) const {
   // A thread touched a session it does not own: a race that could lose or corrupt its state.
   // Stopping here, in the builds that check, shows the culprit's stack instead of a later crash.
-  spdlog::critical("event=ownership_violation client_id={} owner={} caller_worker={}", client_id,
+  spdlog::critical("event=ownership_violation client_id={} owner={} caller_worker={}", logged_client_id(client_id),
                    owner.load(std::memory_order_acquire), worker);
   std::abort();
 }

@@ -1,4 +1,5 @@
 #include "broker/worker.hpp"
+#include "broker/logged_client_id.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -266,7 +267,7 @@ bool Worker::submit_authentication(AuthenticationRequest request) {
       [job, worker = this] {
         worker->broker().count_event(SecurityEvent::AuthenticationSkipped);
         spdlog::debug("event=authentication_skipped client_id={} peer={} reason=\"the client left before its check\"",
-                      job->client_id, job->peer);
+                      logged_client_id(job->client_id), job->peer);
       });
 }
 

@@ -6,6 +6,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/client_connection.hpp"
+#include "broker/logged_client_id.hpp"
 #include "broker/retained_store.hpp"
 #include "broker/session_registry.hpp"
 #include "broker/worker.hpp"
@@ -53,7 +54,7 @@ void Worker::handover(SessionPtr s, std::uint64_t generation, unsigned to, std::
     spdlog::warn(
         "event=session_principal_changed client_id={} message=\"the session was created by another "
         "principal; starting a fresh one\"",
-        s->client_id);
+        logged_client_id(s->client_id));
     broker_.count_event(SecurityEvent::SessionPrincipalChanged);
     fresh = true;
   }
@@ -201,7 +202,7 @@ void Worker::publish_will(const MessageRef& will, const WillAuthority& authority
   }
   if (refused) {
     spdlog::info("event=will_refused client_id={} topic=\"{}\" reason=\"{}\"",
-                 authority.principal ? authority.principal->client_id : "", will->topic(), refused);
+                 logged_client_id(authority.principal ? authority.principal->client_id : ""), will->topic(), refused);
     broker_.count_event(SecurityEvent::WillNotAuthorized);
     metrics.drop(DropReason::NotAuthorized);
     return;

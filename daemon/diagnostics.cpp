@@ -42,10 +42,12 @@ Diagnostics::~Diagnostics() = default;
 
 std::uint16_t Diagnostics::port() const { return server_->port(); }
 
-void Diagnostics::set_self_check_result(bool passed, std::string detail) {
+void Diagnostics::set_self_check_result(bool passed, std::string detail, std::optional<double> round_trip_seconds) {
   self_check_ran_ = true;
   self_check_passed_ = passed;
   self_check_detail_ = std::move(detail);
+  ++(passed ? self_check_passed_runs_ : self_check_failed_runs_);
+  if (passed && round_trip_seconds) self_check_round_trip_ = round_trip_seconds;
 }
 
 std::vector<std::string> Diagnostics::not_ready_reasons() const {
@@ -79,6 +81,16 @@ std::string Diagnostics::metrics_text() const {
   if (self_check_required_) {
     out.family("mqttd_self_check_passing", metrics::Type::Gauge, "1 when the latest self-check passed.");
     out.sample({}, self_check_ran_ && self_check_passed_ ? 1 : 0);
+    out.family("mqttd_self_check_runs_total", metrics::Type::Counter,
+               "Self-check runs (connect, subscribe, ping, publish and receive at QoS 1 on the internal port), by "
+               "result.");
+    out.sample({{"result", "passed"}}, static_cast<double>(self_check_passed_runs_));
+    out.sample({{"result", "failed"}}, static_cast<double>(self_check_failed_runs_));
+    if (self_check_round_trip_) {
+      out.family("mqttd_self_check_round_trip_seconds", metrics::Type::Gauge,
+                 "The latest passed self-check's round trip, from its PUBLISH sent to the same PUBLISH received.");
+      out.sample({}, *self_check_round_trip_);
+    }
   }
   metrics::write_process_metrics(out);
   return out.take();

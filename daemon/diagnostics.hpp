@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,9 @@ class Diagnostics {
   void set_shutting_down() { shutting_down_ = true; }
   // The self-check's latest verdict (until the first one, readiness waits for it when enabled).
   void set_self_check_required(bool required) { self_check_required_ = required; }
-  void set_self_check_result(bool passed, std::string detail);
+  // Each run's verdict: counted in /metrics, and the latest one decides readiness. A passed run
+  // gives its round trip (PUBLISH sent to PUBLISH received).
+  void set_self_check_result(bool passed, std::string detail, std::optional<double> round_trip_seconds = {});
 
   // Why the daemon is not ready; empty when it is.
   std::vector<std::string> not_ready_reasons() const;
@@ -51,6 +54,9 @@ class Diagnostics {
   bool self_check_ran_ = false;
   bool self_check_passed_ = false;
   std::string self_check_detail_;
+  std::uint64_t self_check_passed_runs_ = 0;
+  std::uint64_t self_check_failed_runs_ = 0;
+  std::optional<double> self_check_round_trip_;  // of the latest passed run
 };
 
 }  // namespace mqttd

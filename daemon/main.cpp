@@ -1,8 +1,6 @@
 // mqttd: wires the configuration, the broker, its ports and certificates together, and handles
 // signals and reloads.
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -12,23 +10,21 @@
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "authn/password_file.hpp"
 #include "broker/broker.hpp"
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
 #include "daemon/diagnostics.hpp"
 #include "daemon/json_log_formatter.hpp"
+#include "daemon/passwd_command.hpp"
 #include "daemon/render_k8s_command.hpp"
+#include "daemon/self_check_wiring.hpp"
 #include "listener/port_manager.hpp"
 #include "tls/certificate_manager.hpp"
 
@@ -229,9 +225,12 @@ class Reloader {
     for (const auto& w : next.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
     // The command line's --workers overrides the file, as at start: not a change of the file.
     if (options_.workers) next.broker.workers = *options_.workers;
-    if (!(next.broker == current_.broker))
+    // The diagnostics port and the self-check (its internal port, client id and schedule) are set
+    // up once, at start, like the workers.
+    if (!(next.broker == current_.broker) || !(next.diagnostics == current_.diagnostics))
       spdlog::warn("event=config_restart_needed message=\"Broker resource settings take effect at the next start\"");
     next.broker = current_.broker;
+    next.diagnostics = current_.diagnostics;
     if (!options_.log_level) spdlog::set_level(spdlog::level::from_str(next.log_level));
     certificates_.apply(next);
     certificates_.reconcile();
@@ -270,83 +269,8 @@ class Reloader {
 
 }  // namespace
 
-// `mqttd passwd FILE USERNAME [--attribute NAME=VALUE]...`
-int passwd(int argc, char** argv) {
-  if (argc < 4) usage_error("passwd needs FILE and USERNAME");
-  std::string file = argv[2], username = argv[3];
-  if (username.empty() || username.find_first_of(":\n\r") != std::string::npos)
-    usage_error("a user name must not be empty or hold ':' or a line break");
-  std::map<std::string, std::string> attributes;
-  for (int i = 4; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg != "--attribute" || i + 1 >= argc) usage_error("passwd takes --attribute NAME=VALUE");
-    std::string pair = argv[++i];
-    auto eq = pair.find('=');
-    if (eq == std::string::npos || eq == 0 || pair.find_first_of(",:\n") != std::string::npos)
-      usage_error("an attribute is NAME=VALUE without ',' or ':'");
-    attributes[pair.substr(0, eq)] = pair.substr(eq + 1);
-  }
-  auto read_secret = [](const char* prompt) {
-    bool tty = ::isatty(STDIN_FILENO);
-    termios saved{};
-    if (tty) {
-      std::cerr << prompt << std::flush;
-      ::tcgetattr(STDIN_FILENO, &saved);
-      termios quiet = saved;
-      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-    }
-    std::string line;
-    std::getline(std::cin, line);
-    if (tty) {
-      ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-      std::cerr << "\n";
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    return line;
-  };
-  std::string password = read_secret("Password: ");
-  if (::isatty(STDIN_FILENO) && read_secret("Again: ") != password) {
-    std::cerr << "mqttd passwd: the passwords differ\n";
-    return 1;
-  }
-  if (password.empty()) {
-    std::cerr << "mqttd passwd: empty password\n";
-    return 1;
-  }
-  std::string text;
-  if (std::ifstream in(file, std::ios::binary); in) {
-    std::ostringstream s;
-    s << in.rdbuf();
-    text = s.str();
-  }
-  try {
-    mqttd::authn::PasswordFile::parse(text, file);  // refuse to rewrite a file we cannot read
-    text = mqttd::authn::PasswordFile::upsert(text, username, mqttd::authn::hash_password(password), attributes);
-  } catch (const std::exception& e) {
-    std::cerr << "mqttd passwd: " << e.what() << "\n";
-    return 1;
-  }
-  std::string tmp = file + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) {
-      std::cerr << "mqttd passwd: cannot write " << tmp << "\n";
-      return 1;
-    }
-  }
-  ::chmod(tmp.c_str(), 0600);
-  if (std::rename(tmp.c_str(), file.c_str()) != 0) {
-    std::cerr << "mqttd passwd: cannot replace " << file << "\n";
-    return 1;
-  }
-  std::cerr << "mqttd passwd: " << username << " set in " << file << "\n";
-  return 0;
-}
-
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string_view(argv[1]) == "passwd") return passwd(argc, argv);
+  if (argc >= 2 && std::string_view(argv[1]) == "passwd") return mqttd::passwd_command(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "render-k8s") return mqttd::render_k8s_command(argc, argv);
   Options options = parse(argc, argv);
   // A peer that closes while OpenSSL writes to its socket must cost an error, not the process.
@@ -395,13 +319,20 @@ int main(int argc, char** argv) {
     spdlog::warn(
         "event=embedded_default listener=127.0.0.1:1883,[::1]:1883 authentication=none "
         "message=\"no --config or --listen given: serving plain MQTT on loopback to anonymous clients\"");
-  // The diagnostics port answers from the start: /readyz says "starting" until the ports are open.
+  // The diagnostics port answers from the start: /readyz says "starting" until the ports are open
+  // and, unless it is disabled, the self-check has passed (its internal port opens with the others).
   std::unique_ptr<mqttd::Diagnostics> diagnostics;
+  auto self_check = mqttd::make_self_check(io, ports, config.diagnostics.self_check, [&](const auto& r) {
+    if (diagnostics)
+      diagnostics->set_self_check_result(r.passed, r.detail,
+                                         r.round_trip ? std::optional(r.round_trip->count()) : std::nullopt);
+  });
   const std::uint16_t diagnostics_port = options.metrics_port.value_or(config.diagnostics.prometheus_port);
   auto open_diagnostics = [&]() {
     if (diagnostics_port == 0 || diagnostics) return;
     try {
       diagnostics = std::make_unique<mqttd::Diagnostics>(io, options.bind_address, diagnostics_port, broker, ports);
+      diagnostics->set_self_check_required(self_check != nullptr);
       spdlog::info("event=diagnostics_listening address={} port={} paths=/metrics,/healthz,/readyz",
                    options.bind_address, diagnostics->port());
     } catch (const std::exception& e) {
@@ -424,6 +355,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (diagnostics) diagnostics->set_started();
+  if (self_check) self_check->start();
 
   // Certificates due for renewal, and secrets that appeared or changed, once a second.
   bool stopping = false;  // SIGTERM came: nothing may open a port or reload again
@@ -494,7 +426,9 @@ int main(int argc, char** argv) {
       if (diagnostics) diagnostics->set_shutting_down();
       spdlog::info("event=shutdown signal={} delay_seconds={} timeout_seconds={}", signal,
                    options.shutdown_delay_seconds, options.shutdown_timeout_seconds);
-      // Nothing may open a port again: no more reloads, polls or certificate work.
+      // Nothing may open a port again: no more reloads, polls or certificate work; and no
+      // self-check, which would only fail against the closing ports.
+      if (self_check) self_check->stop();
       if (reloader) reloader->stop();
       hangup.cancel();
       poll_timer.cancel();

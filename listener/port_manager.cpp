@@ -68,6 +68,9 @@ struct PortManager::Port {
   config::ListenerPort spec;
   std::string address;  // what it binds: --bind-address, or the address given with --listen
   bool command_line = false;
+  // A port of the daemon's own clients: fixed security, not reported, kept through reloads.
+  bool internal = false;
+  std::shared_ptr<const PortSecurity> internal_security;
   bool optional_without_ipv6 = false;
   bool skipped = false;  // optional, and the host has no IPv6: dropped after the attempt
   std::uint64_t endpoint_id = 0;
@@ -132,6 +135,10 @@ std::string PortManager::tls_stamp(const Port& port, const std::optional<std::st
 }
 
 void PortManager::update_port_security(Port& port, bool connected_clients) {
+  if (port.internal) {
+    security_.install(port.endpoint_id, port.internal_security, connected_clients);
+    return;
+  }
   auto next = security_.resolve(port.spec);
   std::optional<std::string> client_ca =
       next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
@@ -177,8 +184,10 @@ std::unique_ptr<PortManager::Port> PortManager::make_port(std::string listener, 
   port->spec = spec;
   port->address = std::move(address);
   port->endpoint_id = next_endpoint_id_++;
-  broker_.port_metrics().register_port(port->endpoint_id,
-                                       PortLabels{port->listener, spec.port, port->protocol(), spec.tls.has_value()});
+  // An ephemeral port is named in the metrics once it is bound and its number known (open()).
+  if (spec.port != 0)
+    broker_.port_metrics().register_port(port->endpoint_id,
+                                         PortLabels{port->listener, spec.port, port->protocol(), spec.tls.has_value()});
   if (spec.proxy_protocol.enabled()) {
     port->proxy = std::make_shared<ProxyPort>();
     port->proxy->settings = spec.proxy_protocol;
@@ -200,6 +209,23 @@ void PortManager::add_command_line_port(std::string address, std::uint16_t port,
   ports_.push_back(std::move(p));
 }
 
+void PortManager::add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security) {
+  auto p = std::make_unique<Port>();
+  p->listener = std::move(listener);
+  p->address = "127.0.0.1";  // loopback only, whatever --bind-address says
+  p->internal = true;
+  p->internal_security = std::move(security);
+  p->endpoint_id = next_endpoint_id_++;
+  update_port_security(*p, false);
+  ports_.push_back(std::move(p));
+}
+
+std::uint16_t PortManager::internal_port(const std::string& listener) const {
+  for (const auto& p : ports_)
+    if (p->internal && p->listener == listener && p->acceptor) return p->acceptor->port();
+  return 0;
+}
+
 std::vector<std::string> PortManager::apply(const config::Configuration& config) {
   security_.apply(config);
   std::vector<std::unique_ptr<Port>> next;
@@ -212,7 +238,8 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
     for (const auto& p : l.ports) {
       std::unique_ptr<Port> kept;
       for (auto& old : ports_)
-        if (old && !old->command_line && old->listener == l.name && old->spec.same_service(p)) kept = std::move(old);
+        if (old && !old->command_line && !old->internal && old->listener == l.name && old->spec.same_service(p))
+          kept = std::move(old);
       if (kept) {
         kept->spec = p;  // the same socket service; its references may differ
         keep(std::move(kept));
@@ -223,6 +250,9 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
   }
   // The command-line ports stay, and come last: once they accept, the configured ports that can
   // be opened are open too (the tests, and operators' probes, wait for the --listen port).
+  // The internal ports open just before them, so that they accept when the --listen ports do.
+  for (auto& old : ports_)
+    if (old && old->internal) keep(std::move(old));
   for (auto& old : ports_)
     if (old && old->command_line) keep(std::move(old));
   // What is left of the old set was removed or changed: stop accepting, then close its clients.
@@ -241,7 +271,7 @@ std::vector<std::string> PortManager::apply(const config::Configuration& config)
   for (auto& port : ports_) {
     if (!port->acceptor) {
       open(*port);
-      if (!port->bind_error.empty()) failures.push_back(port->bind_error);
+      if (!port->bind_error.empty() && !port->internal) failures.push_back(port->bind_error);
     }
   }
   std::erase_if(ports_, [](const std::unique_ptr<Port>& port) { return port->skipped; });
@@ -328,9 +358,14 @@ void PortManager::open(Port& port) {
   };
   try {
     port.acceptor = std::make_unique<Acceptor>(io_, broker_, port.address, port.spec.port, handoff);
-    if (port.proxy) port.acceptor->defer_address_admission();
+    // A PROXY protocol port counts the address of the header. The internal port counts none: its
+    // one client must neither spend nor be refused the budget of the clients on 127.0.0.1.
+    if (port.proxy || port.internal) port.acceptor->defer_address_admission();
     port.acceptor->start();
     port.bind_error.clear();
+    if (port.spec.port == 0)
+      broker_.port_metrics().register_port(
+          port.endpoint_id, PortLabels{port.listener, port.acceptor->port(), port.protocol(), port.needs_tls()});
     spdlog::info("event=listening listener={} address={} port={} protocol={} tls={}{}", port.listener,
                  port.acceptor->address(), port.acceptor->port(), port.protocol(), port.tls_mode(),
                  port.proxy
@@ -353,7 +388,7 @@ void PortManager::open(Port& port) {
 std::vector<PortManager::PortState> PortManager::port_states() const {
   std::vector<PortState> states;
   for (const auto& p : ports_) {
-    if (p->skipped) continue;
+    if (p->skipped || p->internal) continue;
     PortState s;
     s.listener = p->listener;
     s.port = p->spec.port;

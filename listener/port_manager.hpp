@@ -40,6 +40,14 @@ class PortManager {
   // event=ipv6_unavailable) instead of failing: the embedded default's [::1]:1883, which such a
   // host cannot have, while 127.0.0.1:1883 serves.
   void add_command_line_port(std::string address, std::uint16_t port, bool optional_without_ipv6);
+  // A plain MQTT port on 127.0.0.1 with a port number the system picks, for the daemon's own
+  // clients (the self-check): named `listener`, with `security` installed as given (the
+  // configuration never replaces it), left out of port_states() (readiness must not depend on the
+  // port that checks it), kept through reloads like the --listen ports, and opened by the next
+  // apply() before them. Failing to bind it is not fatal: it is retried at each poll.
+  void add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security);
+  // The port number of the internal port `listener`; 0 while it is not open.
+  std::uint16_t internal_port(const std::string& listener) const;
   // Makes the open ports match `config`, then opens the command-line ports not open yet. Returns
   // the ports that could not be bound (they are retried at each poll).
   std::vector<std::string> apply(const config::Configuration& config);

@@ -103,6 +103,7 @@ class Daemon:
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                self.wait_for_first_self_check()
                 if wait_for:
                     self.wait_for_log(wait_for)
                 return
@@ -111,6 +112,20 @@ class Daemon:
                     break
                 time.sleep(0.05)
         raise RuntimeError("mqttd did not start:\n" + self.logs())
+
+    def wait_for_first_self_check(self):
+        """The self-check (on unless the Broker disables it) runs once right after the ports open,
+        through the broker like any client: wait for its verdict, so that a test's counters and
+        connection limits start after it (its next run is `intervalSeconds`, at least 30 s, later)."""
+        if "event=self_check_enabled" not in self.logs():
+            return
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline:
+            log = self.logs()
+            if "event=self_check_passed" in log or "event=self_check_failed" in log:
+                return
+            time.sleep(0.02)
+        raise AssertionError("no self-check verdict after the start:\n" + self.logs())
 
     def wait_for_log(self, text, timeout=TIMEOUT, count=1):
         """Waits until `text` appears `count` times in the log; returns the log."""
