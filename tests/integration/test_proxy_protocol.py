@@ -238,17 +238,17 @@ class ProxyProtocolRateTest(unittest.TestCase):
             answered = {}
             for source in ("203.0.113.70", "203.0.113.71", "2001:db8:1::5"):
                 answered[source] = 0
-                for i in range(6):
+                for i in range(12):
                     try:
                         connect_after(port, v1(source, 41000 + i), f"rate-{source}-{i}").close()
                         answered[source] += 1
                     except (EOFError, ConnectionError, OSError, AssertionError):
                         pass
-            # Every source is counted on its own, although all came from 127.0.0.1 (6 each could
-            # straddle two one-second windows).
+            # Every source is counted on its own, although all came from 127.0.0.1. Its 12 attempts
+            # take well under a second but may straddle two one-second windows: 3 to 6 get in.
             for source, count in answered.items():
                 self.assertGreaterEqual(count, 3, source)
-                self.assertLessEqual(count, 5, source)
+                self.assertLessEqual(count, 6, source)
             self.assertIn('event=limit_reached limit=connection_rate who="203.0.113.70"', d.logs())
             self.assertNotIn('who="127.0.0.1"', d.logs())
 
