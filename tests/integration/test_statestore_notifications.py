@@ -16,6 +16,7 @@ from statestore_client import (CONTENT_TYPE, DEL, FT_LOWER, FT_REQUIRED, GET, GU
                                NOTIFY_DELETE, NOTIFY_PREFIX, OK, ONE, REQUEST_TOPIC, SET, TOO_FAR_FT, TOO_FAR_TS,
                                VDEL, ZERO, RawStateStore, StateStoreClient, blob, err, format_hlc, hlc_key, hlc_lt,
                                notify_set, notify_topic, now_ms, parse_hlc, resp_array)
+import statestore_case  # noqa: E402
 from statestore_case import StateStoreCase, broker_with_state_store, setUpModule, tearDownModule  # noqa: E402,F401
 
 
@@ -170,6 +171,10 @@ class NotificationsTest(StateStoreCase):
         self.do(c, SET("npersist", "1"), OK, ts=True)
         self.assertEqual(w.expect_notification().payload, notify_set("1"))
         w.disconnect()
+        # Once the broker has handled the DISCONNECT: a SET that reached the shard before would be
+        # notified to the still-open connection, and that unacknowledged QoS 1 message is then
+        # resent to the resumed session like any other [MQTT-4.4.0-1] (seen under ASan in CI).
+        statestore_case.DAEMON.wait_for_log('event=close client_id=persistent-w peer=')
         self.do(c, SET("npersist", "2"), OK, ts=True)  # while away
         w2 = self.client("persistent-w", clean_start=False, session_expiry=300)
         self.assertEqual(w2.connack[0].get("session present"), 1)
