@@ -79,7 +79,14 @@ Tree probe(const std::string& path, std::uint16_t port, int period) {
 Tree container(const Scope& scope, Tree mounts) {
   const auto& config = scope.config;
   Tree c = Tree::map({{"name", Tree::string("mqttd")}, {"image", Tree::string(scope.options.image)}});
-  c.set("args", Tree::sequence({Tree::string("--config"), Tree::string(kConfigMountPath)}));
+  Tree args = Tree::sequence({Tree::string("--config"), Tree::string(kConfigMountPath)});
+  // Without cardinality.frontend.workers the daemon would start one worker per core of the node,
+  // however few CPUs the pod has: the source broker's default of 2, which the CPU request uses.
+  if (!config.broker.workers) {
+    args.push(Tree::string("--workers"));
+    args.push(Tree::string("2"));
+  }
+  c.set("args", std::move(args));
   Tree ports = Tree::sequence();
   for (const auto& l : config.listeners)
     for (const auto& p : l.ports) ports.push(container_port(port_name(p), p.port));

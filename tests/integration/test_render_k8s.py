@@ -162,7 +162,13 @@ class RenderCase(unittest.TestCase):
         container = pod["containers"][0]
         self.assertTrue(container["name"])
         self.assertEqual(container["image"], image)
-        self.assertEqual(container["args"], ["--config", "/etc/mqttd/config"])
+        # --workers 2 when the Broker does not set cardinality.frontend.workers: the daemon's
+        # threads then match the pod's CPU request instead of the node's cores.
+        self.assertEqual(container["args"][:2], ["--config", "/etc/mqttd/config"])
+        self.assertIn(container["args"][2:], ([], ["--workers", "2"]))
+        cpu = container["resources"]["requests"].get("cpu")
+        if container["args"][2:] and cpu is not None:
+            self.assertEqual(cpu, "2")
         self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
         self.assertEqual(container["securityContext"]["capabilities"]["drop"], ["ALL"])
         container_ports = [p["containerPort"] for p in container["ports"]]

@@ -228,12 +228,18 @@ TEST_CASE("render-k8s: resources follow the workers and the memory profile") {
     CHECK(r["limits"]["cpu"].as<std::string>() == "3");
     CHECK(r["requests"]["memory"].as<std::string>() == "387Mi");
     CHECK(r["limits"]["memory"].as<std::string>() == "387Mi");
+    CHECK(out.container()["args"].size() == 2);  // the daemon reads its 3 workers from the file
   }
   SECTION("two workers when the Broker does not say") {
     auto out = render_text(std::string(kBroker) + "metadata: {name: default}\nspec: {memoryProfile: Tiny}\n");
     auto r = out.container()["resources"];
     CHECK(r["requests"]["cpu"].as<std::string>() == "2");
     CHECK(r["limits"]["memory"].as<std::string>() == "99Mi");
+    // And the daemon runs the 2 workers the pod pays for, not one per core of the node.
+    auto args = out.container()["args"];
+    REQUIRE(args.size() == 4);
+    CHECK(args[2].as<std::string>() == "--workers");
+    CHECK(args[3].as<std::string>() == "2");
   }
   SECTION("cpu limits off: memory only; Medium without a profile") {
     auto out = render_text(std::string(kBroker) +
