@@ -7,16 +7,6 @@
 namespace mqttd::config {
 namespace {
 
-std::map<std::string, std::string> string_map(const Context& ctx, const YAML::Node& node) {
-  expect_map(ctx, node);
-  std::map<std::string, std::string> out;
-  for (const auto& kv : node) {
-    auto key = key_text(ctx, kv.first);
-    out[key] = text(ctx.child(key), kv.second);
-  }
-  return out;
-}
-
 std::optional<std::string> base64_decode(const std::string& in) {
   auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';

@@ -22,16 +22,6 @@ void read_export_common(const Context& ctx, const YAML::Node& node) {
   if (auto n = node["intervalSeconds"]) integer(ctx.child("intervalSeconds"), n, 1, 300);
 }
 
-std::map<std::string, std::string> string_map(const Context& ctx, const YAML::Node& node) {
-  expect_map(ctx, node);
-  std::map<std::string, std::string> out;
-  for (const auto& kv : node) {
-    auto key = key_text(ctx, kv.first);
-    out[key] = text(ctx.child(key), kv.second);
-  }
-  return out;
-}
-
 // A Kubernetes object reference: kind and name required, apiGroup (and namespace) optional.
 void read_reference(const Context& ctx, const YAML::Node& node, bool with_namespace) {
   expect_map(ctx, node);

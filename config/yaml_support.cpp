@@ -143,6 +143,16 @@ std::chrono::milliseconds duration(const Context& ctx, const YAML::Node& node) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(total_ms));
 }
 
+std::map<std::string, std::string> string_map(const Context& ctx, const YAML::Node& node) {
+  expect_map(ctx, node);
+  std::map<std::string, std::string> out;
+  for (const auto& kv : node) {
+    auto key = key_text(ctx, kv.first);
+    out[key] = text(ctx.child(key), kv.second);
+  }
+  return out;
+}
+
 std::string object_name(const Context& ctx, const YAML::Node& node) {
   auto s = text(ctx, node);
   auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };

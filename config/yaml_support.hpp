@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,5 +54,7 @@ std::chrono::milliseconds duration(const Context& ctx, const YAML::Node& node);
 // A Kubernetes object name (RFC 1123 subdomain: lowercase letters, digits, '-' and '.', at most
 // 253 characters). Names become folder names, so this also keeps "../" out of paths.
 std::string object_name(const Context& ctx, const YAML::Node& node);
+// A mapping of text to text (attributes, labels, resource quantities).
+std::map<std::string, std::string> string_map(const Context& ctx, const YAML::Node& node);
 
 }  // namespace mqttd::config

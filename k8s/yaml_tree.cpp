@@ -37,33 +37,20 @@ bool literal_reads_back(const std::string& s) {
 
 }  // namespace
 
-Tree Tree::string(std::string s) {
+Tree Tree::scalar(Kind kind, std::string value) {
   Tree t;
-  t.kind_ = Kind::String;
-  t.scalar_ = std::move(s);
+  t.kind_ = kind;
+  t.scalar_ = std::move(value);
   return t;
 }
 
-Tree Tree::integer(std::int64_t n) {
-  Tree t;
-  t.kind_ = Kind::Integer;
-  t.scalar_ = std::to_string(n);
-  return t;
-}
+Tree Tree::string(std::string s) { return scalar(Kind::String, std::move(s)); }
 
-Tree Tree::boolean(bool b) {
-  Tree t;
-  t.kind_ = Kind::Boolean;
-  t.scalar_ = b ? "true" : "false";
-  return t;
-}
+Tree Tree::integer(std::int64_t n) { return scalar(Kind::Integer, std::to_string(n)); }
 
-Tree Tree::text(std::string s) {
-  Tree t;
-  t.kind_ = Kind::Text;
-  t.scalar_ = std::move(s);
-  return t;
-}
+Tree Tree::boolean(bool b) { return scalar(Kind::Boolean, b ? "true" : "false"); }
+
+Tree Tree::text(std::string s) { return scalar(Kind::Text, std::move(s)); }
 
 Tree Tree::map(std::initializer_list<std::pair<std::string, Tree>> entries) {
   Tree t;

@@ -45,6 +45,7 @@ class Tree {
   void emit(YAML::Emitter& out) const;
 
  private:
+  static Tree scalar(Kind kind, std::string value);
   Kind kind_ = Kind::Null;
   std::string scalar_;
   std::vector<std::pair<std::string, Tree>> entries_;
