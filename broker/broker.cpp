@@ -1,4 +1,5 @@
 #include "broker/broker.hpp"
+#include "broker/logged_client_id.hpp"
 
 #include "statestore/memory_backend.hpp"
 
@@ -82,20 +83,23 @@ void Broker::stop(std::chrono::milliseconds grace) {
   // Give the transports a moment to write the DISCONNECT packets and the clients to close: a
   // lingering socket closed early would reset, and the reset discards the DISCONNECT.
   auto deadline = std::chrono::steady_clock::now() + grace;
-  std::atomic<std::size_t> open_sockets{0};
-  std::atomic<std::size_t> answered{0};
   // Asks every worker; a worker that does not answer before the deadline counts as open sockets.
+  // Each round has counters of its own, shared with its tasks: a late answer to an earlier round
+  // never counts in a later one.
+  struct Round {
+    std::atomic<std::size_t> open_sockets{0};
+    std::atomic<std::size_t> answered{0};
+  };
   auto count_sockets = [&]() -> std::size_t {
-    open_sockets = 0;
-    answered = 0;
+    auto round = std::make_shared<Round>();
     for (auto& w : workers_)
-      boost::asio::post(w->io(), [worker = w.get(), &open_sockets, &answered] {
-        if (auto* e = worker->extension()) open_sockets += e->open_sockets();
-        ++answered;
+      boost::asio::post(w->io(), [worker = w.get(), round] {
+        if (auto* e = worker->extension()) round->open_sockets += e->open_sockets();
+        ++round->answered;
       });
-    while (answered.load() < workers_.size() && std::chrono::steady_clock::now() < deadline)
+    while (round->answered.load() < workers_.size() && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return answered.load() < workers_.size() ? 1 : open_sockets.load();
+    return round->answered.load() < workers_.size() ? 1 : round->open_sockets.load();
   };
   while ((connections_.load() > 0 || count_sockets() > 0) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -188,7 +192,7 @@ void Broker::limit_reached(Limit limit, std::string_view who, std::string_view d
   if (now - last < 1000 || !c.last_log_ms.compare_exchange_strong(last, now, std::memory_order_relaxed)) return;
   std::uint64_t since = hits - c.logged_hits.exchange(hits, std::memory_order_relaxed);
   spdlog::warn("event=limit_reached limit={} who=\"{}\" detail=\"{}\" hits_since_last_log={} hits_total={}",
-               limit_name(limit), who, detail, since, hits);
+               limit_name(limit), logged_client_id(who), detail, since, hits);
 }
 
 void Broker::count_event(SecurityEvent event) {
