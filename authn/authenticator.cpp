@@ -69,10 +69,11 @@ std::string normalize_dn(std::string_view dn) {
 }
 
 std::shared_ptr<const Authenticator> Authenticator::create(const config::Authentication& resource,
-                                                           const std::string& secrets_dir) {
+                                                           const std::string& secrets_dir, RemoteServices services) {
   std::shared_ptr<Authenticator> a(new Authenticator());
   a->resource_ = resource;
   a->secrets_dir_ = secrets_dir;
+  a->services_ = std::move(services);
   unsigned char key[32];
   RAND_bytes(key, sizeof(key));
   a->mac_key_.assign(reinterpret_cast<const char*>(key), sizeof(key));
@@ -90,6 +91,24 @@ std::shared_ptr<const Authenticator> Authenticator::create(const config::Authent
     }
     a->password_files_.push_back(std::move(file));
     a->x509_subjects_.emplace_back();
+    std::shared_ptr<CustomAuthClient> custom;
+    if (m.kind == config::AuthenticationMethod::Kind::Custom) {
+      if (!a->services_.make_custom_client) {
+        a->problems_.push_back("Custom method " + m.custom.endpoint + ": this daemon has no HTTPS client");
+      } else {
+        try {
+          custom = a->services_.make_custom_client(m.custom, secrets_dir);
+        } catch (const std::exception& e) {
+          a->problems_.push_back(std::string("Custom method ") + m.custom.endpoint + ": " + e.what() +
+                                 " (its clients fall through to the next method until it is fixed)");
+        }
+      }
+    }
+    a->custom_clients_.push_back(std::move(custom));
+    if (m.kind == config::AuthenticationMethod::Kind::ServiceAccountToken && !a->services_.service_account_tokens)
+      a->problems_.push_back(
+          "ServiceAccountToken method: no token validator (no Kubernetes API and no --sat-jwks/--sat-issuer): "
+          "K8S-SAT clients are refused with 0x88 Server unavailable");
   }
   // Pointers into a->resource_, which lives as long as the authenticator.
   for (std::size_t i = 0; i < a->resource_.methods.size(); ++i)
@@ -120,93 +139,263 @@ bool Authenticator::check_password(const std::string& username, std::string_view
   return true;
 }
 
-bool Authenticator::may_be_slow(const Credentials& c) const {
+namespace {
+using Kind = config::AuthenticationMethod::Kind;
+constexpr std::string_view kServiceAccountTokenMethod = "K8S-SAT";
+
+bool is_remote(Kind kind) { return kind == Kind::ServiceAccountToken || kind == Kind::Custom; }
+
+const char* method_name(Kind kind) {
+  switch (kind) {
+    case Kind::X509:
+      return "X509";
+    case Kind::Password:
+      return "Password";
+    case Kind::Anonymous:
+      return "Anonymous";
+    case Kind::ServiceAccountToken:
+      return "ServiceAccountToken";
+    case Kind::Custom:
+      return "Custom";
+  }
+  return "?";
+}
+}  // namespace
+
+bool Authenticator::decides_inline(const Credentials& c) const {
   for (const auto& m : resource_.methods) {
     switch (m.kind) {
-      case config::AuthenticationMethod::Kind::X509:
-        if (c.certificate) return false;
+      case Kind::X509:
+        if (c.certificate) return true;
         break;
-      case config::AuthenticationMethod::Kind::Password:
-        if (c.username) return true;
+      case Kind::Password:
+        if (c.username) return false;
         break;
-      case config::AuthenticationMethod::Kind::Anonymous:
+      case Kind::Anonymous:
+        return true;
+      case Kind::ServiceAccountToken:
+        if (c.authentication_method == kServiceAccountTokenMethod) return false;
+        break;
+      case Kind::Custom:
         return false;
     }
+  }
+  return true;
+}
+
+bool Authenticator::accepts_enhanced_method(std::string_view method) const {
+  for (const auto& m : resource_.methods) {
+    if (m.kind == Kind::Custom) return true;
+    if (m.kind == Kind::ServiceAccountToken && method == kServiceAccountTokenMethod) return true;
   }
   return false;
 }
 
-Result Authenticator::authenticate(const Credentials& c) const {
+bool Authenticator::can_reauthenticate(std::size_t index) const {
+  return index < resource_.methods.size() && is_remote(resource_.methods[index].kind);
+}
+
+std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credentials& c) const {
+  const auto& m = resource_.methods[i];
   Result r;
   r.principal.client_id = std::string(c.client_id);
-  for (std::size_t i = 0; i < resource_.methods.size(); ++i) {
-    const auto& m = resource_.methods[i];
-    switch (m.kind) {
-      case config::AuthenticationMethod::Kind::X509: {
-        if (!c.certificate) continue;  // not relevant: try the next method
-        r.method = "X509";
-        r.outcome = Result::Outcome::Accepted;
-        // A certificate without a CN has no username (not an empty one: authorization treats
-        // an absent value as "this template does not apply").
-        if (!c.certificate->common_name.empty()) r.principal.username = c.certificate->common_name;
-        r.expires = c.certificate->not_after;
-        // Attributes of the first configured subject found walking from the leaf up the chain.
-        for (const auto& subject : c.certificate->subjects) {
-          auto normalized = normalize_dn(subject);
-          for (const auto& [dn, entry] : x509_subjects_[i])
-            if (dn == normalized) {
-              r.principal.attributes = entry->attributes;
-              r.detail = "attributes from '" + entry->name + "'";
-              return r;
-            }
-        }
-        return r;
+  r.method = method_name(m.kind);
+  r.method_index = i;
+  switch (m.kind) {
+    case Kind::X509: {
+      if (!c.certificate) return std::nullopt;  // not relevant: try the next method
+      r.outcome = Result::Outcome::Accepted;
+      // A certificate without a CN has no username (not an empty one: authorization treats
+      // an absent value as "this template does not apply").
+      if (!c.certificate->common_name.empty()) r.principal.username = c.certificate->common_name;
+      r.expires = c.certificate->not_after;
+      // Attributes of the first configured subject found walking from the leaf up the chain.
+      for (const auto& subject : c.certificate->subjects) {
+        auto normalized = normalize_dn(subject);
+        for (const auto& [dn, entry] : x509_subjects_[i])
+          if (dn == normalized) {
+            r.principal.attributes = entry->attributes;
+            r.detail = "attributes from '" + entry->name + "'";
+            return r;
+          }
       }
-      case config::AuthenticationMethod::Kind::Password: {
-        if (!c.username) continue;
-        r.method = "Password";
-        std::string username(*c.username);
-        const auto& file = password_files_[i];
-        const PasswordEntry* entry = file ? file->find(username) : nullptr;
-        if (!file) {
-          r.outcome = Result::Outcome::NotAuthorized;
-          r.detail = "the password file is missing or invalid";
-          return r;
-        }
-        // Every refusal costs one scrypt, so that the time of an answer does not tell an attacker
-        // which user names exist: an unknown user is hashed against a hash of the same cost, and a
-        // known user without a password against its own hash (the result is not used).
-        bool refused = false;
-        if (!entry) {
-          verify_password(c.password.value_or(""), kUnknownUserHash);
-          r.detail = "unknown user";
-          refused = true;
-        } else if (!c.password) {
-          verify_password("", entry->hash);
-          r.detail = "no password";
-          refused = true;
-        } else if (!check_password(username, *c.password, *entry)) {
-          r.detail = "wrong password";
-          refused = true;
-        }
-        if (refused) {
-          r.outcome = Result::Outcome::BadCredentials;
-          return r;
-        }
-        r.outcome = Result::Outcome::Accepted;
-        r.principal.username = username;
-        r.principal.attributes = entry->attributes;
-        return r;
-      }
-      case config::AuthenticationMethod::Kind::Anonymous:
-        r.method = "Anonymous";
-        r.outcome = Result::Outcome::Accepted;
-        return r;
+      return r;
     }
+    case Kind::Password: {
+      if (!c.username) return std::nullopt;
+      std::string username(*c.username);
+      const auto& file = password_files_[i];
+      const PasswordEntry* entry = file ? file->find(username) : nullptr;
+      if (!file) {
+        r.outcome = Result::Outcome::NotAuthorized;
+        r.detail = "the password file is missing or invalid";
+        return r;
+      }
+      // Every refusal costs one scrypt, so that the time of an answer does not tell an attacker
+      // which user names exist: an unknown user is hashed against a hash of the same cost, and a
+      // known user without a password against its own hash (the result is not used).
+      bool refused = false;
+      if (!entry) {
+        verify_password(c.password.value_or(""), kUnknownUserHash);
+        r.detail = "unknown user";
+        refused = true;
+      } else if (!c.password) {
+        verify_password("", entry->hash);
+        r.detail = "no password";
+        refused = true;
+      } else if (!check_password(username, *c.password, *entry)) {
+        r.detail = "wrong password";
+        refused = true;
+      }
+      if (refused) {
+        r.outcome = Result::Outcome::BadCredentials;
+        return r;
+      }
+      r.outcome = Result::Outcome::Accepted;
+      r.principal.username = username;
+      r.principal.attributes = entry->attributes;
+      return r;
+    }
+    case Kind::Anonymous:
+      r.outcome = Result::Outcome::Accepted;
+      return r;
+    case Kind::ServiceAccountToken:
+    case Kind::Custom:
+      if (m.kind == Kind::ServiceAccountToken && c.authentication_method != kServiceAccountTokenMethod)
+        return std::nullopt;
+      r.outcome = Result::Outcome::Unavailable;
+      r.detail = "a remote method reached without authenticate_async";
+      return r;
   }
+  return std::nullopt;
+}
+
+Result Authenticator::authenticate(const Credentials& c) const {
+  for (std::size_t i = 0; i < resource_.methods.size(); ++i)
+    if (auto r = decide_inline(i, c)) return std::move(*r);
+  Result r;
+  r.principal.client_id = std::string(c.client_id);
   r.outcome = Result::Outcome::NotAuthorized;
   r.detail = "no authentication method accepts these credentials";
   return r;
+}
+
+Result Authenticator::from_remote(std::size_t i, const OwnedCredentials& c, RemoteVerdict v) const {
+  Result r;
+  r.principal.client_id = c.client_id;
+  r.method = method_name(resource_.methods[i].kind);
+  r.method_index = i;
+  r.detail = std::move(v.detail);
+  switch (v.kind) {
+    case RemoteVerdict::Kind::Accepted:
+      r.outcome = Result::Outcome::Accepted;
+      // A service-account token does not vouch for a username: the CONNECT's is kept, as the
+      // source broker does (its documents say not to authorize on it). A custom server's answer
+      // has no username either: the CONNECT's.
+      r.principal.username = v.username ? v.username : c.username;
+      r.principal.attributes = std::move(v.attributes);
+      r.expires = v.expires;
+      break;
+    case RemoteVerdict::Kind::Refused:
+      r.outcome = Result::Outcome::NotAuthorized;
+      r.reason_code = v.reason_code;
+      break;
+    case RemoteVerdict::Kind::Unreachable:
+    case RemoteVerdict::Kind::Unavailable:
+      r.outcome = Result::Outcome::Unavailable;
+      break;
+  }
+  return r;
+}
+
+void Authenticator::authenticate_async(OwnedCredentials credentials, ResultCallback done) const {
+  continue_from(0, std::make_shared<const OwnedCredentials>(std::move(credentials)), std::move(done));
+}
+
+void Authenticator::continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> owned,
+                                  ResultCallback done) const {
+  const Credentials c = owned->view();
+  for (std::size_t i = first; i < resource_.methods.size(); ++i) {
+    const auto& m = resource_.methods[i];
+    if (m.kind == Kind::Password && c.username && services_.run_slow) {
+      // A scrypt: away from this thread (a worker's, or the HTTP client's after a custom server
+      // did not answer).
+      services_.run_slow([self = shared_from_this(), i, owned, done = std::move(done)]() mutable {
+        auto r = self->decide_inline(i, owned->view());
+        done(std::move(*r));  // a username makes Password relevant: it always decides
+      });
+      return;
+    }
+    if (m.kind == Kind::ServiceAccountToken) {
+      if (c.authentication_method != kServiceAccountTokenMethod) continue;
+      if (!services_.service_account_tokens) {
+        Result r = from_remote(i, *owned, {RemoteVerdict::Kind::Unavailable, {}, {}, {}, {},
+                                           "no service-account token validator (no Kubernetes API, no --sat-jwks)"});
+        return done(std::move(r));
+      }
+      services_.service_account_tokens->validate(
+          owned->authentication_data.value_or(""), m.audiences,
+          [self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
+            done(self->from_remote(i, *owned, std::move(v)));
+          });
+      return;
+    }
+    if (m.kind == Kind::Custom) {
+      const auto& client = custom_clients_[i];
+      if (!client) continue;  // its settings are broken (problems()): as an unreachable server
+      CustomConnectInfo info;
+      info.username = owned->username;
+      info.password = owned->password;
+      if (owned->certificate) info.certificate_chain_pem = owned->certificate->chain_pem;
+      client->check_connect(std::move(info), [self = shared_from_this(), i, owned,
+                                              done = std::move(done)](RemoteVerdict v) mutable {
+        if (v.kind == RemoteVerdict::Kind::Unreachable) {
+          // As the source broker: an unreachable server makes the credentials not relevant.
+          return self->continue_from(i + 1, std::move(owned), std::move(done));
+        }
+        done(self->from_remote(i, *owned, std::move(v)));
+      });
+      return;
+    }
+    if (auto r = decide_inline(i, c)) return done(std::move(*r));
+  }
+  Result r;
+  r.principal.client_id = owned->client_id;
+  r.outcome = Result::Outcome::NotAuthorized;
+  r.detail = "no authentication method accepts these credentials";
+  done(std::move(r));
+}
+
+void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credentials, ResultCallback done) const {
+  auto owned = std::make_shared<const OwnedCredentials>(std::move(credentials));
+  auto refuse = [&](std::string why) {
+    Result r;
+    r.principal.client_id = owned->client_id;
+    r.outcome = Result::Outcome::NotAuthorized;
+    r.method_index = i;
+    r.detail = std::move(why);
+    done(std::move(r));
+  };
+  if (i >= resource_.methods.size()) return refuse("no such method");
+  const auto& m = resource_.methods[i];
+  if (m.kind == Kind::ServiceAccountToken) {
+    if (owned->authentication_method != kServiceAccountTokenMethod) return refuse("not a K8S-SAT token");
+    if (!services_.service_account_tokens)
+      return done(from_remote(i, *owned, {RemoteVerdict::Kind::Unavailable, {}, {}, {}, {}, "no token validator"}));
+    services_.service_account_tokens->validate(
+        owned->authentication_data.value_or(""), m.audiences,
+        [self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
+          done(self->from_remote(i, *owned, std::move(v)));
+        });
+    return;
+  }
+  if (m.kind == Kind::Custom && custom_clients_[i]) {
+    custom_clients_[i]->check_auth([self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
+      done(self->from_remote(i, *owned, std::move(v)));
+    });
+    return;
+  }
+  refuse(std::string(method_name(m.kind)) + " clients cannot re-authenticate");
 }
 
 }  // namespace mqttd::authn

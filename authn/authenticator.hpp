@@ -1,11 +1,14 @@
 // A BrokerAuthentication, ready to decide CONNECTs: its methods are tried in order (§2.2 of the
 // reference). A method first checks whether the client's credentials are relevant to it
-// (X509: a verified client certificate; Password: a username; Anonymous: always); relevant and
-// valid admits the client, relevant and invalid refuses it, and credentials relevant to no
-// method are refused. Safe to share between threads.
+// (X509: a verified client certificate; ServiceAccountToken: enhanced authentication method
+// K8S-SAT; Custom: always, but an unreachable server makes them not relevant; Password: a
+// username; Anonymous: always); relevant and valid admits the client, relevant and invalid
+// refuses it, and credentials relevant to no method are refused. Safe to share between threads.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,36 +18,74 @@
 
 #include "authn/credentials.hpp"
 #include "authn/password_file.hpp"
+#include "authn/remote_methods.hpp"
 #include "authz/principal.hpp"
 #include "config/configuration.hpp"
 
 namespace mqttd::authn {
 
 struct Result {
-  enum class Outcome { Accepted, BadCredentials, NotAuthorized };
+  enum class Outcome {
+    Accepted,
+    BadCredentials,  // a wrong password (CONNACK 0x86)
+    NotAuthorized,   // refused (CONNACK 0x87, or `reason_code` when a custom server chose one)
+    Unavailable,     // a service the decision needs did not answer (CONNACK 0x88; AUTH 0x18)
+  };
   Outcome outcome = Outcome::NotAuthorized;
   authz::Principal principal;
-  // When the credentials stop being valid (a client certificate's notAfter).
+  // When the credentials stop being valid (a client certificate's notAfter, a token's exp, a
+  // custom server's expiry).
   std::optional<std::chrono::system_clock::time_point> expires;
-  std::string method;  // the method that decided, for logs
-  std::string detail;  // why, for logs
+  std::optional<std::uint8_t> reason_code;  // a custom server's CONNACK reason for its refusal
+  std::string method;                       // the method that decided, for logs
+  std::size_t method_index = 0;             // its place in the resource's list (re-authentication)
+  std::string detail;                       // why, for logs
+};
+using ResultCallback = std::function<void(Result)>;
+
+// What the remote methods need, given by whoever builds authenticators (the daemon).
+struct RemoteServices {
+  // Checks K8S-SAT tokens (TokenReview, or offline against the issuer's keys). Null: a
+  // ServiceAccountToken method answers Unavailable, and says so in problems().
+  std::shared_ptr<TokenValidator> service_account_tokens;
+  // Makes the client of one customSettings (its folders are under `secrets_dir`); null: a Custom
+  // method answers Unavailable. May throw std::exception: reported by problems().
+  std::function<std::shared_ptr<CustomAuthClient>(const config::CustomAuthSettings&, const std::string& secrets_dir)>
+      make_custom_client;
+  // Runs a password check (a scrypt) away from the thread that called; null: on that thread.
+  std::function<void(std::function<void()>)> run_slow;
 };
 
 // A distinguished name reduced to sorted "TYPE=value" pairs, so that "CN = a, OU = b" and
 // OpenSSL's "OU=b,CN=a" compare equal.
 std::string normalize_dn(std::string_view dn);
 
-class Authenticator {
+class Authenticator : public std::enable_shared_from_this<Authenticator> {
  public:
   // Reads password files from `secrets_dir`; a missing or broken one is reported by problems()
   // and refuses password clients until it is fixed (the security registry rebuilds it on a change).
   static std::shared_ptr<const Authenticator> create(const config::Authentication& resource,
-                                                     const std::string& secrets_dir);
+                                                     const std::string& secrets_dir, RemoteServices services = {});
 
+  // Decides at once, for credentials that decides_inline() accepts (a remote method reached here
+  // answers Unavailable).
   Result authenticate(const Credentials& credentials) const;
-  // Whether authenticate() may have to hash a password (the first relevant method is Password):
-  // then the broker runs it off the worker thread.
-  bool may_be_slow(const Credentials& credentials) const;
+  // Whether authenticate() decides without hashing a password or asking a remote service: the
+  // first relevant method is X509 or Anonymous, or none is relevant.
+  bool decides_inline(const Credentials& credentials) const;
+  // Decides, asking remote services and hashing passwords (through RemoteServices::run_slow) as
+  // the methods need. `done` runs exactly once: on the calling thread when nothing had to wait,
+  // else on the thread that answered. The authenticator stays alive until then.
+  void authenticate_async(OwnedCredentials credentials, ResultCallback done) const;
+  // MQTT 5 re-authentication (AUTH 0x19) with the method that admitted the client
+  // (`method_index` of its Result): ServiceAccountToken checks the new token, Custom asks its
+  // server; any other method answers NotAuthorized (it cannot re-authenticate).
+  void reauthenticate_async(std::size_t method_index, OwnedCredentials credentials, ResultCallback done) const;
+  // Whether the method that admitted a client can re-authenticate it.
+  bool can_reauthenticate(std::size_t method_index) const;
+  // Whether some method takes CONNECTs with this enhanced authentication method (K8S-SAT for
+  // ServiceAccountToken; any method when Custom is configured).
+  bool accepts_enhanced_method(std::string_view method) const;
 
   const config::Authentication& resource() const { return resource_; }
   // The folder of CA certificates that client certificates must chain to, if X509 is a method.
@@ -56,10 +97,18 @@ class Authenticator {
  private:
   Authenticator() = default;
   bool check_password(const std::string& username, std::string_view password, const PasswordEntry& entry) const;
+  // The flow from method `first` on (authenticate_async and the continuation after a remote method
+  // found the credentials not relevant).
+  void continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> credentials, ResultCallback done) const;
+  // One inline method's verdict; nullopt when the credentials are not relevant to it.
+  std::optional<Result> decide_inline(std::size_t index, const Credentials& credentials) const;
+  Result from_remote(std::size_t index, const OwnedCredentials& credentials, RemoteVerdict verdict) const;
 
   config::Authentication resource_;
   std::string secrets_dir_;
+  RemoteServices services_;
   std::vector<std::optional<PasswordFile>> password_files_;  // per method (Password methods only)
+  std::vector<std::shared_ptr<CustomAuthClient>> custom_clients_;  // per method (Custom methods only)
   std::vector<std::string> watched_;
   std::vector<std::string> problems_;
   std::vector<std::vector<std::pair<std::string, const config::X509AttributeEntry*>>> x509_subjects_;

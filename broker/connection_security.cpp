@@ -30,7 +30,7 @@ void ClientConnection::authenticate(const codec::Connect& c) {
   if (c.password) credentials.password = codec::as_string(*c.password);
   credentials.certificate = transport_.peer_certificate();
   auto authenticator = authority_->security->authenticator;
-  if (!authenticator->may_be_slow(credentials)) return on_authenticated(authenticator->authenticate(credentials));
+  if (authenticator->decides_inline(credentials)) return on_authenticated(authenticator->authenticate(credentials));
 
   // A password check costs a scrypt: the host runs it elsewhere, with copies of the credentials
   // (the read buffer is reused, and the client may leave before the answer).

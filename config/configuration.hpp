@@ -154,12 +154,23 @@ struct X509AttributeEntry {
   bool operator==(const X509AttributeEntry&) const = default;
 };
 
+// customSettings of a Custom method: the source broker's custom authentication API 0.5.0.
+struct CustomAuthSettings {
+  std::string endpoint;                   // https://host[:port][/path]
+  std::optional<std::string> ca_folder;   // caCertConfigMap: PEM CAs for the server's certificate
+  std::optional<std::string> client_cert_secret;  // auth.x509.secretRef: a folder with tls.crt, tls.key
+  std::vector<std::pair<std::string, std::string>> headers;  // extra HTTP headers, in file order
+  bool operator==(const CustomAuthSettings&) const = default;
+};
+
 struct AuthenticationMethod {
-  enum class Kind { X509, Password, Anonymous };
+  enum class Kind { X509, Password, Anonymous, ServiceAccountToken, Custom };
   Kind kind = Kind::Anonymous;
   std::string trusted_client_ca;  // X509: a folder under the secrets folder with PEM CA certificates
   std::vector<X509AttributeEntry> x509_attributes;
   std::string password_secret;  // Password: a folder under the secrets folder holding `passwords`
+  std::vector<std::string> audiences;  // ServiceAccountToken: a token must carry one of them
+  CustomAuthSettings custom;           // Custom
   bool operator==(const AuthenticationMethod&) const = default;
 };
 

@@ -2,6 +2,8 @@
 // resources, §2 and §3 of the reference). Templates are checked here, with their location.
 #include <fmt/format.h>
 
+#include <cctype>
+
 #include "config/readers.hpp"
 
 namespace mqttd::config {
@@ -38,23 +40,75 @@ std::optional<std::string> base64_decode(const std::string& in) {
   return out;
 }
 
+// An HTTP header name is a token (RFC 9110 §5.1); a value may not break the request's framing.
+bool is_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos))
+      return false;
+  return true;
+}
+
+CustomAuthSettings read_custom_settings(const Context& ctx, const YAML::Node& s) {
+  expect_map(ctx, s);
+  reject_unknown(ctx, s, {"endpoint", "caCertConfigMap", "auth", "headers"});
+  CustomAuthSettings c;
+  if (!s["endpoint"]) ctx.fail(s, "missing field 'endpoint' (https://...)");
+  c.endpoint = text(ctx.child("endpoint"), s["endpoint"]);
+  if (c.endpoint.rfind("https://", 0) != 0 || c.endpoint.size() == 8)
+    ctx.child("endpoint").fail(s["endpoint"], "the endpoint must be an https:// URL");
+  for (char ch : c.endpoint)
+    if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f || ch == '#' || ch == '?')
+      ctx.child("endpoint").fail(s["endpoint"], "the endpoint may not hold spaces, controls, a query or a fragment");
+  if (auto n = s["caCertConfigMap"]) c.ca_folder = object_name(ctx.child("caCertConfigMap"), n);
+  if (auto a = s["auth"]) {
+    auto actx = ctx.child("auth");
+    expect_map(actx, a);
+    reject_unknown(actx, a, {"x509"});
+    if (auto x = a["x509"]) {
+      auto xctx = actx.child("x509");
+      expect_map(xctx, x);
+      reject_unknown(xctx, x, {"secretRef"});
+      if (!x["secretRef"]) xctx.fail(x, "missing field 'secretRef'");
+      c.client_cert_secret = object_name(xctx.child("secretRef"), x["secretRef"]);
+    }
+  }
+  if (auto h = s["headers"]) {
+    auto hctx = ctx.child("headers");
+    expect_map(hctx, h);
+    for (const auto& kv : h) {
+      auto header = key_text(hctx, kv.first);
+      auto vctx = hctx.child(header);
+      if (!is_header_name(header)) vctx.fail(kv.first, "not a valid HTTP header name");
+      std::string lower;
+      for (char ch : header) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      for (const char* reserved : {"host", "content-length", "content-type", "transfer-encoding", "connection"})
+        if (lower == reserved) vctx.fail(kv.first, fmt::format("'{}' is set by the broker", header));
+      auto value = text(vctx, kv.second);
+      for (char ch : value)
+        if (ch == '\r' || ch == '\n' || ch == '\0') vctx.fail(kv.second, "a header value may not hold CR, LF or NUL");
+      c.headers.emplace_back(std::move(header), std::move(value));
+    }
+  }
+  return c;
+}
+
 AuthenticationMethod read_method(const Context& ctx, const YAML::Node& node) {
   expect_map(ctx, node);
   reject_unknown(ctx, node,
                  {"method", "x509Settings", "passwordSettings", "serviceAccountTokenSettings", "customSettings"});
-  if (!node["method"]) ctx.fail(node, "missing field 'method' (X509, Password or Anonymous)");
-  auto name = text(ctx.child("method"), node["method"]);
-  if (name == "ServiceAccountToken" || name == "Custom")
-    ctx.child("method").fail(node["method"], fmt::format("method '{}' is not supported yet (supported: X509, "
-                                                         "Password, Anonymous)",
-                                                         name));
-  name = enumeration(ctx.child("method"), node["method"], {"X509", "Password", "Anonymous"});
+  if (!node["method"])
+    ctx.fail(node, "missing field 'method' (X509, ServiceAccountToken, Custom, Password or Anonymous)");
+  auto name = enumeration(ctx.child("method"), node["method"],
+                          {"X509", "ServiceAccountToken", "Custom", "Password", "Anonymous"});
   AuthenticationMethod m;
   auto settings_only_for = [&](const char* field, const char* method) {
     if (node[field] && name != method) ctx.child(field).fail(node[field], fmt::format("only for method {}", method));
   };
   settings_only_for("x509Settings", "X509");
   settings_only_for("passwordSettings", "Password");
+  settings_only_for("serviceAccountTokenSettings", "ServiceAccountToken");
+  settings_only_for("customSettings", "Custom");
   if (name == "X509") {
     m.kind = AuthenticationMethod::Kind::X509;
     m.trusted_client_ca = "client-ca";  // the documents' default ConfigMap name
@@ -94,6 +148,23 @@ AuthenticationMethod read_method(const Context& ctx, const YAML::Node& node) {
     reject_unknown(sctx, s, {"secretRef"});
     if (!s["secretRef"]) sctx.fail(s, "missing field 'secretRef'");
     m.password_secret = object_name(sctx.child("secretRef"), s["secretRef"]);
+  } else if (name == "ServiceAccountToken") {
+    m.kind = AuthenticationMethod::Kind::ServiceAccountToken;
+    auto s = node["serviceAccountTokenSettings"];
+    if (!s) ctx.fail(node, "method ServiceAccountToken needs serviceAccountTokenSettings.audiences");
+    auto sctx = ctx.child("serviceAccountTokenSettings");
+    expect_map(sctx, s);
+    reject_unknown(sctx, s, {"audiences"});
+    if (!s["audiences"]) sctx.fail(s, "missing field 'audiences' (at least one audience)");
+    m.audiences = string_list(sctx.child("audiences"), s["audiences"]);
+    if (m.audiences.empty()) sctx.child("audiences").fail(s["audiences"], "at least one audience is needed");
+    for (std::size_t i = 0; i < m.audiences.size(); ++i)
+      if (m.audiences[i].empty()) sctx.child("audiences").index(i).fail(s["audiences"][i], "an audience is not empty");
+  } else if (name == "Custom") {
+    m.kind = AuthenticationMethod::Kind::Custom;
+    auto s = node["customSettings"];
+    if (!s) ctx.fail(node, "method Custom needs customSettings.endpoint");
+    m.custom = read_custom_settings(ctx.child("customSettings"), s);
   }
   return m;
 }

@@ -23,6 +23,8 @@ std::set<std::string> mounted_secrets(const config::Configuration& config) {
     for (const auto& m : a.methods) {
       if (!m.trusted_client_ca.empty()) secrets.insert(m.trusted_client_ca);
       if (!m.password_secret.empty()) secrets.insert(m.password_secret);
+      if (m.custom.ca_folder) secrets.insert(*m.custom.ca_folder);
+      if (m.custom.client_cert_secret) secrets.insert(*m.custom.client_cert_secret);
     }
   for (const auto& i : config.issuers)
     if (!i.self_signed && !i.built_in && !i.ca_secret.empty() && !written.contains(i.ca_secret))

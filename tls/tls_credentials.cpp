@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include <openssl/pem.h>
+
 #include "tls/certificate_authority.hpp"
 
 namespace mqttd::tls {
@@ -93,6 +95,14 @@ std::optional<authn::PeerCertificate> peer_certificate_of(SSL* ssl) {
   char cn[256] = {};
   if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn)) > 0) out.common_name = cn;
   out.not_after = not_after(leaf);
+  // The chain as PEM, for a custom authentication server ("certs" in its API).
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    for (int i = 0; i < sk_X509_num(chain); ++i) PEM_write_bio_X509(bio, sk_X509_value(chain, i));
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    if (size > 0) out.chain_pem.assign(data, static_cast<std::size_t>(size));
+    BIO_free(bio);
+  }
   return out;
 }
 
