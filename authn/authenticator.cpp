@@ -93,6 +93,12 @@ std::shared_ptr<const Authenticator> Authenticator::create(const config::Authent
     a->x509_subjects_.emplace_back();
     std::shared_ptr<CustomAuthClient> custom;
     if (m.kind == config::AuthenticationMethod::Kind::Custom) {
+      // A CA or client certificate that appears or changes rebuilds the authenticator.
+      if (m.custom.ca_folder) a->watched_.push_back(secrets_dir + "/" + *m.custom.ca_folder);
+      if (m.custom.client_cert_secret) {
+        a->watched_.push_back(secrets_dir + "/" + *m.custom.client_cert_secret + "/tls.crt");
+        a->watched_.push_back(secrets_dir + "/" + *m.custom.client_cert_secret + "/tls.key");
+      }
       if (!a->services_.make_custom_client) {
         a->problems_.push_back("Custom method " + m.custom.endpoint + ": this daemon has no HTTPS client");
       } else {
@@ -145,7 +151,7 @@ constexpr std::string_view kServiceAccountTokenMethod = "K8S-SAT";
 
 bool is_remote(Kind kind) { return kind == Kind::ServiceAccountToken || kind == Kind::Custom; }
 
-const char* method_name(Kind kind) {
+const char* kind_name(Kind kind) {
   switch (kind) {
     case Kind::X509:
       return "X509";
@@ -191,6 +197,10 @@ bool Authenticator::accepts_enhanced_method(std::string_view method) const {
   return false;
 }
 
+std::string_view Authenticator::method_name(std::size_t index) const {
+  return index < resource_.methods.size() ? kind_name(resource_.methods[index].kind) : "none";
+}
+
 bool Authenticator::can_reauthenticate(std::size_t index) const {
   return index < resource_.methods.size() && is_remote(resource_.methods[index].kind);
 }
@@ -199,7 +209,7 @@ std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credenti
   const auto& m = resource_.methods[i];
   Result r;
   r.principal.client_id = std::string(c.client_id);
-  r.method = method_name(m.kind);
+  r.method = kind_name(m.kind);
   r.method_index = i;
   switch (m.kind) {
     case Kind::X509: {
@@ -283,7 +293,7 @@ Result Authenticator::authenticate(const Credentials& c) const {
 Result Authenticator::from_remote(std::size_t i, const OwnedCredentials& c, RemoteVerdict v) const {
   Result r;
   r.principal.client_id = c.client_id;
-  r.method = method_name(resource_.methods[i].kind);
+  r.method = kind_name(resource_.methods[i].kind);
   r.method_index = i;
   r.detail = std::move(v.detail);
   switch (v.kind) {
@@ -308,16 +318,16 @@ Result Authenticator::from_remote(std::size_t i, const OwnedCredentials& c, Remo
   return r;
 }
 
-void Authenticator::authenticate_async(OwnedCredentials credentials, ResultCallback done) const {
-  continue_from(0, std::make_shared<const OwnedCredentials>(std::move(credentials)), std::move(done));
+void Authenticator::authenticate_async(OwnedCredentials credentials, ResultCallback done, bool may_block) const {
+  continue_from(0, std::make_shared<const OwnedCredentials>(std::move(credentials)), std::move(done), may_block);
 }
 
 void Authenticator::continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> owned,
-                                  ResultCallback done) const {
+                                  ResultCallback done, bool may_block) const {
   const Credentials c = owned->view();
   for (std::size_t i = first; i < resource_.methods.size(); ++i) {
     const auto& m = resource_.methods[i];
-    if (m.kind == Kind::Password && c.username && services_.run_slow) {
+    if (m.kind == Kind::Password && c.username && !may_block && services_.run_slow) {
       // A scrypt: away from this thread (a worker's, or the HTTP client's after a custom server
       // did not answer).
       services_.run_slow([self = shared_from_this(), i, owned, done = std::move(done)]() mutable {
@@ -351,7 +361,7 @@ void Authenticator::continue_from(std::size_t first, std::shared_ptr<const Owned
                                               done = std::move(done)](RemoteVerdict v) mutable {
         if (v.kind == RemoteVerdict::Kind::Unreachable) {
           // As the source broker: an unreachable server makes the credentials not relevant.
-          return self->continue_from(i + 1, std::move(owned), std::move(done));
+          return self->continue_from(i + 1, std::move(owned), std::move(done), /*may_block=*/false);
         }
         done(self->from_remote(i, *owned, std::move(v)));
       });
@@ -395,7 +405,7 @@ void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credent
     });
     return;
   }
-  refuse(std::string(method_name(m.kind)) + " clients cannot re-authenticate");
+  refuse(std::string(kind_name(m.kind)) + " clients cannot re-authenticate");
 }
 
 }  // namespace mqttd::authn

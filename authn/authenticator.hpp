@@ -76,11 +76,15 @@ class Authenticator : public std::enable_shared_from_this<Authenticator> {
   // Decides, asking remote services and hashing passwords (through RemoteServices::run_slow) as
   // the methods need. `done` runs exactly once: on the calling thread when nothing had to wait,
   // else on the thread that answered. The authenticator stays alive until then.
-  void authenticate_async(OwnedCredentials credentials, ResultCallback done) const;
+  // `may_block`: the caller's thread may hash a password itself (the authentication thread);
+  // else a password check goes through RemoteServices::run_slow.
+  void authenticate_async(OwnedCredentials credentials, ResultCallback done, bool may_block = false) const;
   // MQTT 5 re-authentication (AUTH 0x19) with the method that admitted the client
   // (`method_index` of its Result): ServiceAccountToken checks the new token, Custom asks its
   // server; any other method answers NotAuthorized (it cannot re-authenticate).
   void reauthenticate_async(std::size_t method_index, OwnedCredentials credentials, ResultCallback done) const;
+  // The name of method `index` (X509, ServiceAccountToken, Custom, Password, Anonymous), for logs.
+  std::string_view method_name(std::size_t index) const;
   // Whether the method that admitted a client can re-authenticate it.
   bool can_reauthenticate(std::size_t method_index) const;
   // Whether some method takes CONNECTs with this enhanced authentication method (K8S-SAT for
@@ -99,7 +103,8 @@ class Authenticator : public std::enable_shared_from_this<Authenticator> {
   bool check_password(const std::string& username, std::string_view password, const PasswordEntry& entry) const;
   // The flow from method `first` on (authenticate_async and the continuation after a remote method
   // found the credentials not relevant).
-  void continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> credentials, ResultCallback done) const;
+  void continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> credentials, ResultCallback done,
+                     bool may_block) const;
   // One inline method's verdict; nullopt when the credentials are not relevant to it.
   std::optional<Result> decide_inline(std::size_t index, const Credentials& credentials) const;
   Result from_remote(std::size_t index, const OwnedCredentials& credentials, RemoteVerdict verdict) const;

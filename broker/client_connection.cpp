@@ -337,7 +337,8 @@ void ClientConnection::handle_disconnect(const codec::FixedHeader& h, codec::Byt
 void ClientConnection::handle_auth(const codec::FixedHeader& h, codec::Bytes body) {
   codec::Auth a;
   if (auto st = codec::decode_auth(h, body, version_, a, host_.scratch()); !st.ok()) return refuse_packet(st);
-  protocol_violation(Reason::ProtocolError, "AUTH without enhanced authentication");
+  if (state_ != State::Connected) return protocol_violation(Reason::ProtocolError, "AUTH before the CONNACK");
+  reauthenticate(a);
 }
 
 // ---------------------------------------------------------------- output
@@ -495,7 +496,8 @@ Clock::time_point ClientConnection::tick() {
   if (authority_ && authority_->credentials_expire && state_ != State::Closing &&
       host_.wall_now() >= *authority_->credentials_expire) {
     // As the source broker does: the connection is closed, with no DISCONNECT.
-    log_close("client certificate expired");
+    log_close(fmt::format("credentials expired ({})",
+                          authority_->security->authenticator->method_name(authority_->method_index)));
     close();
     return Clock::time_point::max();
   }

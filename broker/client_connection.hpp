@@ -86,8 +86,11 @@ class ClientConnection {
   // The handover of the session lost a race against a newer CONNECT with the same client id.
   void superseded();
   void attach(SessionPtr session, bool session_present);
-  // The answer of a password check submitted to the host (ConnectionHost::submit_authentication).
+  // The answer of a check submitted to the host (ConnectionHost::submit_authentication): a
+  // password, a token, a custom server.
   void on_authenticated(authn::Result result);
+  // The answer to the client's re-authentication (AUTH 0x19).
+  void on_reauthenticated(authn::Result result);
   const SessionPtr& session() const { return session_; }
   // Who authenticated (method, username, certificate subject); empty on a port that admits
   // everyone. A session resumed under another identity starts fresh.
@@ -115,6 +118,8 @@ class ClientConnection {
   void handle_unsubscribe(const codec::FixedHeader& h, codec::Bytes body);
   void handle_disconnect(const codec::FixedHeader& h, codec::Bytes body);
   void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
+  void reauthenticate(const codec::Auth& a);
+  void send_auth(codec::Reason reason);
   // Authenticates the CONNECT on this port's settings, inline or on the authentication thread,
   // then admit() authorizes it and claims its session, or refuses it.
   void authenticate(const codec::Connect& c);
@@ -180,8 +185,14 @@ class ClientConnection {
     std::shared_ptr<const authz::Principal> principal;      // once authenticated
     std::shared_ptr<const authz::Permissions> permissions;  // when the port also authorizes
     authz::DecisionCache publish_decisions;
-    // When the client's credentials stop being valid (its certificate's notAfter): then it is closed.
+    // When the client's credentials stop being valid (its certificate's notAfter, its token's
+    // exp, a custom server's expiry): then it is closed.
     std::optional<std::chrono::system_clock::time_point> credentials_expire;
+    // The CONNECT's enhanced authentication method (K8S-SAT, or one a custom server serves): the
+    // CONNACK and every AUTH carry it, and re-authentication must use it (MQTT 4.12).
+    std::string enhanced_method;
+    std::size_t method_index = 0;     // the authenticator's method that admitted the client
+    bool reauthenticating = false;    // an AUTH 0x19 waits for its answer
   };
   std::unique_ptr<Authority> authority_;
   MessageRef will_;

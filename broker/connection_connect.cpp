@@ -105,8 +105,6 @@ void ClientConnection::handle_connect(const codec::FixedHeader& h, codec::Bytes 
     client_id = assign_client_id();
     assigned = true;
   }
-  if (c.properties.authentication_method)
-    return refuse_connect(Reason::BadAuthenticationMethod, "no enhanced authentication method is configured");
 
   keep_alive_ = c.keep_alive;
   bool keep_alive_changed = false;
@@ -204,6 +202,9 @@ void ClientConnection::attach(SessionPtr session, bool session_present) {
     // 268,435,456 (256 MiB, the High profile) is one past what clients such as paho accept.
     ack.properties.maximum_packet_size = std::min<std::uint32_t>(settings.max_packet_size_bytes, 268'435'455);
     ack.properties.topic_alias_maximum = settings.topic_alias_maximum;
+    // [MQTT-4.12.0-5]: a successful CONNACK carries the CONNECT's authentication method.
+    if (authority_ && !authority_->enhanced_method.empty())
+      ack.properties.authentication_method = authority_->enhanced_method;
   }
   write_packet([&](codec::Buffer& b) { codec::encode_connack(ack, version_, b); });
   host_.metrics.connacks[0].increment();

@@ -50,17 +50,19 @@ struct IndexChange {
   SubscriptionOptions options;
 };
 
-// A password check to run away from the connection's thread. The credentials are copies (the
+// A check to run away from the connection's thread (a password's scrypt, a question to a remote
+// service). The credentials are copies (the
 // read buffer is reused, and the client may leave before the answer); `abandoned` is set by the
 // connection when it closes first, and the check is then skipped.
 struct AuthenticationRequest {
   std::uint64_t connection_id = 0;
   std::shared_ptr<const authn::Authenticator> authenticator;
-  std::string client_id;
-  std::optional<std::string> username;
-  std::optional<std::string> password;
+  authn::OwnedCredentials credentials;
   std::string peer;
   std::shared_ptr<std::atomic<bool>> abandoned;
+  // Set for a re-authentication (AUTH 0x19): the method that admitted the client; the answer goes
+  // to ClientConnection::on_reauthenticated.
+  std::optional<std::size_t> reauthenticate_with;
 };
 
 class ConnectionHost {

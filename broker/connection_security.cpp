@@ -19,27 +19,48 @@ const std::shared_ptr<const authz::Permissions>& ClientConnection::permissions()
   return authority_ ? authority_->permissions : kNoPermissions;
 }
 
+namespace {
+authn::OwnedCredentials owned(const authn::Credentials& c) {
+  authn::OwnedCredentials o;
+  o.client_id = std::string(c.client_id);
+  if (c.username) o.username.emplace(*c.username);
+  if (c.password) o.password.emplace(*c.password);
+  if (c.authentication_method) o.authentication_method.emplace(*c.authentication_method);
+  if (c.authentication_data) o.authentication_data.emplace(*c.authentication_data);
+  if (c.certificate) o.certificate = std::make_shared<const authn::PeerCertificate>(*c.certificate);
+  return o;
+}
+}  // namespace
+
 void ClientConnection::authenticate(const codec::Connect& c) {
   auto security = host_.port_security(endpoint_id());
-  if (!security || !security->authenticator) return host_.claim_session(*this, connect_phase_->client_id, clean_start_);
+  const auto& method = c.properties.authentication_method;
+  if (!security || !security->authenticator) {
+    if (method) return refuse_connect(Reason::BadAuthenticationMethod, "no enhanced authentication on this port");
+    return host_.claim_session(*this, connect_phase_->client_id, clean_start_);
+  }
+  if (method && !security->authenticator->accepts_enhanced_method(*method))
+    return refuse_connect(Reason::BadAuthenticationMethod, "this enhanced authentication method is not configured");
   authority_ = std::make_unique<Authority>();
   authority_->security = std::move(security);
+  if (method) authority_->enhanced_method = std::string(*method);
   authn::Credentials credentials;
   credentials.client_id = connect_phase_->client_id;
   credentials.username = c.username;
   if (c.password) credentials.password = codec::as_string(*c.password);
+  if (method) credentials.authentication_method = *method;
+  if (c.properties.authentication_data) credentials.authentication_data = codec::as_string(*c.properties.authentication_data);
   credentials.certificate = transport_.peer_certificate();
   auto authenticator = authority_->security->authenticator;
   if (authenticator->decides_inline(credentials)) return on_authenticated(authenticator->authenticate(credentials));
 
-  // A password check costs a scrypt: the host runs it elsewhere, with copies of the credentials
-  // (the read buffer is reused, and the client may leave before the answer).
+  // A password's scrypt, a token's review, a custom server's answer: the host runs the check
+  // elsewhere, with copies of the credentials (the read buffer is reused, and the client may
+  // leave before the answer).
   AuthenticationRequest request;
   request.connection_id = id_;
   request.authenticator = std::move(authenticator);
-  request.client_id = connect_phase_->client_id;
-  if (credentials.username) request.username.emplace(*credentials.username);
-  if (credentials.password) request.password.emplace(*credentials.password);
+  request.credentials = owned(credentials);
   request.peer = transport_.peer();
   connect_phase_->authentication_abandoned = std::make_shared<std::atomic<bool>>(false);
   request.abandoned = connect_phase_->authentication_abandoned;
@@ -54,12 +75,20 @@ void ClientConnection::on_authenticated(authn::Result result) {
     spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"{}\"",
                  logged_client_id(client_id), transport_.peer(), result.method.empty() ? "none" : result.method,
                  result.detail);
-    bool bad_password = result.outcome == authn::Result::Outcome::BadCredentials;
-    return refuse_connect(bad_password ? Reason::BadUserNameOrPassword : Reason::NotAuthorized,
-                          bad_password ? "bad user name or password" : "not authorized");
+    switch (result.outcome) {
+      case authn::Result::Outcome::BadCredentials:
+        return refuse_connect(Reason::BadUserNameOrPassword, "bad user name or password");
+      case authn::Result::Outcome::Unavailable:
+        return refuse_connect(Reason::ServerUnavailable, "authentication unavailable, retry later");
+      default:
+        // A custom server may choose the code (it is checked to be a CONNACK failure code).
+        return refuse_connect(result.reason_code ? static_cast<Reason>(*result.reason_code) : Reason::NotAuthorized,
+                              "not authorized");
+    }
   }
   Authority& authority = *authority_;  // made by authenticate(), which alone leads here
   authority.credentials_expire = result.expires;
+  authority.method_index = result.method_index;
   authority.principal = std::make_shared<const authz::Principal>(std::move(result.principal));
   const authz::Principal& principal = *authority.principal;
   const PortSecurity& security = *authority.security;
@@ -146,6 +175,89 @@ void ClientConnection::reauthorize() {
   authority.permissions = std::move(permissions);
   authority.publish_decisions.clear();
   if (session_) session_->set_permissions(authority.permissions);
+}
+
+// ---------------------------------------------------------------- re-authentication (MQTT 4.12.1)
+
+void ClientConnection::reauthenticate(const codec::Auth& a) {
+  if (!authority_ || authority_->enhanced_method.empty())
+    return protocol_violation(Reason::ProtocolError, "AUTH without enhanced authentication");
+  Authority& authority = *authority_;
+  // 0x19 starts a re-authentication; 0x18 continues one the server asked to retry.
+  if (a.reason != Reason::ReAuthenticate && a.reason != Reason::ContinueAuthentication)
+    return protocol_violation(Reason::ProtocolError, "a client's AUTH is 0x19 or 0x18");
+  if (a.properties.authentication_method != std::string_view(authority.enhanced_method))
+    return protocol_violation(Reason::ProtocolError, "re-authentication with another method");  // [MQTT-4.12.1-1]
+  if (authority.reauthenticating)
+    return protocol_violation(Reason::ProtocolError, "re-authentication already in progress");
+  const auto& authenticator = authority.security->authenticator;
+  if (!authenticator->can_reauthenticate(authority.method_index)) {
+    // An X.509 client was authenticated by its TLS handshake: nothing in an AUTH can renew that.
+    return disconnect(Reason::BadAuthenticationMethod, "this client's method cannot re-authenticate");
+  }
+  AuthenticationRequest request;
+  request.connection_id = id_;
+  request.authenticator = authenticator;
+  request.credentials.client_id = client_id();
+  if (authority.principal) request.credentials.username = authority.principal->username;
+  request.credentials.authentication_method = authority.enhanced_method;
+  if (a.properties.authentication_data)
+    request.credentials.authentication_data.emplace(codec::as_string(*a.properties.authentication_data));
+  request.peer = transport_.peer();
+  request.reauthenticate_with = authority.method_index;
+  authority.reauthenticating = true;
+  if (!host_.submit_authentication(std::move(request))) {
+    authority.reauthenticating = false;
+    send_auth(Reason::ContinueAuthentication);  // busy: a transient failure, the client may retry
+  }
+}
+
+void ClientConnection::send_auth(Reason reason) {
+  codec::Auth out;
+  out.reason = reason;
+  out.properties.authentication_method = authority_->enhanced_method;  // [MQTT-4.12.0-5]
+  write_packet([&](codec::Buffer& b) { codec::encode_auth(out, b); });
+}
+
+void ClientConnection::on_reauthenticated(authn::Result result) {
+  if (state_ != State::Connected || !authority_) return;  // closing, or closed meanwhile
+  Authority& authority = *authority_;
+  authority.reauthenticating = false;
+  if (result.outcome == authn::Result::Outcome::Unavailable) {
+    spdlog::info("event=reauthentication_unavailable client_id={} peer={} method={} reason=\"{}\"",
+                 logged_client_id(client_id()), transport_.peer(), result.method, result.detail);
+    return send_auth(Reason::ContinueAuthentication);
+  }
+  if (result.outcome != authn::Result::Outcome::Accepted) {
+    spdlog::info("event=reauthentication_failed client_id={} peer={} method={} reason=\"{}\"",
+                 logged_client_id(client_id()), transport_.peer(), result.method, result.detail);
+    return disconnect(Reason::NotAuthorized, "re-authentication failed");
+  }
+  authority.credentials_expire = result.expires;
+  const authz::Principal& before = *authority.principal;
+  if (result.principal.username != before.username || result.principal.attributes != before.attributes) {
+    // Another principal: the permissions it has now, or none at all.
+    auto principal = std::make_shared<const authz::Principal>(std::move(result.principal));
+    std::shared_ptr<const authz::Permissions> permissions;
+    if (authority.security->policy) {
+      permissions = authority.security->policy->bind(*principal);
+      if (!permissions->may_connect()) {
+        spdlog::info("event=reauthentication_denied client_id={} peer={} reason=\"the new principal may not connect\"",
+                     logged_client_id(client_id()), transport_.peer());
+        return disconnect(Reason::AdministrativeAction, "the re-authenticated principal may not connect");
+      }
+    }
+    spdlog::info("event=principal_changed client_id={} peer={} method={} attributes={}", logged_client_id(client_id()),
+                 transport_.peer(), result.method, principal->attributes.size());
+    authority.principal = std::move(principal);
+    authority.permissions = std::move(permissions);
+    authority.publish_decisions.clear();
+    if (session_) session_->set_permissions(authority.permissions);
+  }
+  spdlog::debug("event=reauthenticated client_id={} peer={} method={}", logged_client_id(client_id()),
+                transport_.peer(), result.method);
+  send_auth(Reason::Success);
+  host_.schedule_check(*this, next_deadline(host_.now()));  // the credentials' new expiry
 }
 
 }  // namespace mqttd

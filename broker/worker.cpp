@@ -247,27 +247,39 @@ void Worker::match_retained(std::string_view filter, std::vector<MessageRef>& ou
   broker_.retained().match(filter, now(), out);
 }
 
-// A password check costs a scrypt: it runs on the broker's authentication thread, and its answer
-// comes back to this worker as a task, which finds the connection by id (it may have left).
+// A check that may cost a scrypt or wait for a remote service: it starts on the broker's
+// authentication thread (a password is hashed there; a token review or a custom server's answer
+// arrives on the HTTP client's thread), and its answer comes back to this worker as a task, which
+// finds the connection by id (it may have left).
 bool Worker::submit_authentication(AuthenticationRequest request) {
   auto job = std::make_shared<AuthenticationRequest>(std::move(request));
   auto abandoned = job->abandoned;
   return broker_.authentication_pool().submit(
       [job, worker = this] {
-        authn::Credentials credentials;
-        credentials.client_id = job->client_id;
-        if (job->username) credentials.username = *job->username;
-        if (job->password) credentials.password = *job->password;
-        auto result = std::make_shared<authn::Result>(job->authenticator->authenticate(credentials));
-        worker->post_task([connection = job->connection_id, result](Worker& w) {
-          if (ClientConnection* c = w.find_connection(connection)) c->on_authenticated(std::move(*result));
-        });
+        const bool reauthentication = job->reauthenticate_with.has_value();
+        auto deliver = [worker, connection = job->connection_id, reauthentication](authn::Result result) {
+          worker->post_task([connection, reauthentication,
+                             result = std::make_shared<authn::Result>(std::move(result))](Worker& w) {
+            ClientConnection* c = w.find_connection(connection);
+            if (!c) return;
+            if (reauthentication)
+              c->on_reauthenticated(std::move(*result));
+            else
+              c->on_authenticated(std::move(*result));
+          });
+        };
+        if (reauthentication)
+          job->authenticator->reauthenticate_async(*job->reauthenticate_with, std::move(job->credentials),
+                                                   std::move(deliver));
+        else
+          job->authenticator->authenticate_async(std::move(job->credentials), std::move(deliver),
+                                                 /*may_block=*/true);
       },
       abandoned,
       [job, worker = this] {
         worker->broker().count_event(SecurityEvent::AuthenticationSkipped);
         spdlog::debug("event=authentication_skipped client_id={} peer={} reason=\"the client left before its check\"",
-                      logged_client_id(job->client_id), job->peer);
+                      logged_client_id(job->credentials.client_id), job->peer);
       });
 }
 

@@ -22,6 +22,7 @@
 #include "config/configuration.hpp"
 #include "daemon/diagnostics.hpp"
 #include "daemon/json_log_formatter.hpp"
+#include "daemon/options.hpp"
 #include "daemon/passwd_command.hpp"
 #include "daemon/render_k8s_command.hpp"
 #include "daemon/self_check_wiring.hpp"
@@ -29,146 +30,6 @@
 #include "tls/certificate_manager.hpp"
 
 namespace {
-
-constexpr const char* kUsage = R"(usage: mqttd [options]
-       mqttd passwd FILE USERNAME [--attribute NAME=VALUE]...
-       mqttd render-k8s --config PATH [--image NAME] [--namespace NS]
-
-  --config PATH         YAML resources: a file, or a folder of *.yaml files; reloaded when
-                        they change and on SIGHUP
-  --check-config PATH   validate PATH and exit (0 valid, 1 invalid)
-  --secrets-dir DIR     mounted secrets, one folder per secret (default /etc/mqttd/secrets)
-  --state-dir DIR       what the broker writes: issued certificates (default /var/lib/mqttd)
-  --bind-address ADDR   address the configured ports listen on (default ::, every IPv6 and IPv4
-                        address; 0.0.0.0 on a host without IPv6)
-  --listen ADDR:PORT    an extra plain MQTT port (repeatable; IPv6 as [::1]:1883); default
-                        127.0.0.1:1883 and [::1]:1883 when no --config and no --listen is given
-  --workers N           worker threads (default: one per core)
-  --log-level LEVEL     trace, debug, info, warn or error
-  --metrics-port PORT   the diagnostics port (/metrics, /healthz, /readyz) on --bind-address;
-                        overrides diagnostics.metrics.prometheusPort (default 9600; 0: none)
-  --shutdown-delay S    on SIGTERM, /readyz fails at once but the ports close S seconds later
-                        (default 0), while Kubernetes takes the pod out of its Service
-  --shutdown-timeout S  then at most S seconds to publish wills and drain clients (default 25)
-  --log-format FORMAT   text (default: time level=... event=... key=value) or json (one JSON
-                        object per line: time, level, event, msg)
-  --help                this text
-
-mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
-<secrets-dir>/<secretRef>/passwords) with a salted scrypt hash of the password read from
-standard input (asked twice on a terminal); attributes go to authorization as the principal's.
-
-mqttd render-k8s prints the Kubernetes objects that run mqttd on PATH (mqttd render-k8s --help).
-)";
-
-struct Options {
-  std::optional<std::string> config;
-  std::vector<std::pair<std::string, std::uint16_t>> listen;
-  std::optional<unsigned> workers;
-  std::optional<std::string> log_level;
-  bool json_logs = false;
-  std::string secrets_dir = "/etc/mqttd/secrets";
-  std::string state_dir = "/var/lib/mqttd";
-  std::string bind_address = "::";  // every address, IPv6 and IPv4
-  bool check_only = false;
-  std::optional<std::uint16_t> metrics_port;
-  unsigned shutdown_timeout_seconds = 25;  // under Kubernetes' default grace period of 30 s
-  unsigned shutdown_delay_seconds = 0;
-};
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::cerr << "mqttd: " << message << "\n\n" << kUsage;
-  std::exit(2);
-}
-
-std::pair<std::string, std::uint16_t> parse_endpoint(const std::string& text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string::npos) usage_error("--listen needs ADDR:PORT, got '" + text + "'");
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned long port = 0;
-  try {
-    port = std::stoul(text.substr(colon + 1));
-  } catch (...) {
-    usage_error("invalid port in '" + text + "'");
-  }
-  if (port > 65535) usage_error("port out of range in '" + text + "'");
-  return {host, static_cast<std::uint16_t>(port)};
-}
-
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--config") {
-      o.config = value();
-    } else if (arg == "--check-config") {
-      o.config = value();
-      o.check_only = true;
-    } else if (arg == "--listen") {
-      o.listen.push_back(parse_endpoint(value()));
-    } else if (arg == "--secrets-dir") {
-      o.secrets_dir = value();
-    } else if (arg == "--state-dir") {
-      o.state_dir = value();
-    } else if (arg == "--bind-address") {
-      o.bind_address = value();
-    } else if (arg == "--workers") {
-      try {
-        o.workers = static_cast<unsigned>(std::stoul(value()));
-      } catch (...) {
-        usage_error("--workers needs a number");
-      }
-    } else if (arg == "--metrics-port") {
-      auto text = value();
-      try {
-        auto n = std::stoul(text);
-        if (n > 65535) throw std::out_of_range("port");
-        o.metrics_port = static_cast<std::uint16_t>(n);
-      } catch (...) {
-        usage_error("--metrics-port needs a port number (0 turns the diagnostics port off), got '" + text + "'");
-      }
-    } else if (arg == "--shutdown-timeout") {
-      auto text = value();
-      try {
-        auto n = std::stoul(text);
-        if (n < 1 || n > 3600) throw std::out_of_range("timeout");
-        o.shutdown_timeout_seconds = static_cast<unsigned>(n);
-      } catch (...) {
-        usage_error("--shutdown-timeout needs seconds from 1 to 3600, got '" + text + "'");
-      }
-    } else if (arg == "--shutdown-delay") {
-      auto text = value();
-      try {
-        auto n = std::stoul(text);
-        if (n > 600) throw std::out_of_range("delay");
-        o.shutdown_delay_seconds = static_cast<unsigned>(n);
-      } catch (...) {
-        usage_error("--shutdown-delay needs seconds from 0 to 600, got '" + text + "'");
-      }
-    } else if (arg == "--log-level") {
-      o.log_level = value();
-      // spdlog reads an unknown name as "off": a typo would silence the daemon.
-      if (*o.log_level != "trace" && *o.log_level != "debug" && *o.log_level != "info" && *o.log_level != "warn" &&
-          *o.log_level != "error")
-        usage_error("--log-level must be trace, debug, info, warn or error, got '" + *o.log_level + "'");
-    } else if (arg == "--log-format") {
-      auto format = value();
-      if (format != "text" && format != "json") usage_error("--log-format must be text or json, got '" + format + "'");
-      o.json_logs = format == "json";
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else {
-      usage_error("unknown option '" + arg + "'");
-    }
-  }
-  return o;
-}
 
 void log_stats(const mqttd::BrokerStats& s) {
   std::string line = fmt::format(
@@ -187,7 +48,7 @@ void log_stats(const mqttd::BrokerStats& s) {
 // logged and the running one stays; a valid one reaches the certificates and the ports.
 class Reloader {
  public:
-  Reloader(boost::asio::io_context& io, const Options& options, mqttd::config::Configuration& current,
+  Reloader(boost::asio::io_context& io, const mqttd::Options& options, mqttd::config::Configuration& current,
            mqttd::tls::CertificateManager& certificates, mqttd::PortManager& ports)
       : io_(io), options_(options), current_(current), certificates_(certificates), ports_(ports), debounce_(io) {
     digest_ = mqttd::config::content_digest(current_.files);
@@ -256,7 +117,7 @@ class Reloader {
   }
 
   boost::asio::io_context& io_;
-  const Options& options_;
+  const mqttd::Options& options_;
   mqttd::config::Configuration& current_;
   mqttd::tls::CertificateManager& certificates_;
   mqttd::PortManager& ports_;
@@ -272,7 +133,7 @@ class Reloader {
 int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "passwd") return mqttd::passwd_command(argc, argv);
   if (argc >= 2 && std::string_view(argv[1]) == "render-k8s") return mqttd::render_k8s_command(argc, argv);
-  Options options = parse(argc, argv);
+  mqttd::Options options = mqttd::parse_options(argc, argv);
   // A peer that closes while OpenSSL writes to its socket must cost an error, not the process.
   std::signal(SIGPIPE, SIG_IGN);
   if (options.json_logs)

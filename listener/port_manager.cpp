@@ -112,12 +112,13 @@ struct PortManager::Port {
   }
 };
 
-PortManager::PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths)
+PortManager::PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths,
+                         authn::RemoteServices remote_authentication)
     : io_(io),
       broker_(broker),
       bind_address_(std::move(bind_address)),
       paths_(std::move(paths)),
-      security_(broker, paths_.secrets_dir) {}
+      security_(broker, paths_.secrets_dir, std::move(remote_authentication)) {}
 
 PortManager::~PortManager() { close_all(); }
 

@@ -29,7 +29,8 @@ class Broker;
 
 class PortManager {
  public:
-  PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths);
+  PortManager(boost::asio::io_context& io, Broker& broker, std::string bind_address, tls::Paths paths,
+              authn::RemoteServices remote_authentication = {});
   ~PortManager();
   PortManager(const PortManager&) = delete;
   PortManager& operator=(const PortManager&) = delete;

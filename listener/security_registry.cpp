@@ -20,8 +20,8 @@ std::string stamps(const std::vector<std::string>& files) {
 
 }  // namespace
 
-SecurityRegistry::SecurityRegistry(Broker& broker, std::string secrets_dir)
-    : broker_(broker), secrets_dir_(std::move(secrets_dir)) {}
+SecurityRegistry::SecurityRegistry(Broker& broker, std::string secrets_dir, authn::RemoteServices remote)
+    : broker_(broker), secrets_dir_(std::move(secrets_dir)), remote_(std::move(remote)) {}
 
 void SecurityRegistry::report_problems(const std::string& name, AuthenticatorEntry& entry) {
   if (entry.reported != entry.authenticator->problems())
@@ -39,7 +39,7 @@ void SecurityRegistry::apply(const config::Configuration& config) {
       continue;
     }
     AuthenticatorEntry entry;
-    entry.authenticator = authn::Authenticator::create(a, secrets_dir_);
+    entry.authenticator = authn::Authenticator::create(a, secrets_dir_, remote_);
     entry.files_stamp = stamps(entry.authenticator->watched_files());
     authenticators.emplace(a.name, std::move(entry));
   }
@@ -65,7 +65,7 @@ std::vector<std::string> SecurityRegistry::poll() {
   for (auto& [name, entry] : authenticators_) {
     auto stamp = stamps(entry.authenticator->watched_files());
     if (stamp == entry.files_stamp) continue;
-    entry.authenticator = authn::Authenticator::create(entry.authenticator->resource(), secrets_dir_);
+    entry.authenticator = authn::Authenticator::create(entry.authenticator->resource(), secrets_dir_, remote_);
     entry.files_stamp = stamp;
     spdlog::info("event=authentication_reloaded authentication={} problems={}", name,
                  entry.authenticator->problems().size());

@@ -24,8 +24,9 @@ struct PortSecurity;
 
 class SecurityRegistry {
  public:
-  // Password files are read under `secrets_dir`.
-  SecurityRegistry(Broker& broker, std::string secrets_dir);
+  // Password files are read under `secrets_dir`; `remote` serves the ServiceAccountToken and
+  // Custom methods.
+  SecurityRegistry(Broker& broker, std::string secrets_dir, authn::RemoteServices remote = {});
   SecurityRegistry(const SecurityRegistry&) = delete;
   SecurityRegistry& operator=(const SecurityRegistry&) = delete;
 
@@ -57,6 +58,7 @@ class SecurityRegistry {
 
   Broker& broker_;
   std::string secrets_dir_;
+  authn::RemoteServices remote_;
   std::map<std::string, AuthenticatorEntry> authenticators_;
   std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies_;
   std::map<std::uint64_t, std::shared_ptr<const PortSecurity>> installed_;

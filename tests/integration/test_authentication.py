@@ -286,7 +286,7 @@ class CertificateExpiryTest(unittest.TestCase):
             connected_at = time.time()
             c.disconnects.get(timeout=15)
             self.assertLess(time.time() - connected_at, 12)
-            self.assertIn("client_id=watch", d.wait_for_log("reason=\"client certificate expired\""))
+            self.assertIn("client_id=watch", d.wait_for_log("reason=\"credentials expired (X509)\""))
         shutil.rmtree(work)
         shutil.rmtree(secrets)
 

@@ -97,8 +97,13 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
     for (auto& d : done) d(*this);
   }
   void answer_authentication(std::size_t i, authn::Result result) {
-    if (ClientConnection* c = find_connection(authentications.at(i).connection_id))
-      c->on_authenticated(std::move(result));
+    const auto& request = authentications.at(i);
+    if (ClientConnection* c = find_connection(request.connection_id)) {
+      if (request.reauthenticate_with)
+        c->on_reauthenticated(std::move(result));
+      else
+        c->on_authenticated(std::move(result));
+    }
   }
   SessionPtr session(const std::string& client_id) {
     return sessions_.count(client_id) ? sessions_[client_id] : nullptr;

@@ -65,35 +65,35 @@ TEST_CASE("methods are tried in order; relevance decides who answers") {
   auto authenticator = Authenticator::create(resource, folder.string());
   CHECK(authenticator->problems().empty());
 
-  PeerCertificate fan{{"CN=smart-fan", "CN=Contoso Intermediate CA", "CN=Root"}, "smart-fan", {}};
-  Credentials with_cert{"c1", std::string_view("dev"), std::string_view("wrong"), std::nullopt, &fan};
+  PeerCertificate fan{{"CN=smart-fan", "CN=Contoso Intermediate CA", "CN=Root"}, "smart-fan", {}, {}};
+  Credentials with_cert{"c1", std::string_view("dev"), std::string_view("wrong"), std::nullopt, std::nullopt, &fan};
   auto r = authenticator->authenticate(with_cert);  // X509 first: the password is not looked at
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK(r.method == "X509");
   CHECK(r.principal.username == "smart-fan");
   CHECK(r.principal.attributes == std::map<std::string, std::string>{{"building", "17"}});
 
-  PeerCertificate lock{{"CN=smart-lock", "CN=Contoso Intermediate CA"}, "smart-lock", {}};
+  PeerCertificate lock{{"CN=smart-lock", "CN=Contoso Intermediate CA"}, "smart-lock", {}, {}};
   with_cert.certificate = &lock;
   CHECK(authenticator->authenticate(with_cert).principal.attributes ==
         std::map<std::string, std::string>{{"city", "seattle"}});
 
   // A certificate without a CN: no username at all (an empty one would substitute into
   // "{principal.username}" as an empty level or prefix; an absent one makes the rule not apply).
-  PeerCertificate no_cn{{"O=Contoso, OU=devices", "CN=Contoso Intermediate CA"}, "", {}};
+  PeerCertificate no_cn{{"O=Contoso, OU=devices", "CN=Contoso Intermediate CA"}, "", {}, {}};
   with_cert.certificate = &no_cn;
   r = authenticator->authenticate(with_cert);
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK_FALSE(r.principal.username.has_value());
 
-  Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, nullptr};
+  Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, std::nullopt, nullptr};
   r = authenticator->authenticate(pw);
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK(r.principal.attributes.at("role") == "reader");
   CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::Accepted);  // the remembered MAC
   pw.password = "nope";
   CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::BadCredentials);
-  Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, nullptr};
+  Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, std::nullopt, nullptr};
   CHECK(authenticator->authenticate(nothing).outcome == Result::Outcome::NotAuthorized);
   std::filesystem::remove_all(folder);
 }
@@ -113,9 +113,9 @@ TEST_CASE("every refusal costs the same scrypt: no user enumeration by timing") 
   auto authenticator = Authenticator::create(resource, folder.string());
   REQUIRE(authenticator->problems().empty());
 
-  Credentials unknown{"c", std::string_view("nobody"), std::string_view("pw"), std::nullopt, nullptr};
-  Credentials no_password{"c", std::string_view("dev"), std::nullopt, std::nullopt, nullptr};
-  Credentials wrong{"c", std::string_view("dev"), std::string_view("nope"), std::nullopt, nullptr};
+  Credentials unknown{"c", std::string_view("nobody"), std::string_view("pw"), std::nullopt, std::nullopt, nullptr};
+  Credentials no_password{"c", std::string_view("dev"), std::nullopt, std::nullopt, std::nullopt, nullptr};
+  Credentials wrong{"c", std::string_view("dev"), std::string_view("nope"), std::nullopt, std::nullopt, nullptr};
   std::vector<double> times[3];
   const Credentials* paths[3] = {&unknown, &no_password, &wrong};
   for (int run = 0; run < 5; ++run) {

@@ -379,8 +379,8 @@ TEST_CASE("fake host: a password check goes through the host; credentials expire
     connect.password = as_bytes(std::string_view("pw"));
   });
   REQUIRE(host.authentications.size() == 1);
-  CHECK(host.authentications[0].username == "dev");
-  CHECK(host.authentications[0].password == "pw");
+  CHECK(host.authentications[0].credentials.username == "dev");
+  CHECK(host.authentications[0].credentials.password == "pw");
   CHECK(c.written().empty());  // no CONNACK before the answer
   CHECK(host.claims.empty());
 
