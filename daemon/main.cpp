@@ -24,6 +24,7 @@
 #include "daemon/json_log_formatter.hpp"
 #include "daemon/options.hpp"
 #include "daemon/passwd_command.hpp"
+#include "daemon/remote_auth_wiring.hpp"
 #include "daemon/render_k8s_command.hpp"
 #include "daemon/self_check_wiring.hpp"
 #include "listener/port_manager.hpp"
@@ -168,10 +169,18 @@ int main(int argc, char** argv) {
   if (embedded_default) options.listen.emplace_back("::1", 1883);
 
   mqttd::Broker broker(config.broker);
+  mqttd::RemoteAuthentication remote_authentication;
+  try {
+    remote_authentication =
+        mqttd::make_remote_authentication(options.service_account_tokens, broker.authentication_pool());
+  } catch (const std::exception& e) {
+    std::cerr << "mqttd: " << e.what() << "\n";
+    return 1;
+  }
   boost::asio::io_context io(1);
   mqttd::tls::Paths paths{options.secrets_dir, options.state_dir};
   mqttd::tls::CertificateManager certificates(paths);
-  mqttd::PortManager ports(io, broker, options.bind_address, paths);
+  mqttd::PortManager ports(io, broker, options.bind_address, paths, remote_authentication.services);
   // A host without IPv6 serves the default on IPv4 loopback only; any other --listen port that
   // cannot be bound stops the start, as a configured one does.
   for (const auto& [host, port] : options.listen)
@@ -213,6 +222,7 @@ int main(int argc, char** argv) {
   if (auto failures = ports.apply(config); !failures.empty()) {
     for (const auto& f : failures) spdlog::critical("event=listen_failed error=\"{}\"", f);
     broker.stop();
+    remote_authentication.stop();
     return 1;
   }
   if (diagnostics) diagnostics->set_started();
@@ -309,5 +319,6 @@ int main(int argc, char** argv) {
   io.run();
   if (drain.joinable()) drain.join();
   broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));  // if io ended otherwise
+  remote_authentication.stop();  // the workers still exist: late answers find them
   return 0;
 }
