@@ -66,7 +66,7 @@ TEST_CASE("methods are tried in order; relevance decides who answers") {
   CHECK(authenticator->problems().empty());
 
   PeerCertificate fan{{"CN=smart-fan", "CN=Contoso Intermediate CA", "CN=Root"}, "smart-fan", {}};
-  Credentials with_cert{"c1", std::string_view("dev"), std::string_view("wrong"), std::nullopt, &fan};
+  Credentials with_cert{"c1", std::string_view("dev"), std::string_view("wrong"), std::nullopt, std::nullopt, &fan};
   auto r = authenticator->authenticate(with_cert);  // X509 first: the password is not looked at
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK(r.method == "X509");
@@ -86,14 +86,14 @@ TEST_CASE("methods are tried in order; relevance decides who answers") {
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK_FALSE(r.principal.username.has_value());
 
-  Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, nullptr};
+  Credentials pw{"c2", std::string_view("dev"), std::string_view("pw"), std::nullopt, std::nullopt, nullptr};
   r = authenticator->authenticate(pw);
   CHECK(r.outcome == Result::Outcome::Accepted);
   CHECK(r.principal.attributes.at("role") == "reader");
   CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::Accepted);  // the remembered MAC
   pw.password = "nope";
   CHECK(authenticator->authenticate(pw).outcome == Result::Outcome::BadCredentials);
-  Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, nullptr};
+  Credentials nothing{"c3", std::nullopt, std::nullopt, std::nullopt, std::nullopt, nullptr};
   CHECK(authenticator->authenticate(nothing).outcome == Result::Outcome::NotAuthorized);
   std::filesystem::remove_all(folder);
 }
@@ -113,9 +113,9 @@ TEST_CASE("every refusal costs the same scrypt: no user enumeration by timing") 
   auto authenticator = Authenticator::create(resource, folder.string());
   REQUIRE(authenticator->problems().empty());
 
-  Credentials unknown{"c", std::string_view("nobody"), std::string_view("pw"), std::nullopt, nullptr};
-  Credentials no_password{"c", std::string_view("dev"), std::nullopt, std::nullopt, nullptr};
-  Credentials wrong{"c", std::string_view("dev"), std::string_view("nope"), std::nullopt, nullptr};
+  Credentials unknown{"c", std::string_view("nobody"), std::string_view("pw"), std::nullopt, std::nullopt, nullptr};
+  Credentials no_password{"c", std::string_view("dev"), std::nullopt, std::nullopt, std::nullopt, nullptr};
+  Credentials wrong{"c", std::string_view("dev"), std::string_view("nope"), std::nullopt, std::nullopt, nullptr};
   std::vector<double> times[3];
   const Credentials* paths[3] = {&unknown, &no_password, &wrong};
   for (int run = 0; run < 5; ++run) {
