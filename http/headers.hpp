@@ -9,9 +9,11 @@ namespace mqttd::http {
 
 // An RFC 9110 token: letters, digits and !#$%&'*+-.^_`|~.
 bool is_valid_header_name(std::string_view name);
-// Visible ASCII, spaces and tabs, no leading or trailing whitespace; no CR, LF or NUL.
+// Visible characters (obs-text bytes above 0x7f included), spaces and tabs; no CR, LF, NUL or
+// other control characters.
 bool is_valid_header_value(std::string_view value);
-// Host, Content-Length, Transfer-Encoding, Connection, User-Agent: set by the client itself.
+// Host, Content-Length, Transfer-Encoding, Connection: set by the client itself (a request's
+// header of that name is left out). A request's User-Agent replaces the client's "mqttd".
 bool is_reserved_header(std::string_view name);
 
 }  // namespace mqttd::http
