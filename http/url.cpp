@@ -47,8 +47,16 @@ bool all_digits(std::string_view s) {
 }  // namespace
 
 std::string HttpsUrl::host_header() const {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (port != 443) out += ":" + std::to_string(port);
+  // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "[" + host + "]".
+  std::string out;
+  bool ipv6 = host.find(':') != std::string::npos;
+  if (ipv6) out += '[';
+  out += host;
+  if (ipv6) out += ']';
+  if (port != 443) {
+    out += ':';
+    out += std::to_string(port);
+  }
   return out;
 }
 
@@ -109,12 +117,9 @@ std::optional<HttpsUrl> parse_https_url(std::string_view url, std::string* why) 
     if (number == 0 || number > 65535) return refuse(why, "a port outside 1-65535");
     out.port = static_cast<std::uint16_t>(number);
   }
-  if (target.empty())
-    out.target = "/";
-  else if (target.front() == '?')
-    out.target = "/" + std::string(target);
-  else
-    out.target = std::string(target);
+  // Never empty: "/" alone, or before a query that follows the host directly.
+  out.target = std::string(target);
+  if (out.target.empty() || out.target.front() == '?') out.target.insert(out.target.begin(), '/');
   return out;
 }
 
