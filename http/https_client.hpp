@@ -59,7 +59,9 @@ class Client {
   // Sends `request`; `done` runs once, on the client's thread, with the answer or the error. Safe
   // to call from any thread. After stop(), `done` runs at once with an error.
   void send(Request request, std::function<void(Response)> done);
-  // Cancels what is in flight (their `done` runs with an error) and joins the thread.
+  // Cancels what is in flight (their `done` runs with an error "stopped") and joins the thread.
+  // Idempotent. Called from a `done`, it cannot join: the destructor does, and must therefore not
+  // run on the client's own thread.
   void stop();
 
  private:
