@@ -10,6 +10,7 @@ import time
 import unittest
 
 import pki
+from k8s_api_server import DEFAULT_ISSUER, mint_sat, write_jwks
 from harness import Client, Daemon, free_port, main, port_open, read_until_closed, run_tool, wait_until
 
 API = "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
@@ -73,14 +74,15 @@ def manual_listener(port, secret="server-cert-secret", plain_port=None):
     return text
 
 
-def mosquitto_roundtrip(port, cafile, topic="test-topic", payload="Hello"):
-    """mosquitto_sub and mosquitto_pub over TLS on `port`, verified with `cafile`."""
+def mosquitto_roundtrip(port, cafile, topic="test-topic", payload="Hello", extra=()):
+    """mosquitto_sub and mosquitto_pub over TLS on `port`, verified with `cafile`; `extra`
+    arguments for both (credentials)."""
     sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "localhost", "-p", str(port), "-V", "mqttv5",
-                            "-t", topic, "-C", "1", "-W", "10", "--cafile", cafile],
+                            "-t", topic, "-C", "1", "-W", "10", "--cafile", cafile, *extra],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     pub = run_tool(["mosquitto_pub", "-d", "-h", "localhost", "-p", str(port), "-i", "my-client", "-t", topic,
-                    "-m", payload, "--cafile", cafile, "-q", "1"])
+                    "-m", payload, "--cafile", cafile, "-q", "1", "-V", "mqttv5", *extra])
     out, err = sub.communicate(timeout=15)
     return pub.stdout, out.strip(), err
 
@@ -162,17 +164,31 @@ class AutomaticTlsTest(unittest.TestCase):
 
     def test_quickstart_issuer_for_the_default_listener(self):
         """config/examples/default-listener.yaml, on a free port instead of 18883 (which a parallel
-        test could hold)."""
+        test could hold): TLS from the quickstart issuer, and service-account tokens with the
+        audience aio-internal (verified offline here: no Kubernetes API on this machine)."""
         port = free_port()
         path = os.path.join(os.path.dirname(__file__), "..", "..", "config", "examples", "default-listener.yaml")
         with open(path) as f:
             example = f.read()
         self.assertIn("- port: 18883", example)
-        with Daemon(example.replace("- port: 18883", f"- port: {port}"), wait_for=f"port={port} protocol=mqtt") as d:
+        self.assertIn("authenticationRef: default", example)
+        keys = tempfile.mkdtemp(prefix="mqttd-sat-keys-")
+        signer = pki.make_key(os.path.join(keys, "signer.key"), kind="rsa")
+        jwks = os.path.join(keys, "jwks.json")
+        write_jwks(jwks, [signer])
+        with open(signer) as f:
+            token = mint_sat(f.read(), DEFAULT_ISSUER, ["aio-internal"], "azure-iot-operations", "mqtt-client")
+        sat = ["-D", "CONNECT", "authentication-method", "K8S-SAT", "-D", "CONNECT", "authentication-data", token]
+        with Daemon(example.replace("- port: 18883", f"- port: {port}"), wait_for=f"port={port} protocol=mqtt",
+                    extra_args=["--sat-jwks", jwks, "--sat-issuer", DEFAULT_ISSUER]) as d:
             self.assertIn("event=quickstart_ca_created", d.logs())
             ca = os.path.join(d.state_dir, "issuers", "azure-iot-operations-aio-certificate-issuer", "ca.crt")
-            pub_out, received, err = mosquitto_roundtrip(port, ca)
+            pub_out, received, err = mosquitto_roundtrip(port, ca, extra=sat)
             self.assertEqual(received, "Hello", err + d.logs())
+            # Without a token, the default listener refuses (0x87).
+            refused = run_tool(["mosquitto_pub", "-d", "-h", "localhost", "-p", str(port), "-t", "t", "-m", "x",
+                                "--cafile", ca, "-V", "mqttv5"], check=False)
+            self.assertIn("received CONNACK (135)", refused.stdout)
             subjects, out = pki.served_chain(port)
             self.assertEqual(subjects, ["CN = aio-broker", "CN = mqttd quickstart root CA"], out)
 
