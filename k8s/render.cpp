@@ -74,6 +74,7 @@ Rendered render(const config::Configuration& config, const RenderOptions& option
   std::vector<Tree> documents;
   documents.push_back(config_map(scope, inputs));
   for (auto& s : services(scope)) documents.push_back(std::move(s));
+  for (auto& o : rbac(scope)) documents.push_back(std::move(o));
   documents.push_back(workload(scope));
   for (std::size_t i = 0; i < documents.size(); ++i) {
     if (i > 0) out.yaml += "---\n";

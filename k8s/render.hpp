@@ -39,8 +39,10 @@ inline constexpr const char* kSecretsMountPath = "/etc/mqttd/secrets";
 inline constexpr const char* kStateMountPath = "/var/lib/mqttd";
 inline constexpr int kRunAsUser = 10001;  // the Dockerfile's mqttd user
 
-// ConfigMap, one Service per BrokerListener, the metrics Service, and a Deployment, or a
-// StatefulSet (with its headless Service) when the Broker asks for persistence. Throws RenderError.
+// ConfigMap, one Service per BrokerListener, the metrics Service, with a ServiceAccountToken
+// method the ServiceAccount, ClusterRole and ClusterRoleBinding of the broker's API access, and a
+// Deployment, or a StatefulSet (with its headless Service) when the Broker asks for persistence.
+// Throws RenderError.
 Rendered render(const config::Configuration& config, const RenderOptions& options,
                 const std::vector<InputFile>& inputs);
 

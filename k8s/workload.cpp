@@ -3,6 +3,7 @@
 // probes on the metrics port and resources from the Broker's cardinality and memory profile.
 #include <fmt/format.h>
 
+#include <map>
 #include <set>
 
 #include "k8s/objects.hpp"
@@ -10,26 +11,53 @@
 namespace mqttd::k8s {
 namespace {
 
-// The secrets the daemon reads from --secrets-dir: manual TLS chains, trusted client CAs,
-// password files, and the CA of a CA issuer unless a Certificate of the configuration issues it
-// (the daemon writes that one itself, under --state-dir).
-std::set<std::string> mounted_secrets(const config::Configuration& config) {
-  std::set<std::string> secrets, written;
+// What the daemon reads from --secrets-dir, by folder name: Secrets (manual TLS chains, trusted
+// client CAs, password files, a Custom method's client certificate, the CA of a CA issuer unless a
+// Certificate of the configuration issues it: the daemon writes that one itself, under
+// --state-dir) and ConfigMaps (a Custom method's caCertConfigMap, which AIO names a ConfigMap).
+struct Mounted {
+  bool secret = false;
+  bool config_map = false;
+};
+
+std::map<std::string, Mounted> mounted_folders(const config::Configuration& config) {
+  std::map<std::string, Mounted> folders;
+  std::set<std::string> written;
   for (const auto& c : config.certificates) written.insert(c.spec.secret_name);
   for (const auto& l : config.listeners)
     for (const auto& p : l.ports)
-      if (p.tls && p.tls->mode == config::PortTls::Mode::Manual) secrets.insert(p.tls->manual_secret);
+      if (p.tls && p.tls->mode == config::PortTls::Mode::Manual) folders[p.tls->manual_secret].secret = true;
   for (const auto& a : config.authentications)
     for (const auto& m : a.methods) {
-      if (!m.trusted_client_ca.empty()) secrets.insert(m.trusted_client_ca);
-      if (!m.password_secret.empty()) secrets.insert(m.password_secret);
-      if (m.custom.ca_folder) secrets.insert(*m.custom.ca_folder);
-      if (m.custom.client_cert_secret) secrets.insert(*m.custom.client_cert_secret);
+      if (!m.trusted_client_ca.empty()) folders[m.trusted_client_ca].secret = true;
+      if (!m.password_secret.empty()) folders[m.password_secret].secret = true;
+      if (m.custom.ca_folder) folders[*m.custom.ca_folder].config_map = true;
+      if (m.custom.client_cert_secret) folders[*m.custom.client_cert_secret].secret = true;
     }
   for (const auto& i : config.issuers)
     if (!i.self_signed && !i.built_in && !i.ca_secret.empty() && !written.contains(i.ca_secret))
-      secrets.insert(i.ca_secret);
-  return secrets;
+      folders[i.ca_secret].secret = true;
+  return folders;
+}
+
+// The volume source of a folder. Optional: the daemon starts without it and waits ("Awaiting
+// creation of secret"), as the source broker does; kubelet fills the volume once the object
+// exists. A name that is both a Secret and a ConfigMap of the configuration gets both, projected.
+void folder_source(const std::string& name, const Mounted& m, Tree& volume) {
+  auto source = [&](const char* key) {
+    return Tree::map({{key, Tree::string(name)}, {"optional", Tree::boolean(true)}});
+  };
+  if (m.secret && m.config_map) {
+    Tree secret = Tree::map({{"name", Tree::string(name)}, {"optional", Tree::boolean(true)}});
+    Tree config_map = Tree::map({{"name", Tree::string(name)}, {"optional", Tree::boolean(true)}});
+    volume.set("projected", Tree::map({{"sources", Tree::sequence({Tree::map({{"secret", secret}}),
+                                                                   Tree::map({{"configMap", config_map}})})}}));
+    return;
+  }
+  if (m.config_map)
+    volume.set("configMap", source("name"));
+  else
+    volume.set("secret", source("secretName"));
 }
 
 // memoryProfile → the frontend's maximum memory in the reference's table (Tiny ~99 MiB, Low
@@ -148,19 +176,21 @@ Tree pod_template(const Scope& scope) {
   if (!scope.persistent()) volumes.push(Tree::map({{"name", Tree::string("state")}, {"emptyDir", Tree::map()}}));
   std::set<std::string> taken{"config", "state"};
   std::size_t index = 0;
-  for (const auto& secret : mounted_secrets(scope.config)) {
+  for (const auto& [secret, kind] : mounted_folders(scope.config)) {
     auto name = volume_name(secret, index++, taken);
     taken.insert(name);
     mounts.push(Tree::map({{"name", Tree::string(name)},
                            {"mountPath", Tree::string(std::string(kSecretsMountPath) + "/" + secret)},
                            {"readOnly", Tree::boolean(true)}}));
-    // Optional: the daemon starts without it and waits ("Awaiting creation of secret"), as the
-    // source broker does; kubelet fills the volume once the secret exists.
-    volumes.push(
-        Tree::map({{"name", Tree::string(name)},
-                   {"secret", Tree::map({{"secretName", Tree::string(secret)}, {"optional", Tree::boolean(true)}})}}));
+    Tree volume = Tree::map({{"name", Tree::string(name)}});
+    folder_source(secret, kind, volume);
+    volumes.push(std::move(volume));
   }
   Tree spec = Tree::map();
+  // The API token only for a broker that reviews tokens, with the ServiceAccount of rbac.cpp;
+  // otherwise none at all, not even the namespace's default account's.
+  if (scope.reviews_tokens()) spec.set("serviceAccountName", Tree::string(scope.service_account_name()));
+  spec.set("automountServiceAccountToken", Tree::boolean(scope.reviews_tokens()));
   spec.set("securityContext", pod_security(scope.config));
   // The daemon drains its clients within 25 s of SIGTERM.
   spec.set("terminationGracePeriodSeconds", Tree::integer(30));

@@ -5,6 +5,7 @@
 //   build/tests/fuzz/fuzz_seeds tests/fuzz/corpus config/examples
 // Seeds are named after what they hold; crash inputs kept as regression tests are named
 // crash-<what> and are not touched by this program.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -379,11 +380,15 @@ void config_seeds(const fs::path& examples) {
     fs::create_directories(root / "fuzz_config");
     fs::copy_file(entry.path(), root / "fuzz_config" / name, fs::copy_options::overwrite_existing);
   }
-  // All the examples in one multi-document text: the cross-resource checks see every kind.
+  // All the examples in one multi-document text, each after a ---, in path order (the directory's
+  // order differs between file systems): the cross-resource checks see every kind.
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(examples))
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
   std::string all;
-  for (const auto& entry : fs::recursive_directory_iterator(examples)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path());
+  for (const auto& file : files) {
+    std::ifstream in(file, std::ios::binary);
     all += "---\n" + std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   write("fuzz_config", "all-examples.yaml", seed(all));

@@ -13,11 +13,19 @@ from harness import BINARY, main
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 EXAMPLES = os.path.join(ROOT, "config", "examples")
 NAMESPACE = "azure-iot-operations"
-API_VERSIONS = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "StatefulSet": "apps/v1"}
+API_VERSIONS = {"ConfigMap": "v1", "Service": "v1", "Deployment": "apps/v1", "StatefulSet": "apps/v1",
+                "ServiceAccount": "v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
+                "ClusterRoleBinding": "rbac.authorization.k8s.io/v1"}
+# Objects without a namespace: the ClusterRole and ClusterRoleBinding of a broker that reviews tokens.
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+# What a ServiceAccountToken method needs of the API, and nothing more (k8s/rbac.cpp).
+TOKEN_REVIEW_RULES = [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+                      {"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get"]}]
 
 # The field paths the renderer may write, as named by the Kubernetes API reference (ObjectMeta,
 # ServiceSpec/ServicePort, DeploymentSpec, StatefulSetSpec, PodSpec, Container, Probe,
-# SecurityContext, PodSecurityContext, Volume, PersistentVolumeClaimSpec). "[]" is a list item.
+# SecurityContext, PodSecurityContext, Volume, PersistentVolumeClaimSpec, ServiceAccount,
+# ClusterRole/PolicyRule, ClusterRoleBinding/RoleRef/Subject). "[]" is a list item.
 # A misspelt field (containerport, targetport) is not here, and the test fails.
 METADATA = {"metadata.name", "metadata.namespace", "metadata.labels", "metadata.annotations"}
 PROBE = {"httpGet.path", "httpGet.port", "periodSeconds", "timeoutSeconds", "failureThreshold", "initialDelaySeconds"}
@@ -29,7 +37,10 @@ CONTAINER = ({"name", "image", "args[]", "ports[].name", "ports[].containerPort"
 POD = ({"securityContext.runAsNonRoot", "securityContext.runAsUser", "securityContext.runAsGroup",
         "securityContext.fsGroup", "securityContext.seccompProfile.type", "securityContext.sysctls[].name",
         "securityContext.sysctls[].value", "terminationGracePeriodSeconds", "volumes[].name",
-        "volumes[].configMap.name", "volumes[].emptyDir", "volumes[].secret.secretName", "volumes[].secret.optional"}
+        "volumes[].configMap.name", "volumes[].configMap.optional", "volumes[].emptyDir", "volumes[].secret.secretName",
+        "volumes[].secret.optional", "volumes[].projected.sources[].secret.name",
+        "volumes[].projected.sources[].secret.optional", "volumes[].projected.sources[].configMap.name",
+        "volumes[].projected.sources[].configMap.optional", "serviceAccountName", "automountServiceAccountToken"}
        | {"containers[]." + c for c in CONTAINER})
 TEMPLATE = {"spec.template.metadata.labels"} | {"spec.template.spec." + p for p in POD}
 FIELDS = {
@@ -44,6 +55,10 @@ FIELDS = {
         "spec.volumeClaimTemplates[].metadata.name", "spec.volumeClaimTemplates[].spec.accessModes[]",
         "spec.volumeClaimTemplates[].spec.resources.requests", "spec.volumeClaimTemplates[].spec.storageClassName",
         "spec.volumeClaimTemplates[].spec.volumeMode"},
+    "ServiceAccount": METADATA | {"apiVersion", "kind"},
+    "ClusterRole": METADATA | {"apiVersion", "kind", "rules[].apiGroups[]", "rules[].resources[]", "rules[].verbs[]"},
+    "ClusterRoleBinding": METADATA | {"apiVersion", "kind", "roleRef.apiGroup", "roleRef.kind", "roleRef.name",
+                                      "subjects[].kind", "subjects[].name", "subjects[].namespace"},
 }
 # Maps whose keys are data (label names, quantities, file names), not field names: by their last
 # field name, and by path for the two whose name is also a field elsewhere (a Deployment's
@@ -95,6 +110,7 @@ class Expected:
     def __init__(self, path):
         self.files = {os.path.basename(p): read_text(p) for p in input_files(path)}
         self.listeners, self.metrics_port, self.persistence, self.secrets = [], 9600, None, set()
+        self.config_maps, self.reviews_tokens = set(), False
         self.instance = "default"
         for text in self.files.values():
             for doc in yaml.safe_load_all(text):
@@ -116,7 +132,12 @@ class Expected:
                     for m in spec["authenticationMethods"]:
                         self.secrets.add((m.get("x509Settings") or {}).get("trustedClientCaCert"))
                         self.secrets.add((m.get("passwordSettings") or {}).get("secretRef"))
+                        custom = m.get("customSettings") or {}
+                        self.secrets.add(((custom.get("auth") or {}).get("x509") or {}).get("secretRef"))
+                        self.config_maps.add(custom.get("caCertConfigMap"))
+                        self.reviews_tokens |= m.get("method") == "ServiceAccountToken"
         self.secrets.discard(None)
+        self.config_maps.discard(None)
         self.ports = {p["port"] for l in self.listeners for p in l["spec"]["ports"]}
         if self.metrics_port:
             self.ports.add(self.metrics_port)
@@ -141,7 +162,8 @@ class RenderCase(unittest.TestCase):
                 for field in ("apiVersion", "kind", "metadata"):
                     self.assertIn(field, o)
                 self.assertTrue(o["metadata"].get("name"))
-                self.assertEqual(o["metadata"].get("namespace"), namespace)
+                self.assertEqual(o["metadata"].get("namespace"),
+                                 None if o["kind"] in CLUSTER_SCOPED else namespace)
                 self.assertEqual(API_VERSIONS.get(o["kind"]), o["apiVersion"])
                 self.assertEqual(unknown_fields(o), [])
                 by_kind.setdefault(o["kind"], []).append(o)
@@ -192,11 +214,46 @@ class RenderCase(unittest.TestCase):
         self.assertEqual(volumes[mounts["/etc/mqttd/config"]]["configMap"]["name"],
                          config_maps[0]["metadata"]["name"])
         self.assertIn("/var/lib/mqttd", mounts)
-        mounted = {p[len("/etc/mqttd/secrets/"):]: volumes[n]["secret"]["secretName"]
-                   for p, n in mounts.items() if p.startswith("/etc/mqttd/secrets/")}
+        # A folder is a Secret, a ConfigMap (caCertConfigMap) or, when the configuration uses
+        # the name as both, a projected volume of the two.
+        mounted, mounted_maps = {}, {}
+        for p, n in mounts.items():
+            if not p.startswith("/etc/mqttd/secrets/"):
+                continue
+            folder, volume = p[len("/etc/mqttd/secrets/"):], volumes[n]
+            sources = [s for s in volume.get("projected", {}).get("sources", [])] or [volume]
+            for source in sources:
+                if "secret" in source:
+                    mounted[folder] = source["secret"].get("secretName", source["secret"].get("name"))
+                if "configMap" in source:
+                    mounted_maps[folder] = source["configMap"]["name"]
         self.assertTrue(expected.secrets <= set(mounted), f"{path}: {expected.secrets} not all in {mounted}")
-        for folder, secret in mounted.items():
-            self.assertEqual(folder, secret)
+        self.assertTrue(expected.config_maps <= set(mounted_maps),
+                        f"{path}: {expected.config_maps} not all in {mounted_maps}")
+        for folder, name in list(mounted.items()) + list(mounted_maps.items()):
+            self.assertEqual(folder, name)
+
+        # API access only for a ServiceAccountToken method: its ServiceAccount, bound cluster-wide
+        # (clients' accounts may live in any namespace) to exactly the two rules it needs.
+        self.assertEqual(pod["automountServiceAccountToken"], expected.reviews_tokens, path)
+        rbac_kinds = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding")
+        if expected.reviews_tokens:
+            for kind in rbac_kinds:
+                self.assertEqual(len(by_kind.get(kind, [])), 1, f"{path}: {kind}")
+            account, role, binding = (by_kind[k][0] for k in rbac_kinds)
+            self.assertEqual(pod["serviceAccountName"], account["metadata"]["name"])
+            self.assertEqual(role["rules"], TOKEN_REVIEW_RULES)
+            self.assertTrue(role["metadata"]["name"].endswith("." + namespace), role["metadata"]["name"])
+            self.assertEqual(binding["roleRef"], {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                  "name": role["metadata"]["name"]})
+            self.assertEqual(binding["subjects"], [{"kind": "ServiceAccount", "name": account["metadata"]["name"],
+                                                    "namespace": namespace}])
+            for o in (account, role, binding):
+                self.assertEqual(o["metadata"]["labels"], pod_labels)
+        else:
+            for kind in rbac_kinds:
+                self.assertNotIn(kind, by_kind, path)
+            self.assertNotIn("serviceAccountName", pod)
 
         # The ConfigMap holds the input files unchanged.
         self.assertEqual(config_maps[0]["data"], expected.files)
@@ -239,6 +296,27 @@ class ExamplesTest(RenderCase):
     def test_image_and_namespace(self):
         self.check_rendering(os.path.join(EXAMPLES, "authorization"), namespace="brokers", image="example.org/mqttd:1")
 
+    def test_default_listener_reviews_tokens(self):
+        # Its BrokerAuthentication `default` is a ServiceAccountToken method: RBAC objects, checked
+        # in another namespace too (the cluster-scoped names carry it).
+        for namespace in (NAMESPACE, "brokers"):
+            objects = self.check_rendering(os.path.join(EXAMPLES, "default-listener.yaml"), namespace=namespace,
+                                           image="mqttd:latest" if namespace == NAMESPACE else "example.org/mqttd:1")
+            names = {o["kind"]: o["metadata"]["name"] for o in objects}
+            self.assertEqual(names["ServiceAccount"], "mqttd-default")
+            self.assertEqual(names["ClusterRole"], f"mqttd-default.{namespace}")
+            self.assertEqual(names["ClusterRoleBinding"], f"mqttd-default.{namespace}")
+            # Before the workload, whose pod names the account.
+            kinds = [o["kind"] for o in objects]
+            self.assertLess(kinds.index("ClusterRoleBinding"), kinds.index("Deployment"))
+
+    def test_the_allow_list_knows_the_rbac_fields(self):
+        objects, _ = self.render_objects(os.path.join(EXAMPLES, "default-listener.yaml"))
+        binding = next(o for o in objects if o["kind"] == "ClusterRoleBinding")
+        binding["subjects"][0]["serviceAccount"] = binding["subjects"][0].pop("name")
+        binding["roleRef"]["apiGroups"] = binding["roleRef"].pop("apiGroup")
+        self.assertEqual(unknown_fields(binding), ["roleRef.apiGroups", "subjects[].serviceAccount"])
+
     def test_output_is_deterministic(self):
         self.assertEqual(render(EXAMPLES).stdout, render(EXAMPLES).stdout)
 
@@ -275,6 +353,24 @@ class RenderedConfigTest(RenderCase):
             self.assertEqual(claim["spec"]["storageClassName"], "local-path")
             mounts = sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
             self.assertIn({"name": claim["metadata"]["name"], "mountPath": "/var/lib/mqttd"}, mounts)
+
+    def test_custom_authentication_folders_are_mounted(self):
+        with tempfile.TemporaryDirectory() as d:
+            self.write(d, "listener.yaml", "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\n"
+                       "metadata: {name: l}\nspec:\n  ports:\n  - port: 1883\n    authenticationRef: custom\n")
+            self.write(d, "authentication.yaml", "apiVersion: mqttbroker.iotoperations.azure.com/v1\n"
+                       "kind: BrokerAuthentication\nmetadata: {name: custom}\nspec:\n  authenticationMethods:\n"
+                       "  - method: Custom\n    customSettings:\n      endpoint: https://auth.example:8443/\n"
+                       "      caCertConfigMap: custom-auth-ca\n      auth: {x509: {secretRef: custom-auth-client}}\n")
+            objects = self.check_rendering(d)
+            pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            mounts = {m["mountPath"]: volumes[m["name"]] for m in pod["containers"][0]["volumeMounts"]}
+            self.assertEqual(mounts["/etc/mqttd/secrets/custom-auth-ca"]["configMap"],
+                             {"name": "custom-auth-ca", "optional": True})
+            self.assertEqual(mounts["/etc/mqttd/secrets/custom-auth-client"]["secret"],
+                             {"secretName": "custom-auth-client", "optional": True})
+            self.assertFalse(pod["automountServiceAccountToken"])
 
     def test_configuration_errors_are_reported_as_check_config_does(self):
         with tempfile.TemporaryDirectory() as d:

@@ -179,6 +179,123 @@ TEST_CASE("render-k8s: the secrets the configuration reads are mounted under /et
     CHECK(c["volumeMounts"][i]["name"].as<std::string>() == volumes[i]["name"].as<std::string>());
 }
 
+TEST_CASE("render-k8s: a Custom method's CA ConfigMap and client certificate are mounted") {
+  auto out = render_text(
+      std::string(kListener) +
+      "metadata: {name: l}\nspec:\n  ports:\n  - port: 1883\n    authenticationRef: custom\n---\n"
+      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\nmetadata: {name: custom}\n"
+      "spec:\n  authenticationMethods:\n  - method: Custom\n    customSettings:\n"
+      "      endpoint: https://auth.example:8443/\n      caCertConfigMap: custom-auth-ca\n"
+      "      auth: {x509: {secretRef: custom-auth-client}}\n");
+  auto c = out.container();
+  CHECK(mount_paths(c) == std::vector<std::string>{"/etc/mqttd/config", "/var/lib/mqttd",
+                                                   "/etc/mqttd/secrets/custom-auth-ca",
+                                                   "/etc/mqttd/secrets/custom-auth-client"});
+  auto volumes = out.workload()["spec"]["template"]["spec"]["volumes"];
+  REQUIRE(volumes.size() == 4);
+  // caCertConfigMap names a ConfigMap (as in AIO); the client certificate is a Secret.
+  CHECK(volumes[2]["name"].as<std::string>() == "secret-custom-auth-ca");
+  CHECK(volumes[2]["configMap"]["name"].as<std::string>() == "custom-auth-ca");
+  CHECK(volumes[2]["configMap"]["optional"].as<bool>());
+  CHECK_FALSE(volumes[2]["secret"]);
+  CHECK(volumes[3]["secret"]["secretName"].as<std::string>() == "custom-auth-client");
+  CHECK(volumes[3]["secret"]["optional"].as<bool>());
+  for (std::size_t i = 2; i < 4; ++i)
+    CHECK(c["volumeMounts"][i]["name"].as<std::string>() == volumes[i]["name"].as<std::string>());
+  // No ServiceAccountToken method: no API access.
+  CHECK(out.count("ServiceAccount") == 0);
+
+  SECTION("a name that is both a ConfigMap and a Secret of the configuration: one projected volume") {
+    auto both = render_text(
+        "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\nmetadata: {name: a}\n"
+        "spec:\n  authenticationMethods:\n  - method: Custom\n    customSettings:\n"
+        "      endpoint: https://auth.example/\n      caCertConfigMap: shared\n"
+        "  - method: X509\n    x509Settings: {trustedClientCaCert: shared}\n");
+    auto v = both.workload()["spec"]["template"]["spec"]["volumes"];
+    REQUIRE(v.size() == 3);
+    auto sources = v[2]["projected"]["sources"];
+    REQUIRE(sources.size() == 2);
+    CHECK(sources[0]["secret"]["name"].as<std::string>() == "shared");
+    CHECK(sources[0]["secret"]["optional"].as<bool>());
+    CHECK(sources[1]["configMap"]["name"].as<std::string>() == "shared");
+    CHECK(mount_paths(both.container()).back() == "/etc/mqttd/secrets/shared");
+  }
+}
+
+TEST_CASE(
+    "render-k8s: a ServiceAccountToken method gets a ServiceAccount allowed exactly TokenReview and "
+    "reading ServiceAccounts") {
+  RenderOptions options;
+  options.namespace_name = "brokers";
+  auto out =
+      render_text(std::string(kBroker) + "metadata: {name: edge}\n---\n" + kListener +
+                      "metadata: {name: l}\nspec:\n  ports:\n  - port: 1883\n    authenticationRef: sat\n---\n"
+                      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\n"
+                      "metadata: {name: sat}\nspec:\n  authenticationMethods:\n"
+                      "  - method: ServiceAccountToken\n    serviceAccountTokenSettings: {audiences: [aio-internal]}\n",
+                  options);
+  REQUIRE(out.count("ServiceAccount") == 1);
+  REQUIRE(out.count("ClusterRole") == 1);
+  REQUIRE(out.count("ClusterRoleBinding") == 1);
+  auto account = out.find("ServiceAccount", "mqttd-edge");
+  CHECK(account["apiVersion"].as<std::string>() == "v1");
+  CHECK(account["metadata"]["namespace"].as<std::string>() == "brokers");
+  CHECK(account["metadata"]["labels"]["app.kubernetes.io/instance"].as<std::string>() == "edge");
+
+  // Cluster-scoped, so named after the namespace too (two installs must not share them), and
+  // without metadata.namespace.
+  auto role = out.find("ClusterRole", "mqttd-edge.brokers");
+  CHECK(role["apiVersion"].as<std::string>() == "rbac.authorization.k8s.io/v1");
+  CHECK_FALSE(role["metadata"]["namespace"]);
+  // Exactly two rules, one group, resource and verb each.
+  auto strings = [](const YAML::Node& list) { return list.as<std::vector<std::string>>(); };
+  REQUIRE(role["rules"].size() == 2);
+  for (const auto& rule : role["rules"]) CHECK(rule.size() == 3);
+  CHECK(strings(role["rules"][0]["apiGroups"]) == std::vector<std::string>{"authentication.k8s.io"});
+  CHECK(strings(role["rules"][0]["resources"]) == std::vector<std::string>{"tokenreviews"});
+  CHECK(strings(role["rules"][0]["verbs"]) == std::vector<std::string>{"create"});
+  CHECK(strings(role["rules"][1]["apiGroups"]) == std::vector<std::string>{""});
+  CHECK(strings(role["rules"][1]["resources"]) == std::vector<std::string>{"serviceaccounts"});
+  CHECK(strings(role["rules"][1]["verbs"]) == std::vector<std::string>{"get"});
+  CHECK(role["rules"][1]["apiGroups"][0].as<std::string>().empty());  // the core group, not null
+
+  auto binding = out.find("ClusterRoleBinding", "mqttd-edge.brokers");
+  CHECK(binding["apiVersion"].as<std::string>() == "rbac.authorization.k8s.io/v1");
+  CHECK_FALSE(binding["metadata"]["namespace"]);
+  CHECK(binding["roleRef"]["apiGroup"].as<std::string>() == "rbac.authorization.k8s.io");
+  CHECK(binding["roleRef"]["kind"].as<std::string>() == "ClusterRole");
+  CHECK(binding["roleRef"]["name"].as<std::string>() == "mqttd-edge.brokers");
+  REQUIRE(binding["subjects"].size() == 1);
+  CHECK(binding["subjects"][0]["kind"].as<std::string>() == "ServiceAccount");
+  CHECK(binding["subjects"][0]["name"].as<std::string>() == "mqttd-edge");
+  CHECK(binding["subjects"][0]["namespace"].as<std::string>() == "brokers");
+
+  auto pod = out.workload()["spec"]["template"]["spec"];
+  CHECK(pod["serviceAccountName"].as<std::string>() == "mqttd-edge");
+  CHECK(pod["automountServiceAccountToken"].as<bool>());
+
+  // Before the workload, whose pod needs the account to exist.
+  std::vector<std::string> kinds;
+  for (const auto& o : out.objects) kinds.push_back(o["kind"].as<std::string>());
+  CHECK(kinds == std::vector<std::string>{"ConfigMap", "Service", "Service", "ServiceAccount", "ClusterRole",
+                                          "ClusterRoleBinding", "Deployment"});
+}
+
+TEST_CASE("render-k8s: without a ServiceAccountToken method the pod has no API token and no RBAC objects") {
+  auto out = render_text(std::string(kListener) +
+                         "metadata: {name: l}\nspec:\n  ports:\n  - port: 1883\n    authenticationRef: pw\n---\n"
+                         "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\n"
+                         "metadata: {name: pw}\nspec:\n  authenticationMethods:\n"
+                         "  - method: Password\n    passwordSettings: {secretRef: users}\n");
+  CHECK(out.count("ServiceAccount") == 0);
+  CHECK(out.count("ClusterRole") == 0);
+  CHECK(out.count("ClusterRoleBinding") == 0);
+  auto pod = out.workload()["spec"]["template"]["spec"];
+  CHECK_FALSE(pod["serviceAccountName"]);
+  REQUIRE(pod["automountServiceAccountToken"]);
+  CHECK(pod["automountServiceAccountToken"].as<bool>() == false);
+}
+
 TEST_CASE("render-k8s: persistence makes a StatefulSet with a volume claim of maxSize") {
   auto out = render_text(std::string(kBroker) +
                          "metadata: {name: edge}\nspec:\n  persistence:\n    maxSize: 500M\n"
