@@ -24,6 +24,10 @@ struct RemoteVerdict {
   };
   Kind kind = Kind::Refused;
   std::optional<std::string> username;         // only if the method vouches for one
+  // Who the credentials belong to, stable across connections (a service account's
+  // "<namespace>/<name>"): part of the identity that owns a persistent session, so that another
+  // account resuming the same client id starts fresh. Empty: the method names no one.
+  std::string subject;
   std::map<std::string, std::string> attributes;
   std::optional<std::chrono::system_clock::time_point> expires;
   std::optional<std::uint8_t> reason_code;     // a custom server's CONNACK reason for a refusal
