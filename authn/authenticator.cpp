@@ -149,6 +149,13 @@ namespace {
 using Kind = config::AuthenticationMethod::Kind;
 constexpr std::string_view kServiceAccountTokenMethod = "K8S-SAT";
 
+RemoteVerdict unavailable(std::string detail) {
+  RemoteVerdict v;
+  v.kind = RemoteVerdict::Kind::Unavailable;
+  v.detail = std::move(detail);
+  return v;
+}
+
 bool is_remote(Kind kind) { return kind == Kind::ServiceAccountToken || kind == Kind::Custom; }
 
 const char* kind_name(Kind kind) {
@@ -299,12 +306,19 @@ Result Authenticator::from_remote(std::size_t i, const OwnedCredentials& c, Remo
   switch (v.kind) {
     case RemoteVerdict::Kind::Accepted:
       r.outcome = Result::Outcome::Accepted;
-      // A service-account token does not vouch for a username: the CONNECT's is kept, as the
-      // source broker does (its documents say not to authorize on it). A custom server's answer
-      // has no username either: the CONNECT's.
-      r.principal.username = v.username ? v.username : c.username;
+      if (resource_.methods[i].kind == Kind::Custom) {
+        // The server saw the CONNECT's username and vouched for the client: it is the principal's.
+        r.principal.username = v.username ? v.username : c.username;
+      } else {
+        // A service-account token vouches for an account, not for the CONNECT's username (the
+        // source broker's documents say not to authorize on it): no username at all, so that a
+        // policy's `usernames` (meant for password users or certificate CNs) can never match a
+        // name a token holder merely claims.
+        r.principal.username = v.username;
+      }
       r.principal.attributes = std::move(v.attributes);
       r.expires = v.expires;
+      r.subject = std::move(v.subject);
       break;
     case RemoteVerdict::Kind::Refused:
       r.outcome = Result::Outcome::NotAuthorized;
@@ -330,17 +344,19 @@ void Authenticator::continue_from(std::size_t first, std::shared_ptr<const Owned
     if (m.kind == Kind::Password && c.username && !may_block && services_.run_slow) {
       // A scrypt: away from this thread (a worker's, or the HTTP client's after a custom server
       // did not answer).
-      services_.run_slow([self = shared_from_this(), i, owned, done = std::move(done)]() mutable {
+      auto shared_done = std::make_shared<ResultCallback>(std::move(done));
+      bool queued = services_.run_slow([self = shared_from_this(), i, owned, shared_done] {
         auto r = self->decide_inline(i, owned->view());
-        done(std::move(*r));  // a username makes Password relevant: it always decides
+        (*shared_done)(std::move(*r));  // a username makes Password relevant: it always decides
       });
+      if (!queued)
+        (*shared_done)(from_remote(i, *owned, unavailable("the authentication thread is full")));
       return;
     }
     if (m.kind == Kind::ServiceAccountToken) {
       if (c.authentication_method != kServiceAccountTokenMethod) continue;
       if (!services_.service_account_tokens) {
-        Result r = from_remote(i, *owned, {RemoteVerdict::Kind::Unavailable, {}, {}, {}, {},
-                                           "no service-account token validator (no Kubernetes API, no --sat-jwks)"});
+        Result r = from_remote(i, *owned, unavailable("no service-account token validator (no Kubernetes API, no --sat-jwks)"));
         return done(std::move(r));
       }
       services_.service_account_tokens->validate(
@@ -352,7 +368,12 @@ void Authenticator::continue_from(std::size_t first, std::shared_ptr<const Owned
     }
     if (m.kind == Kind::Custom) {
       const auto& client = custom_clients_[i];
-      if (!client) continue;  // its settings are broken (problems()): as an unreachable server
+      if (!client) {
+        // Its settings are broken (problems(): a missing CA or client certificate). Not "not
+        // relevant": skipping it would let the next method decide for clients this server would
+        // refuse. Fail closed until the files appear.
+        return done(from_remote(i, *owned, unavailable("the custom method's settings are broken (see authentication_problem)")));
+      }
       CustomConnectInfo info;
       info.username = owned->username;
       info.password = owned->password;
@@ -391,7 +412,7 @@ void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credent
   if (m.kind == Kind::ServiceAccountToken) {
     if (owned->authentication_method != kServiceAccountTokenMethod) return refuse("not a K8S-SAT token");
     if (!services_.service_account_tokens)
-      return done(from_remote(i, *owned, {RemoteVerdict::Kind::Unavailable, {}, {}, {}, {}, "no token validator"}));
+      return done(from_remote(i, *owned, unavailable("no token validator")));
     services_.service_account_tokens->validate(
         owned->authentication_data.value_or(""), m.audiences,
         [self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
@@ -399,7 +420,9 @@ void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credent
         });
     return;
   }
-  if (m.kind == Kind::Custom && custom_clients_[i]) {
+  if (m.kind == Kind::Custom && !custom_clients_[i])
+    return done(from_remote(i, *owned, unavailable("the custom method's settings are broken")));
+  if (m.kind == Kind::Custom) {
     custom_clients_[i]->check_auth([self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
       done(self->from_remote(i, *owned, std::move(v)));
     });

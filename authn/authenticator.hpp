@@ -39,6 +39,9 @@ struct Result {
   std::optional<std::uint8_t> reason_code;  // a custom server's CONNACK reason for its refusal
   std::string method;                       // the method that decided, for logs
   std::size_t method_index = 0;             // its place in the resource's list (re-authentication)
+  // Whom a remote method vouched for (a service account's "<namespace>/<name>"): part of the
+  // identity that owns a persistent session.
+  std::string subject;
   std::string detail;                       // why, for logs
 };
 using ResultCallback = std::function<void(Result)>;
@@ -52,8 +55,9 @@ struct RemoteServices {
   // method answers Unavailable. May throw std::exception: reported by problems().
   std::function<std::shared_ptr<CustomAuthClient>(const config::CustomAuthSettings&, const std::string& secrets_dir)>
       make_custom_client;
-  // Runs a password check (a scrypt) away from the thread that called; null: on that thread.
-  std::function<void(std::function<void()>)> run_slow;
+  // Runs a password check (a scrypt) away from the thread that called; false when it cannot
+  // take more (the client then gets 0x88 Server unavailable). Null: on the calling thread.
+  std::function<bool(std::function<void()>)> run_slow;
 };
 
 // A distinguished name reduced to sorted "TYPE=value" pairs, so that "CN = a, OU = b" and

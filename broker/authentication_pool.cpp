@@ -5,13 +5,16 @@ namespace mqttd {
 AuthenticationPool::AuthenticationPool(std::size_t max_pending)
     : max_pending_(max_pending), thread_([this] { run(); }) {}
 
-AuthenticationPool::~AuthenticationPool() {
+AuthenticationPool::~AuthenticationPool() { stop(); }
+
+void AuthenticationPool::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    jobs_.clear();  // their clients are being disconnected: no answer is wanted
   }
   wake_.notify_one();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 bool AuthenticationPool::submit(std::function<void()> job, std::shared_ptr<const std::atomic<bool>> abandoned,

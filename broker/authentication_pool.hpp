@@ -21,7 +21,10 @@ namespace mqttd {
 class AuthenticationPool {
  public:
   explicit AuthenticationPool(std::size_t max_pending = 1024);
-  ~AuthenticationPool();
+  ~AuthenticationPool();  // stop()
+  // Drops the checks still queued and joins the thread (the one running finishes first); then
+  // submit() refuses. The daemon calls it before it stops the HTTP client the checks may use.
+  void stop();
   AuthenticationPool(const AuthenticationPool&) = delete;
   AuthenticationPool& operator=(const AuthenticationPool&) = delete;
 

@@ -119,6 +119,7 @@ class ClientConnection {
   void handle_disconnect(const codec::FixedHeader& h, codec::Bytes body);
   void handle_auth(const codec::FixedHeader& h, codec::Bytes body);
   void reauthenticate(const codec::Auth& a);
+  std::string identity_of(const authn::Result& result) const;
   void send_auth(codec::Reason reason);
   // Authenticates the CONNECT on this port's settings, inline or on the authentication thread,
   // then admit() authorizes it and claims its session, or refuses it.

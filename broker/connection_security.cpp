@@ -68,6 +68,25 @@ void ClientConnection::authenticate(const codec::Connect& c) {
     refuse_connect(Reason::ServerBusy, "too many authentications in progress");
 }
 
+// Who owns a persistent session: length-prefixed fields, so that no choice of username or subject
+// can imitate another identity; the BrokerAuthentication's name, so that another resource's user
+// of the same name is someone else; the account a token vouched for; the attributes a custom
+// server granted; every subject of the verified chain, so that another CA's leaf with the same
+// subject is someone else. A session resumed under another identity starts fresh.
+std::string ClientConnection::identity_of(const authn::Result& result) const {
+  std::string identity;
+  auto field = [&identity](std::string_view v) { identity += fmt::format("{}:{};", v.size(), v); };
+  field(authority_->security->authenticator->resource().name);
+  field(result.method);
+  field(authority_->principal->username.value_or(""));
+  field(result.subject);
+  if (result.method == "Custom")
+    for (const auto& [name, value] : authority_->principal->attributes) field(name), field(value);
+  if (const authn::PeerCertificate* certificate = transport_.peer_certificate())
+    for (const auto& subject : certificate->subjects) field(subject);
+  return identity;
+}
+
 void ClientConnection::on_authenticated(authn::Result result) {
   if (state_ != State::Attaching) return;  // the client left while it was being authenticated
   const std::string& client_id = connect_phase_->client_id;
@@ -86,25 +105,20 @@ void ClientConnection::on_authenticated(authn::Result result) {
                               "not authorized");
     }
   }
+  if (result.expires && *result.expires <= host_.wall_now()) {
+    // Valid within a verifier's clock-skew leeway, but already past: admitting it would only close
+    // it at the next tick, after whatever it pipelined.
+    spdlog::info("event=authentication_failed client_id={} peer={} method={} reason=\"credentials already expired\"",
+                 logged_client_id(client_id), transport_.peer(), result.method);
+    return refuse_connect(Reason::NotAuthorized, "credentials expired");
+  }
   Authority& authority = *authority_;  // made by authenticate(), which alone leads here
   authority.credentials_expire = result.expires;
   authority.method_index = result.method_index;
   authority.principal = std::make_shared<const authz::Principal>(std::move(result.principal));
   const authz::Principal& principal = *authority.principal;
   const PortSecurity& security = *authority.security;
-  const authn::PeerCertificate* certificate = transport_.peer_certificate();
-  // Length-prefixed fields, so that no choice of username or subject can imitate another
-  // identity; the BrokerAuthentication's name, so that another resource's user of the same name
-  // is someone else; every subject of the verified chain, so that another CA's leaf with the same
-  // subject is someone else.
-  std::string& identity = connect_phase_->principal_identity;
-  identity.clear();
-  auto field = [&identity](std::string_view v) { identity += fmt::format("{}:{};", v.size(), v); };
-  field(security.authenticator->resource().name);
-  field(result.method);
-  field(principal.username.value_or(""));
-  if (certificate)
-    for (const auto& subject : certificate->subjects) field(subject);
+  connect_phase_->principal_identity = identity_of(result);
   if (security.policy) {
     authority.permissions = security.policy->bind(principal);
     const bool may_connect = authority.permissions->may_connect();
@@ -233,7 +247,15 @@ void ClientConnection::on_reauthenticated(authn::Result result) {
                  logged_client_id(client_id()), transport_.peer(), result.method, result.detail);
     return disconnect(Reason::NotAuthorized, "re-authentication failed");
   }
-  authority.credentials_expire = result.expires;
+  if (result.expires && *result.expires <= host_.wall_now()) {
+    spdlog::info("event=reauthentication_failed client_id={} peer={} method={} reason=\"credentials already expired\"",
+                 logged_client_id(client_id()), transport_.peer(), result.method);
+    return disconnect(Reason::NotAuthorized, "re-authentication failed");
+  }
+  // New credentials bound the connection by their expiry; an answer without one (a custom
+  // server's 200 to {"type":"auth"}, which names no client) leaves the current bound in place
+  // rather than lifting it.
+  if (result.expires) authority.credentials_expire = result.expires;
   const authz::Principal& before = *authority.principal;
   if (result.principal.username != before.username || result.principal.attributes != before.attributes) {
     // Another principal: the permissions it has now, or none at all.
@@ -252,7 +274,11 @@ void ClientConnection::on_reauthenticated(authn::Result result) {
     authority.principal = std::move(principal);
     authority.permissions = std::move(permissions);
     authority.publish_decisions.clear();
-    if (session_) session_->set_permissions(authority.permissions);
+    if (session_) {
+      session_->set_permissions(authority.permissions);
+      // The session now belongs to the new principal: whoever resumes it must be that one.
+      session_->principal_identity = identity_of(result);
+    }
   }
   spdlog::debug("event=reauthenticated client_id={} peer={} method={}", logged_client_id(client_id()),
                 transport_.peer(), result.method);

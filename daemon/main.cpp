@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker/authentication_pool.hpp"
 #include "broker/broker.hpp"
 #include "config/config_watcher.hpp"
 #include "config/configuration.hpp"
@@ -222,6 +223,7 @@ int main(int argc, char** argv) {
   if (auto failures = ports.apply(config); !failures.empty()) {
     for (const auto& f : failures) spdlog::critical("event=listen_failed error=\"{}\"", f);
     broker.stop();
+    broker.authentication_pool().stop();
     remote_authentication.stop();
     return 1;
   }
@@ -319,6 +321,9 @@ int main(int argc, char** argv) {
   io.run();
   if (drain.joinable()) drain.join();
   broker.stop(std::chrono::seconds(options.shutdown_timeout_seconds));  // if io ended otherwise
-  remote_authentication.stop();  // the workers still exist: late answers find them
+  // Then the checks: the queued ones are dropped (they may use the HTTP client), and the HTTP
+  // client stops while the workers still exist (late answers find them, and are ignored).
+  broker.authentication_pool().stop();
+  remote_authentication.stop();
   return 0;
 }

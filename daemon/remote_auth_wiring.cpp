@@ -70,12 +70,9 @@ RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions
     return remote_auth::make_custom_auth_client(client, settings, secrets_dir);
   };
   // A password method after a custom server that did not answer: its scrypt runs on the
-  // authentication thread, not on the HTTP thread (which would stall every other call). A full
-  // queue runs it here rather than lose the client's answer.
-  out.services.run_slow = [&pool](std::function<void()> job) {
-    auto shared = std::make_shared<std::function<void()>>(std::move(job));
-    if (!pool.submit([shared] { (*shared)(); })) (*shared)();
-  };
+  // authentication thread, never on the HTTP thread (which would stall every other call); a full
+  // queue answers 0x88 Server unavailable.
+  out.services.run_slow = [&pool](std::function<void()> job) { return pool.submit(std::move(job)); };
   return out;
 }
 

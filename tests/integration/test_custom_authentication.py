@@ -159,6 +159,20 @@ class CustomAuthenticationTest(unittest.TestCase):
         kind, _, body = raw.read_packet()
         self.assertEqual((kind, body[0]), (14, 0x87))
 
+    def test_a_reauthentication_answer_without_expiry_keeps_the_current_one(self):
+        """{"type":"auth"} names no client: a 200 without expiry does not lift the client's bound."""
+        self.server.set_answer("bounded", 200, {"expiry": rfc3339_in(3), "attributes": {"group": "devices"}})
+        raw = RawClient(self.port)
+        raw.connect("bounded", username="bounded", password="x",
+                    properties=props((0x15, mqtt_string("custom-token")), (0x16, mqtt_string("first"))))
+        self.server.set_answer(AUTH_KEY, 200, {"attributes": {"group": "devices"}})
+        raw.send(packet(0xF0, b"\x19" + props((0x15, mqtt_string("custom-token")), (0x16, mqtt_string("junk")))))
+        kind, _, body = raw.read_packet()
+        self.assertEqual((kind, body[0]), (15, 0x00))
+        started = time.time()
+        self.assertEqual(read_until_closed(raw.sock, timeout=15), b"")
+        self.assertLess(time.time() - started, 6)
+
     def test_a_slow_server_does_not_delay_other_clients(self):
         self.server.set_answer("slow", 200, {"attributes": {"group": "devices"}}, delay=3)
         slow = threading.Thread(target=mosquitto_pub, args=(self.port, "-u", "slow", "-t", "t", "-m", "x"))
@@ -208,6 +222,21 @@ class FallThroughTest(unittest.TestCase):
         self.assertIn("received CONNACK (134)", bad.stdout)
         nothing = mosquitto_pub(self.port, "-t", "t", "-m", "x")
         self.assertIn("received CONNACK (135)", nothing.stdout)
+
+
+class BrokenSettingsTest(unittest.TestCase):
+    """[Custom, Anonymous] whose CA folder is missing: the custom method cannot ask its server, and
+    its clients get 0x88 rather than being decided by the next method (fail closed)."""
+
+    def test_a_custom_method_without_its_ca_refuses_with_server_unavailable(self):
+        port = free_port()
+        anonymous = "  - method: Anonymous\n"
+        config = documents(listener([{"port": port, "authn": "broken"}]),
+                           authentication("broken", custom_method("https://localhost:1", headers=False) + anonymous))
+        with Daemon(config, wait_for="event=authentication_problem") as d:
+            d.wait_for_log(f"port={port} protocol=mqtt")
+            r = mosquitto_pub(port, "-u", "someone", "-t", "t", "-m", "x")
+            self.assertIn("received CONNACK (136)", r.stdout)
 
 
 class CertificateForwardingTest(unittest.TestCase):

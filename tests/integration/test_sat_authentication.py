@@ -237,6 +237,15 @@ class TokenReviewTest(unittest.TestCase):
         slow.join()
 
 
+USERNAME_RULE = """    - principals:
+        usernames: [admin]
+      brokerResources:
+      - method: Connect
+      - method: Publish
+        topics: ["admin/#"]
+"""
+
+
 class OfflineTest(unittest.TestCase):
     """No Kubernetes API: tokens verified against the issuer's keys (--sat-jwks), attributes from a
     file of ServiceAccounts."""
@@ -248,9 +257,10 @@ class OfflineTest(unittest.TestCase):
         cls.jwks = os.path.join(cls.pki.folder, "jwks.json")
         write_jwks(cls.jwks, [(cls.pki.signing_key, "rsa-1"), (cls.ec_key, "ec-1")])
         cls.accounts = os.path.join(cls.pki.folder, "service-accounts.yaml")
-        write_service_accounts(cls.accounts, {(NAMESPACE, "mqtt-client"): {"aio-broker-auth/group": "authz-sat"}})
+        write_service_accounts(cls.accounts, {(NAMESPACE, "mqtt-client"): {"aio-broker-auth/group": "authz-sat"},
+                                              (NAMESPACE, "other-client"): {"aio-broker-auth/group": "authz-sat"}})
         cls.port, cls.open_port = free_port(), free_port()
-        cls.daemon = Daemon(sat_config(cls.port, cls.open_port),
+        cls.daemon = Daemon(sat_config(cls.port, cls.open_port).replace(SEED_RULE, SEED_RULE + USERNAME_RULE),
                             extra_args=["--sat-jwks", cls.jwks, "--sat-issuer",
                                         "https://kubernetes.default.svc.cluster.local",
                                         "--sat-service-accounts", cls.accounts],
@@ -297,6 +307,41 @@ class OfflineTest(unittest.TestCase):
         for forged in forgeries:
             r = mosquitto_pub(self.port, forged, "-t", "odd-numbered-orders", "-m", "x")
             self.assertIn("received CONNACK (135)", r.stdout, forged[:40])
+
+
+    def test_another_account_does_not_resume_the_session(self):
+        """The session belongs to the service account that made it, not to the (unverified)
+        username: another account reusing the client id starts fresh."""
+        def persistent(token):
+            return props((0x11, (300).to_bytes(4, "big")), (0x15, mqtt_string("K8S-SAT")), (0x16, mqtt_string(token)))
+
+        first = RawClient(self.port)
+        first.connect("shared-id", clean=False, properties=persistent(self.pki.mint(kid="rsa-1")))
+        first.subscribe("orders", qos=1)
+        first.send(b"\xe0\x00")
+        time.sleep(0.3)
+        same = RawClient(self.port)
+        ack = same.connect("shared-id", clean=False, properties=persistent(self.pki.mint(kid="rsa-1", expires_in=3000)))
+        self.assertEqual(ack[0] & 1, 1, "the same account resumes its session")
+        same.send(b"\xe0\x00")
+        time.sleep(0.3)
+        other = RawClient(self.port)
+        ack = other.connect("shared-id", clean=False, properties=persistent(self.pki.mint(name="other-client",
+                                                                                           kid="rsa-1")))
+        self.assertEqual(ack[0] & 1, 0, "another account starts fresh")
+        self.assertIn("client_id=shared-id", self.daemon.wait_for_log("event=session_principal_changed"))
+
+    def test_a_claimed_username_grants_nothing(self):
+        """A token holder's CONNECT username is not verified: a rule for username admin does not
+        apply to it (the principal has no username)."""
+        r = mosquitto_pub(self.port, self.pki.mint(kid="rsa-1", name="nobody-special"), "-u", "admin", "-t",
+                          "admin/x", "-m", "x")
+        self.assertIn("received CONNACK (135)", r.stdout)  # not even Connect: no rule names it
+
+    def test_a_token_past_its_expiry_within_the_leeway_is_refused(self):
+        r = mosquitto_pub(self.port, self.pki.mint(kid="rsa-1", expires_in=-30), "-t", "odd-numbered-orders",
+                          "-m", "x")
+        self.assertIn("received CONNACK (135)", r.stdout)
 
 
 if __name__ == "__main__":
