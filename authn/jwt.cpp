@@ -38,9 +38,6 @@ using EcdsaSigPtr = std::unique_ptr<ECDSA_SIG, Deleter<ECDSA_SIG_free>>;
 constexpr std::string_view kRs256 = "RS256";
 constexpr std::string_view kEs256 = "ES256";
 constexpr std::size_t kP256CoordinateBytes = 32;
-// Times beyond this (year 2223) are refused as malformed: the clock's nanoseconds would overflow
-// a little later, and no real token lives that long.
-constexpr std::int64_t kMaxEpochSeconds = 8'000'000'000;
 
 // Parses bounded, strict JSON (no comments, no trailing commas, valid UTF-8 only: Boost.JSON's
 // defaults) with a bounded nesting depth, so that deep input cannot exhaust the stack.
@@ -311,12 +308,33 @@ bool intersects(const std::vector<std::string>& a, const std::vector<std::string
   return std::any_of(a.begin(), a.end(), [&](const auto& x) { return std::find(b.begin(), b.end(), x) != b.end(); });
 }
 
+}  // namespace
+
 std::string quoted(std::string_view s) {
-  // For error texts: bounded, printable ASCII only (header values come from anyone).
+  // For error texts, which go to log lines as detail="...": what a token says (a kid, an alg,
+  // before any signature is checked) must not end the value and add fields of its own, nor a line.
+  // So at most kMaxQuoted bytes, quotes and backslashes escaped, any other byte that is not
+  // printable ASCII as \xNN.
+  constexpr std::size_t kMaxQuoted = 64;
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out = "'";
-  for (char c : s.substr(0, 64)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
-  return out + (s.size() > 64 ? "...'" : "'");
+  for (char c : s.substr(0, kMaxQuoted)) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\' || c == '\'') {
+      out += '\\';
+      out += c;
+    } else if (byte >= 0x20 && byte < 0x7f) {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out + (s.size() > kMaxQuoted ? "...'" : "'");
 }
+
+namespace {
 
 Verified refuse(std::string why) {
   Verified v;

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ inline constexpr std::size_t kMaxKeys = 100;
 inline constexpr std::size_t kMaxJsonDepth = 16;  // a token's claims nest 3 deep, a JWKS 3
 inline constexpr int kMinRsaBits = 2048;
 inline constexpr int kMaxRsaBits = 8192;  // a larger modulus only makes each check slower
+// Times beyond this (year 2223) are refused as malformed: the clock's nanoseconds would overflow
+// a little later (2262), and no real token lives that long.
+inline constexpr std::int64_t kMaxEpochSeconds = 8'000'000'000;
 
 // The claims that matter here. Kubernetes puts the account in `kubernetes.io` (and older tokens
 // in flat `kubernetes.io/serviceaccount/...` claims); `sub` is "system:serviceaccount:<ns>:<name>".
@@ -95,6 +99,11 @@ std::optional<Claims> read_unverified(std::string_view token);
 // The `jwks_uri` of an OpenID Connect discovery document, checking that its `issuer` equals
 // `expected_issuer` and that the URI is https. Throws std::runtime_error saying what is wrong.
 std::string jwks_uri_from_discovery(std::string_view json, std::string_view expected_issuer);
+
+// `s` in single quotes, safe inside a log line's detail="...": at most 64 bytes (then "..."),
+// `"`, `'` and `\` escaped with a backslash, any other byte that is not printable ASCII as \xNN.
+// For error texts that name what a token or a document says (a kid, an alg, an issuer).
+std::string quoted(std::string_view s);
 
 // Strict base64url without padding (RFC 7515 section 2): any other character, padding, a length of
 // 4n+1 or non-zero unused bits make it nullopt, so that each value has exactly one encoding.

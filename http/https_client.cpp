@@ -39,11 +39,16 @@ using asio::ip::tcp;
 
 namespace {
 
-Response failure(std::string error) {
+// No answer, the exchange with the server having failed (Network) unless told otherwise.
+Response failure(std::string error, Response::Failure kind = Response::Failure::Network) {
   Response r;
   r.error = std::move(error);
+  r.failure = kind;
   return r;
 }
+
+// No answer, by the broker's own doing: refused before any network activity, or cancelled by stop().
+Response local_failure(std::string error) { return failure(std::move(error), Response::Failure::Local); }
 
 std::string describe(const std::string& step, const beast::error_code& ec) {
   return std::string(step) + ": " + ec.message();
@@ -94,21 +99,21 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void start() {
     client_.live.insert(shared_from_this());
-    if (client_.is_stopping()) return finish(failure("stopped"));
+    if (client_.is_stopping()) return finish(local_failure("stopped"));
     std::string why;
     auto url = parse_https_url(request_.url, &why);
-    if (!url) return finish(failure("bad URL: " + why));
+    if (!url) return finish(local_failure("bad URL: " + why));
     url_ = std::move(*url);
     if (request_.method != "GET" && request_.method != "POST")
-      return finish(failure("unsupported method " + request_.method));
+      return finish(local_failure("unsupported method " + request_.method));
     for (const auto& [name, value] : request_.headers)
       if (!is_valid_header_name(name) || !is_valid_header_value(value))
-        return finish(failure("a header field that is not valid HTTP: " + name));
+        return finish(local_failure("a header field that is not valid HTTP: " + name));
     auto tls = client_.contexts.get(request_.tls.get());
-    if (!tls.context) return finish(failure("TLS settings: " + tls.error));
+    if (!tls.context) return finish(local_failure("TLS settings: " + tls.error));
     context_ = std::move(tls.context);  // the stream keeps a reference to it
     stream_.emplace(client_.io, *context_);
-    if (auto error = set_peer_identity()) return finish(failure(*error));
+    if (auto error = set_peer_identity()) return finish(local_failure(*error));
 
     deadline_.expires_after(request_.timeout);
     deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -265,11 +270,11 @@ void Client::send(Request request, std::function<void(Response)> done) {
     std::unique_lock lock(impl_->mutex);
     if (impl_->stopping) {
       lock.unlock();
-      return done(failure("stopped"));
+      return done(local_failure("stopped"));
     }
     if (impl_->in_flight >= impl_->max_in_flight) {
       lock.unlock();
-      return done(failure("too many requests in flight (" + std::to_string(impl_->max_in_flight) + ")"));
+      return done(local_failure("too many requests in flight (" + std::to_string(impl_->max_in_flight) + ")"));
     }
     ++impl_->in_flight;
   }
@@ -289,7 +294,7 @@ void Client::stop() {
     // see `stopping` when they do, and end as stopped too.
     asio::post(impl_->io, [impl = impl_.get()] {
       auto live = impl->live;  // finish() erases from the set
-      for (const auto& exchange : live) exchange->finish(failure("stopped"));
+      for (const auto& exchange : live) exchange->finish(local_failure("stopped"));
       impl->work.reset();  // run() returns once the cancelled operations have completed
     });
   }

@@ -23,4 +23,8 @@ void CircuitBreaker::record(Admission admission, bool reached, Clock::time_point
     open_until_ = now + cooldown_;
 }
 
+void CircuitBreaker::release(Admission admission) {
+  if (admission == Admission::Probe) probe_out_ = false;
+}
+
 }  // namespace mqttd::remote_auth

@@ -24,6 +24,9 @@ class CircuitBreaker {
   Admission admit(Clock::time_point now);
   // The outcome of a request admit() let through: `reached` when the server gave a usable answer.
   void record(Admission admission, bool reached, Clock::time_point now);
+  // A request admit() let through that never went out (the broker's own overload or shutdown): it
+  // says nothing about the server, so it counts neither way; a probe's turn is given back.
+  void release(Admission admission);
 
   bool is_open() const { return open_until_.has_value(); }
   unsigned consecutive_failures() const { return consecutive_failures_; }

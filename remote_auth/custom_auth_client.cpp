@@ -26,6 +26,15 @@ RemoteVerdict unreachable(std::string detail) {
   return v;
 }
 
+// The broker's own overload (or shutdown), not the server's failure: not a reason to try the next
+// method, nor to count against the server in the circuit breaker.
+RemoteVerdict unavailable(std::string detail) {
+  RemoteVerdict v;
+  v.kind = RemoteVerdict::Kind::Unavailable;
+  v.detail = std::move(detail);
+  return v;
+}
+
 std::shared_ptr<const http::TlsSettings> tls_settings(const config::CustomAuthSettings& settings,
                                                       const std::string& secrets_dir) {
   namespace fs = std::filesystem;
@@ -81,7 +90,7 @@ class CustomAuthEndpoint : public authn::CustomAuthClient, public std::enable_sh
       std::unique_lock lock(mutex_);
       if (in_flight_ >= limits_.max_in_flight) {
         lock.unlock();
-        return done(unreachable("too many requests in flight to " + endpoint_ + " (" +
+        return done(unavailable("too many requests in flight to " + endpoint_ + " (" +
                                 std::to_string(limits_.max_in_flight) + ")"));
       }
       admission = breaker_.admit(CircuitBreaker::Clock::now());
@@ -107,6 +116,13 @@ class CustomAuthEndpoint : public authn::CustomAuthClient, public std::enable_sh
     request.tls = tls_;
     client_.send(std::move(request), [self = shared_from_this(), body = std::move(body), may_retry, admission,
                                       done = std::move(done)](http::Response response) mutable {
+      if (!response.ok && response.failure == http::Response::Failure::Local)
+        // Refused by the broker's own HTTP client before anything went out (its bound on requests
+        // in flight, a shutdown, unusable TLS files): the server was not asked.
+        return self->complete(
+            admission,
+            unavailable("custom authentication server " + self->endpoint_ + ": not asked: " + response.error),
+            std::move(done), Outcome::NotSent);
       if (!response.ok)
         return self->complete(admission,
                               unreachable("custom authentication server " + self->endpoint_ + ": " + response.error),
@@ -120,12 +136,21 @@ class CustomAuthEndpoint : public authn::CustomAuthClient, public std::enable_sh
     });
   }
 
-  void complete(Admission admission, RemoteVerdict verdict, authn::VerdictCallback done) {
+  enum class Outcome {
+    Sent,     // the server was asked: its verdict (Unreachable or not) goes to the breaker
+    NotSent,  // the request never went out: the breaker learns nothing
+  };
+
+  void complete(Admission admission, RemoteVerdict verdict, authn::VerdictCallback done,
+                Outcome outcome = Outcome::Sent) {
     {
       std::lock_guard lock(mutex_);
       --in_flight_;
       bool was_open = breaker_.is_open();
-      breaker_.record(admission, verdict.kind != RemoteVerdict::Kind::Unreachable, CircuitBreaker::Clock::now());
+      if (outcome == Outcome::NotSent)
+        breaker_.release(admission);
+      else
+        breaker_.record(admission, verdict.kind != RemoteVerdict::Kind::Unreachable, CircuitBreaker::Clock::now());
       if (!was_open && breaker_.is_open())
         spdlog::warn("event=custom_auth_breaker_open endpoint=\"{}\" failures={} cooldown_ms={} error=\"{}\"",
                      endpoint_, breaker_.consecutive_failures(), limits_.cooldown.count(), verdict.detail);

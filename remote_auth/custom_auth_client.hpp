@@ -15,14 +15,18 @@
 namespace mqttd::remote_auth {
 
 struct CustomAuthLimits {
-  // Requests in flight to this endpoint; beyond it a check answers Unreachable at once.
+  // Requests in flight to this endpoint; beyond it a check answers Unavailable at once (the
+  // broker's own overload: CONNACK 0x88, AUTH 0x18; not the server's failure, so neither a
+  // fall-through to the next method nor a count in the circuit breaker). So is a request the
+  // shared HTTP client refuses on the spot (its own bound, stopped): http::Response::Failure::Local.
   std::size_t max_in_flight = 64;
   // One request, connect to last byte. The source broker's clients usually wait 10-30 s for a
   // CONNACK; 5 s leaves room for the next method after a timeout.
   std::chrono::milliseconds timeout{5000};
   std::size_t max_response_bytes = 64 * 1024;
   // Unreachable answers in a row (transport errors, timeouts, 5xx) that open the circuit breaker,
-  // and how long it stays open before one probe request is let through.
+  // and how long it stays open before one probe request is let through. While it is open, checks
+  // answer Unreachable at once.
   unsigned failures_to_open = 5;
   std::chrono::milliseconds cooldown{10000};
 };

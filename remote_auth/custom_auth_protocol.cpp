@@ -6,6 +6,8 @@
 #include <array>
 #include <boost/json.hpp>
 
+#include "authn/jwt.hpp"
+
 namespace mqttd::remote_auth {
 namespace json = boost::json;
 using authn::RemoteVerdict;
@@ -209,8 +211,15 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
                       std::chrono::day(static_cast<unsigned>(*day))};
   // A leap second (60) is allowed by RFC 3339; it reads as the next minute's first second.
   if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60) return std::nullopt;
-  auto local = sys_days(date) + hours(*hour) + minutes(*minute) + seconds(*second) + fraction;
-  return time_point_cast<system_clock::duration>(local - offset);
+  // In whole seconds first: years 0000-9999 fit, though the clock's nanoseconds end in 2262.
+  sys_seconds whole = sys_days(date) + hours(*hour) + minutes(*minute) + seconds(*second) - offset;
+  // Beyond the bound (year 2223): no expiry the clock can hold, so the latest it can (effectively
+  // never), rather than an overflow; before its mirror image (1716): long expired.
+  if (whole.time_since_epoch().count() > authn::jwt::kMaxEpochSeconds)
+    return system_clock::time_point(seconds(authn::jwt::kMaxEpochSeconds));
+  if (whole.time_since_epoch().count() < -authn::jwt::kMaxEpochSeconds)
+    return system_clock::time_point(seconds(-authn::jwt::kMaxEpochSeconds));
+  return time_point_cast<system_clock::duration>(whole) + duration_cast<system_clock::duration>(fraction);
 }
 
 std::string printable_excerpt(std::string_view text, std::size_t max) {

@@ -49,7 +49,10 @@ struct CustomAuthAnswer {
 CustomAuthAnswer interpret_custom_auth_response(unsigned status, std::string_view body, bool may_retry);
 
 // An RFC 3339 date-time: 2030-05-08T20:04:16Z, with fractional seconds and +hh:mm/-hh:mm
-// offsets; nullopt for anything else (dates that do not exist included).
+// offsets; nullopt for anything else (dates that do not exist included). A time after
+// authn::jwt::kMaxEpochSeconds (year 2223; the clock's nanoseconds end in 2262), such as
+// 9999-12-31T23:59:59Z, is read as that bound: an expiry that, in effect, never comes. (One
+// before -kMaxEpochSeconds, year 1716, as that: long past.)
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 
 // At most `max` bytes of `text` with anything but printable ASCII replaced by '?': what a

@@ -50,8 +50,10 @@ class OfflineTokenValidator : public authn::TokenValidator {
         v.attributes = it->second;
     }
     v.kind = RemoteVerdict::Kind::Accepted;
+    // From the token's Kubernetes claims (else its `sub`), signed by the issuer.
+    v.subject = account->namespace_name + "/" + account->name;
     v.expires = verified.claims.expires;
-    v.detail = "service account " + account->namespace_name + "/" + account->name;
+    v.detail = "service account " + v.subject;
     done(std::move(v));
   }
 

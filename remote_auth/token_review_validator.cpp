@@ -3,6 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <vector>
 
 #include "authn/jwt.hpp"
 #include "remote_auth/token_review.hpp"
@@ -45,6 +49,20 @@ std::optional<RemoteVerdict> call_failure(const http::Response& r, const char* w
   return verdict(RemoteVerdict::Kind::Unavailable, detail);
 }
 
+// Why `token` cannot be a service-account token for `audiences` now, whatever the API server
+// would say (nothing is verified: the signature is the API server's to check); nullopt: worth a
+// review.
+std::optional<std::string> hopeless(const std::optional<authn::jwt::Claims>& claims,
+                                    const std::vector<std::string>& audiences, Clock::time_point now) {
+  if (!claims) return "not a JWT (three base64url parts, a JSON object of claims)";
+  bool for_us = std::any_of(claims->audiences.begin(), claims->audiences.end(), [&](const std::string& a) {
+    return std::binary_search(audiences.begin(), audiences.end(), a);
+  });
+  if (!for_us) return "the token's audiences ('aud') are none of the method's";
+  if (claims->expires && *claims->expires + kExpiryLeeway <= now) return "the token has expired ('exp')";
+  return std::nullopt;
+}
+
 class TokenReviewValidator : public authn::TokenValidator, public std::enable_shared_from_this<TokenReviewValidator> {
  public:
   TokenReviewValidator(RequestSender send, KubernetesApiSettings s)
@@ -60,13 +78,37 @@ class TokenReviewValidator : public authn::TokenValidator, public std::enable_sh
     std::sort(audiences.begin(), audiences.end());
     audiences.erase(std::unique(audiences.begin(), audiences.end()), audiences.end());
     auto key = VerdictCache::key(token, audiences);
-    if (auto cached = cache_.find(key, Clock::now())) return done(std::move(*cached));
+    auto now = Clock::now();
+    if (auto cached = cache_.find(key, now)) return done(std::move(*cached));
+
+    // Garbage, another audience's token or an expired one: no call to the API server for it.
+    auto claims = authn::jwt::read_unverified(token);
+    if (auto why = hopeless(claims, audiences, now))
+      return done(cache_refusal(key, "service-account token refused without a TokenReview: " + *why));
+
+    {
+      std::unique_lock lock(mutex_);
+      if (auto waiting = pending_.find(key); waiting != pending_.end()) {
+        // The same token for the same audiences is being reviewed: its answer is this one's too.
+        if (waiting->second.size() < kMaxWaitersPerReview) return waiting->second.push_back(std::move(done));
+        lock.unlock();
+        return done(verdict(RemoteVerdict::Kind::Unavailable, "too many validations waiting on one TokenReview (" +
+                                                                  std::to_string(kMaxWaitersPerReview) + ")"));
+      }
+      if (in_flight_ >= settings_.max_in_flight) {
+        lock.unlock();
+        return done(verdict(RemoteVerdict::Kind::Unavailable,
+                            "too many TokenReviews in flight (" + std::to_string(settings_.max_in_flight) + ")"));
+      }
+      ++in_flight_;
+      pending_[key].push_back(std::move(done));
+    }
 
     auto request = make_request("POST", std::string(token_review::kTokenReviewPath));
     request.body = token_review::request_body(token, audiences);
-    send_(std::move(request), [self = shared_from_this(), token = std::move(token), audiences = std::move(audiences),
-                               key = std::move(key), done = std::move(done)](http::Response r) mutable {
-      self->on_review(std::move(r), token, audiences, key, std::move(done));
+    send_(std::move(request), [self = shared_from_this(), audiences = std::move(audiences), key = std::move(key),
+                               expires = claims->expires](http::Response r) mutable {
+      self->on_review(std::move(r), audiences, key, expires);
     });
   }
 
@@ -84,49 +126,64 @@ class TokenReviewValidator : public authn::TokenValidator, public std::enable_sh
     return r;
   }
 
-  void refuse(const std::string& key, std::string detail, authn::VerdictCallback& done) {
+  RemoteVerdict cache_refusal(const std::string& key, std::string detail) {
     auto v = verdict(RemoteVerdict::Kind::Refused, std::move(detail));
     auto now = Clock::now();
     cache_.put(key, v, now + kRefusedCacheTime, now);
-    done(std::move(v));
+    return v;
   }
 
-  void on_review(http::Response r, const std::string& token, const std::vector<std::string>& audiences,
-                 const std::string& key, authn::VerdictCallback done) {
-    if (auto failure = call_failure(r, "TokenReview")) return done(std::move(*failure));
+  // The review of `key` is over: every validation waiting on it gets `v`.
+  void finish(const std::string& key, RemoteVerdict v) {
+    std::vector<authn::VerdictCallback> waiting;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = pending_.find(key); it != pending_.end()) {
+        waiting = std::move(it->second);
+        pending_.erase(it);
+      }
+      --in_flight_;
+    }
+    for (std::size_t i = 0; i < waiting.size(); ++i) waiting[i](i + 1 == waiting.size() ? std::move(v) : v);
+  }
+
+  void on_review(http::Response r, const std::vector<std::string>& audiences, const std::string& key,
+                 std::optional<Clock::time_point> token_expires) {
+    if (auto failure = call_failure(r, "TokenReview")) return finish(key, std::move(*failure));
     token_review::Review review;
     try {
       review = token_review::parse_review(r.body, audiences);
     } catch (const std::exception& e) {
-      return done(verdict(RemoteVerdict::Kind::Unavailable, std::string("TokenReview: ") + e.what()));
+      return finish(key, verdict(RemoteVerdict::Kind::Unavailable, std::string("TokenReview: ") + e.what()));
     }
-    if (!review.authenticated) return refuse(key, review.detail, done);
+    if (!review.authenticated) return finish(key, cache_refusal(key, review.detail));
     auto path = token_review::service_account_path(review.account);
-    if (!path) return refuse(key, "the reviewed account's name is not a Kubernetes name", done);
-    // Trusted only because the API server has just authenticated this very token.
-    auto claims = authn::jwt::read_unverified(token);
-    auto expires = claims && claims->expires ? *claims->expires : Clock::now() + kDefaultReviewLifetime;
+    if (!path) return finish(key, cache_refusal(key, "the reviewed account's name is not a Kubernetes name"));
+    // The token's own expiry, trusted only because the API server has just authenticated it.
+    auto expires = token_expires ? *token_expires : Clock::now() + kDefaultReviewLifetime;
     send_(make_request("GET", *path),
-          [self = shared_from_this(), account = review.account, expires, key, done = std::move(done)](
-              http::Response r) mutable { self->on_account(std::move(r), account, expires, key, std::move(done)); });
+          [self = shared_from_this(), account = review.account, expires, key](http::Response r) mutable {
+            self->on_account(std::move(r), account, expires, key);
+          });
   }
 
   void on_account(http::Response r, const authn::ServiceAccountName& account, Clock::time_point expires,
-                  const std::string& key, authn::VerdictCallback done) {
+                  const std::string& key) {
     auto name = account.namespace_name + "/" + account.name;
-    if (r.ok && r.status == 404) return refuse(key, "service account " + name + " does not exist", done);
-    if (auto failure = call_failure(r, "ServiceAccount")) return done(std::move(*failure));
+    if (r.ok && r.status == 404) return finish(key, cache_refusal(key, "service account " + name + " does not exist"));
+    if (auto failure = call_failure(r, "ServiceAccount")) return finish(key, std::move(*failure));
     RemoteVerdict v;
     try {
       v.attributes = authn::attributes_from_annotations(token_review::parse_service_account_annotations(r.body));
     } catch (const std::exception& e) {
-      return done(verdict(RemoteVerdict::Kind::Unavailable, "ServiceAccount " + name + ": " + e.what()));
+      return finish(key, verdict(RemoteVerdict::Kind::Unavailable, "ServiceAccount " + name + ": " + e.what()));
     }
     v.kind = RemoteVerdict::Kind::Accepted;
+    v.subject = name;  // from the reviewed username, system:serviceaccount:<namespace>:<name>
     v.expires = expires;
     v.detail = "service account " + name;
     cache_.put(key, v, expires, Clock::now());
-    done(std::move(v));
+    finish(key, std::move(v));
   }
 
   const RequestSender send_;
@@ -134,6 +191,9 @@ class TokenReviewValidator : public authn::TokenValidator, public std::enable_sh
   const std::shared_ptr<const http::TlsSettings> tls_;
   WatchedFile<std::string> pod_token_;
   VerdictCache cache_;
+  std::mutex mutex_;
+  std::size_t in_flight_ = 0;  // reviews, each with its waiters in pending_
+  std::unordered_map<std::string, std::vector<authn::VerdictCallback>> pending_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <future>
 #include <thread>
 
+#include "authn/jwt.hpp"
 #include "remote_auth/circuit_breaker.hpp"
 #include "remote_auth/custom_auth_client.hpp"
 #include "remote_auth/custom_auth_protocol.hpp"
@@ -56,6 +57,18 @@ TEST_CASE("custom auth: RFC 3339 times", "[custom_auth]") {
   CHECK(parse_rfc3339("2030-05-08T20:04:16.25Z") == utc(2030, 5, 8, 20, 4, 16) + 250ms);
   CHECK(parse_rfc3339("2030-05-08T20:04:16.123456789123Z") == utc(2030, 5, 8, 20, 4, 16) + 123456789ns);
   CHECK(parse_rfc3339("2024-02-29T00:00:00Z") == utc(2024, 2, 29, 0, 0, 0));
+  // Beyond what the clock holds (nanoseconds end in 2262): the latest time it can, not an overflow
+  // (9999 used to wrap to 1816) and not an error.
+  const auto bound = std::chrono::system_clock::time_point(std::chrono::seconds(mqttd::authn::jwt::kMaxEpochSeconds));
+  CHECK(parse_rfc3339("9999-12-31T23:59:59Z") == bound);
+  CHECK(parse_rfc3339("9999-12-31T23:59:59.999999999-23:59") == bound);
+  CHECK(parse_rfc3339("2263-01-01T00:00:00Z") == bound);
+  CHECK(*parse_rfc3339("9999-12-31T23:59:59Z") > utc(2200, 1, 1, 0, 0, 0));
+  CHECK(parse_rfc3339("2200-01-01T00:00:00Z") == utc(2200, 1, 1, 0, 0, 0));  // below the bound: as is
+  CHECK(*parse_rfc3339("0001-01-01T00:00:00Z") < utc(1970, 1, 1, 0, 0, 0));  // long past, not wrapped
+  auto far = interpret_custom_auth_response(200, R"({"expiry":"9999-12-31T23:59:59Z"})", true);
+  CHECK(far.verdict.kind == Kind::Accepted);
+  CHECK(far.verdict.expires == bound);
   for (const char* bad : {"", "2030-05-08", "2030-05-08T20:04:16", "2030-05-08 20:04:16Z", "2030-5-08T20:04:16Z",
                           "2030-05-08T20:04Z", "2030-13-08T20:04:16Z", "2030-02-30T20:04:16Z", "2023-02-29T00:00:00Z",
                           "2030-05-08T24:00:00Z", "2030-05-08T20:60:00Z", "2030-05-08T20:04:61Z",
@@ -169,6 +182,17 @@ TEST_CASE("custom auth: the circuit breaker", "[custom_auth]") {
   breaker.record(Admission::Probe, true, t + 21s);
   CHECK_FALSE(breaker.is_open());
   CHECK(breaker.admit(t + 21s) == Admission::Normal);
+
+  // A request that never went out (the broker's own overload) counts neither way; a probe's turn is
+  // given back.
+  for (int i = 0; i < 10; ++i) breaker.release(breaker.admit(t + 22s));
+  CHECK_FALSE(breaker.is_open());
+  for (int i = 0; i < 3; ++i) breaker.record(breaker.admit(t + 22s), false, t + 22s);
+  CHECK(breaker.is_open());
+  CHECK(breaker.admit(t + 32s) == Admission::Probe);
+  breaker.release(Admission::Probe);
+  CHECK(breaker.is_open());
+  CHECK(breaker.admit(t + 32s) == Admission::Probe);  // not stuck waiting for the released probe
 }
 
 namespace {
@@ -328,24 +352,85 @@ TEST_CASE("custom auth client: the circuit breaker opens after failures in a row
   CHECK(server.requests().size() == 5);
 }
 
-TEST_CASE("custom auth client: beyond its requests in flight, Unreachable at once", "[custom_auth]") {
+TEST_CASE("custom auth client: beyond its requests in flight, Unavailable at once; the breaker stays closed",
+          "[custom_auth]") {
   CustomAuthFixture f;
   HttpsTestServer server(f.server_id.cert_pem, f.server_id.key_pem, [](const ReceivedRequest&) {
     return CannedAnswer{200, "application/json", "{}", 300ms};
   });
   CustomAuthLimits limits;
   limits.max_in_flight = 1;
+  limits.failures_to_open = 2;
   auto client = make_custom_auth_client(f.http, f.settings(server.port()), f.secrets, limits);
   std::promise<RemoteVerdict> slow;
   client->check_connect(user("a"), [&](RemoteVerdict v) { slow.set_value(std::move(v)); });
-  bool answered_inline = false;
-  client->check_connect(user("b"), [&](RemoteVerdict v) {
-    answered_inline = true;
-    CHECK(v.kind == Kind::Unreachable);
-    CHECK_THAT(v.detail, Catch::Contains("too many requests in flight"));
-  });
-  CHECK(answered_inline);
+  // The broker's own overload, not the server's failure: 0x88, not the next method, and many of
+  // them do not open the circuit breaker.
+  for (int i = 0; i < 10; ++i) {
+    bool answered_inline = false;
+    client->check_connect(user("b"), [&](RemoteVerdict v) {
+      answered_inline = true;
+      CHECK(v.kind == Kind::Unavailable);
+      CHECK_THAT(v.detail, Catch::Contains("too many requests in flight"));
+    });
+    CHECK(answered_inline);
+  }
   CHECK(slow.get_future().get().kind == Kind::Accepted);
+  // A real request still goes to the server.
+  CHECK(connect_and_wait(client, user("c")).kind == Kind::Accepted);
+  CHECK(server.requests().size() == 2);
+}
+
+TEST_CASE(
+    "custom auth client: a request the HTTP client refuses on the spot is Unavailable, not a failure of the "
+    "server",
+    "[custom_auth]") {
+  CustomAuthFixture f;
+  HttpsTestServer server(f.server_id.cert_pem, f.server_id.key_pem, [](const ReceivedRequest&) {
+    return CannedAnswer{200, "application/json", "{}", 300ms};
+  });
+  mqttd::http::Client small(1);  // shared, and full: someone else's request holds its only slot
+  CustomAuthLimits limits;
+  limits.failures_to_open = 2;
+  auto client = make_custom_auth_client(small, f.settings(server.port()), f.secrets, limits);
+  std::promise<RemoteVerdict> slow;
+  client->check_connect(user("a"), [&](RemoteVerdict v) { slow.set_value(std::move(v)); });
+  for (int i = 0; i < 10; ++i) {
+    auto v = connect_and_wait(client, user("b"));
+    CHECK(v.kind == Kind::Unavailable);
+    CHECK_THAT(v.detail, Catch::Contains("not asked") && Catch::Contains("too many requests in flight"));
+  }
+  CHECK(slow.get_future().get().kind == Kind::Accepted);
+  // The breaker did not open: the server is asked again.
+  CHECK(connect_and_wait(client, user("c")).kind == Kind::Accepted);
+  CHECK(server.requests().size() == 2);
+
+  // A stopped client: Unavailable too (the broker is shutting down, the server did nothing).
+  small.stop();
+  auto stopped = connect_and_wait(client, user("d"));
+  CHECK(stopped.kind == Kind::Unavailable);
+  CHECK_THAT(stopped.detail, Catch::Contains("stopped"));
+}
+
+TEST_CASE("custom auth client: a 200 to an AUTH without expiry leaves the verdict without one", "[custom_auth]") {
+  // {"type":"auth"} names no client: its answer cannot say anything about a client's expiry.
+  CustomAuthFixture f;
+  HttpsTestServer server(f.server_id.cert_pem, f.server_id.key_pem, [](const ReceivedRequest& r) {
+    if (r.body == R"({"type":"auth"})") return CannedAnswer{200, "application/json", R"({"attributes":{"g":"x"}})"};
+    return CannedAnswer{200, "application/json", R"({"expiry":"2030-05-08T20:04:16Z"})"};
+  });
+  auto client = make_custom_auth_client(f.http, f.settings(server.port()), f.secrets);
+  CHECK(connect_and_wait(client, user("dev")).expires == utc(2030, 5, 8, 20, 4, 16));
+  std::promise<RemoteVerdict> reauth;
+  client->check_auth([&](RemoteVerdict v) { reauth.set_value(std::move(v)); });
+  auto future = reauth.get_future();
+  REQUIRE(future.wait_for(10s) == std::future_status::ready);
+  auto v = future.get();
+  CHECK(v.kind == Kind::Accepted);
+  CHECK(v.expires == std::nullopt);
+  CHECK(v.attributes.at("g") == "x");
+  REQUIRE(server.requests().size() == 2);
+  CHECK(server.requests()[1].body == R"({"type":"auth"})");
 }
 
 TEST_CASE("custom auth client: the broker's client certificate, and missing files", "[custom_auth]") {

@@ -102,6 +102,7 @@ TEST_CASE("https client: the server's certificate from another CA is refused", "
   CHECK_FALSE(response.ok);
   CHECK(response.status == 0);
   CHECK_THAT(response.error, Catch::Contains("TLS handshake"));
+  CHECK(response.failure == Response::Failure::Network);
   CHECK(server.requests().empty());
 }
 
@@ -146,6 +147,7 @@ TEST_CASE("https client: a server that never answers ends in a timeout", "[http]
   auto took = std::chrono::steady_clock::now() - start;
   CHECK_FALSE(response.ok);
   CHECK_THAT(response.error, Catch::Contains("timed out"));
+  CHECK(response.failure == Response::Failure::Network);  // the server's doing
   CHECK(took >= 250ms);
   CHECK(took < 2s);
 }
@@ -180,6 +182,7 @@ TEST_CASE("https client: beyond max_in_flight, done runs at once with an error",
   for (int i = 0; i < 2; ++i)
     client.send(f.request(server.port()), [&](Response r) {
       CHECK(r.ok);
+      CHECK(r.failure == Response::Failure::None);
       if (++answered == 2) first_two.set_value();
     });
   bool inline_answer = false;
@@ -188,6 +191,8 @@ TEST_CASE("https client: beyond max_in_flight, done runs at once with an error",
     inline_answer = std::this_thread::get_id() == caller;
     CHECK_FALSE(r.ok);
     CHECK_THAT(r.error, Catch::Contains("too many requests in flight"));
+    // Refused before any network activity: the broker's own overload, not the server's failure.
+    CHECK(r.failure == Response::Failure::Local);
   });
   CHECK(inline_answer);
   REQUIRE(first_two.get_future().wait_for(10s) == std::future_status::ready);
@@ -219,6 +224,7 @@ TEST_CASE("https client: TLS files that cannot be read give an error, not an exc
   auto response = send_and_wait(client, request);
   CHECK_FALSE(response.ok);
   CHECK_THAT(response.error, Catch::Contains("missing.crt"));
+  CHECK(response.failure == Response::Failure::Local);
   // A folder of PEM files works as a CA path.
   request.tls = std::make_shared<TlsSettings>(TlsSettings{{f.pki.folder()}, {}, {}});
   CHECK(send_and_wait(client, request).ok);
@@ -234,6 +240,7 @@ TEST_CASE("https client: bad URLs, methods and header fields are errors", "[http
   Request request;
   request.url = "http://localhost/";
   CHECK_THAT(send_and_wait(client, request).error, Catch::Contains("bad URL"));
+  CHECK(send_and_wait(client, request).failure == Response::Failure::Local);
   request.url = "https://localhost:1/";
   request.method = "DELETE";
   CHECK_THAT(send_and_wait(client, request).error, Catch::Contains("unsupported method"));
@@ -262,11 +269,13 @@ TEST_CASE("https client: stop() ends a request in flight with an error, and late
   auto response = future.get();
   CHECK_FALSE(response.ok);
   CHECK(response.error == "stopped");
+  CHECK(response.failure == Response::Failure::Local);
   client.stop();  // idempotent
   bool ran = false;
   client.send(f.request(server.port()), [&](Response r) {
     ran = true;
     CHECK(r.error == "stopped");
+    CHECK(r.failure == Response::Failure::Local);
   });
   CHECK(ran);
 }

@@ -312,3 +312,25 @@ TEST_CASE("jwt: OIDC discovery") {
   CHECK_THROWS(jwt::jwks_uri_from_discovery(R"({"jwks_uri":"https://iss/k"})", "https://iss"));
   CHECK_THROWS(jwt::jwks_uri_from_discovery("not json", "https://iss"));
 }
+
+TEST_CASE("jwt: what a token says is quoted safely in error texts") {
+  // A kid that would end a log line's detail="..." and add fields of its own.
+  auto forged =
+      check(jwt_test::mint(rsa_key(), R"({"alg":"RS256","kid":"x\" event=authenticated username=admin"})", payload()));
+  CHECK_FALSE(forged.ok);
+  CHECK(forged.error == R"(no key with the token's kid 'x\" event=authenticated username=admin')");
+  // A newline (a line of its own in the log) and other control characters, as \xNN.
+  auto newline = check(jwt_test::mint(rsa_key(), R"({"alg":"RS256","kid":"a\nevent=x\u0000\u001b"})", payload()));
+  CHECK(newline.error == R"(no key with the token's kid 'a\x0aevent=x\x00\x1b')");
+  CHECK(newline.error.find('\n') == std::string::npos);
+  auto alg = check(jwt_test::signing_input(R"({"alg":"no\\ne\r"})", payload()) + ".");
+  CHECK_THAT(alg.error, Catch::Contains(R"(algorithm 'no\\ne\x0d' is not accepted)"));
+
+  CHECK(jwt::quoted("plain") == "'plain'");
+  CHECK(jwt::quoted("it's \"x\" \\") == R"('it\'s \"x\" \\')");
+  CHECK(jwt::quoted("caf\xc3\xa9") == R"('caf\xc3\xa9')");  // not printable ASCII: as bytes
+  // Long values are cut at 64 bytes.
+  CHECK(jwt::quoted(std::string(100, 'k')) == "'" + std::string(64, 'k') + "...'");
+  CHECK(jwt::quoted(std::string(64, 'k')) == "'" + std::string(64, 'k') + "'");
+  CHECK(jwt::quoted(std::string(200, '"')).size() == 2 * 64 + 5);
+}

@@ -103,11 +103,13 @@ TEST_CASE("remote_auth: offline validator") {
   REQUIRE(ok.expires);
   CHECK(jwt_test::epoch(*ok.expires) == in_one_hour());
   CHECK_FALSE(ok.username);
+  CHECK(ok.subject == "ns1/sa1");  // the token's Kubernetes claims
 
   // An account not in the file: accepted, no attributes.
   auto other = run(*validator, sat(rsa, "k1", R"(["aio-internal"])", "ns9", "sa9"), {"aio-internal"});
   CHECK(other.kind == RemoteVerdict::Kind::Accepted);
   CHECK(other.attributes.empty());
+  CHECK(other.subject == "ns9/sa9");
 
   auto token = sat(rsa, "k1", R"(["aio-internal"])");
   auto wrong_aud = run(*validator, token, {"another-audience"});
@@ -223,6 +225,243 @@ TEST_CASE("remote_auth: verdict cache") {
   CHECK(cache.find("e", now + std::chrono::seconds(5)));
 }
 
+TEST_CASE("remote_auth: verdict cache, refusals apart") {
+  VerdictCache cache(2, 2);
+  auto now = std::chrono::system_clock::now();
+  auto later = now + std::chrono::seconds(10);
+  RemoteVerdict accepted, refused;
+  accepted.kind = RemoteVerdict::Kind::Accepted;
+  refused.kind = RemoteVerdict::Kind::Refused;
+  cache.put("good1", accepted, later, now);
+  cache.put("good2", accepted, later, now);
+  // A flood of refusals evicts only refusals, the oldest first.
+  for (int i = 0; i < 100; ++i) cache.put("bad" + std::to_string(i), refused, later, now);
+  CHECK(cache.accepted_size() == 2);
+  CHECK(cache.refused_size() == 2);
+  CHECK(cache.size() == 4);
+  CHECK(cache.find("good1", now));
+  CHECK(cache.find("good2", now));
+  CHECK(cache.find("bad99", now)->kind == RemoteVerdict::Kind::Refused);
+  CHECK(cache.find("bad98", now));
+  CHECK_FALSE(cache.find("bad97", now));
+  // A key that changes verdict changes partition.
+  cache.put("good1", refused, later, now);
+  CHECK(cache.accepted_size() == 1);
+  CHECK(cache.refused_size() == 2);
+  CHECK(cache.find("good1", now)->kind == RemoteVerdict::Kind::Refused);
+  cache.put("bad99", accepted, later, now);
+  CHECK(cache.find("bad99", now)->kind == RemoteVerdict::Kind::Accepted);
+  CHECK(cache.accepted_size() == 2);
+  CHECK(cache.refused_size() == 1);
+
+  // By default refusals get a tenth of the accepted bound (at least one).
+  VerdictCache small(3);
+  for (int i = 0; i < 5; ++i) small.put("bad" + std::to_string(i), refused, later, now);
+  CHECK(small.refused_size() == 1);
+  VerdictCache big(100);
+  for (int i = 0; i < 50; ++i) big.put("bad" + std::to_string(i), refused, later, now);
+  CHECK(big.refused_size() == 10);
+  VerdictCache none(0);
+  none.put("x", refused, later, now);
+  none.put("y", accepted, later, now);
+  CHECK(none.size() == 0);
+}
+
+namespace {
+
+http::Response api_answer(unsigned status, std::string body) {
+  http::Response r;
+  r.ok = true;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+const std::string kReviewPath = "/apis/authentication.k8s.io/v1/tokenreviews";
+const std::string kApiUrl = "https://10.0.0.1:6443";
+
+// The API's answer for a token of ns1/<sa> when it authenticates it.
+http::Response review_of(const std::string& sa) {
+  return api_answer(
+      201, R"({"kind":"TokenReview","status":{"authenticated":true,"user":{"username":"system:serviceaccount:ns1:)" +
+               sa + R"("},"audiences":["aio-internal"]}})");
+}
+
+// A fake API whose answers come when the test says: the requests wait in order.
+struct DeferredApi {
+  std::vector<std::pair<http::Request, std::function<void(http::Response)>>> waiting;
+  std::size_t sent = 0;
+
+  RequestSender sender() {
+    return [this](http::Request r, std::function<void(http::Response)> done) {
+      ++sent;
+      waiting.emplace_back(std::move(r), std::move(done));
+    };
+  }
+  // Answers the oldest waiting request as the API would for ns1/<sa>: reviewed, then the account.
+  void answer_next(const std::string& sa = "sa1") {
+    REQUIRE_FALSE(waiting.empty());
+    auto [request, done] = std::move(waiting.front());
+    waiting.erase(waiting.begin());
+    if (request.url == kApiUrl + kReviewPath)
+      done(review_of(sa));
+    else
+      done(api_answer(200, R"({"kind":"ServiceAccount","metadata":{}})"));
+  }
+  // Answers until nothing waits.
+  void drain(const std::string& sa = "sa1") {
+    while (!waiting.empty()) answer_next(sa);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("remote_auth: TokenReview validator asks nothing about what cannot be a token for the method") {
+  TempDir dir;
+  KubernetesApiSettings settings{kApiUrl, dir.file("token", "broker-token"), (dir.path / "ca.crt").string()};
+  std::size_t calls = 0;
+  auto validator = make_token_review_validator_with(
+      [&](http::Request r, std::function<void(http::Response)> done) {
+        ++calls;
+        done(r.url == kApiUrl + kReviewPath ? review_of("sa1") : api_answer(200, R"({"kind":"ServiceAccount"})"));
+      },
+      settings);
+  auto key = TestKey::make_ec();
+  auto now = jwt_test::epoch(std::chrono::system_clock::now());
+  auto token = [&](const std::string& aud, long long exp) {
+    return jwt_test::mint(key, R"({"alg":"ES256","kid":"k"})", jwt_test::k8s_payload(kIssuer, aud, exp));
+  };
+  struct Case {
+    std::string token;
+    std::string why;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"garbage", "not a JWT"},
+           {"a.b.c", "not a JWT"},
+           {jwt_test::base64url_encode("{}") + "." + jwt_test::base64url_encode("not json") + ".c2ln", "not a JWT"},
+           {jwt_test::base64url_encode("{}") + "." + jwt_test::base64url_encode("[1]") + ".c2ln", "not a JWT"},
+           {jwt_test::base64url_encode("{}") + "." + jwt_test::base64url_encode("{}") + ".c2ln", "audiences"},
+           {token(R"(["another-audience"])", now + 3600), "audiences"},
+           {token(R"("another-audience")", now + 3600), "audiences"},
+           {token(R"(["aio-internal"])", now - 3600), "expired"},
+       }) {
+    INFO(c.token);
+    auto v = run(*validator, c.token, {"aio-internal", "other"});
+    CHECK(v.kind == RemoteVerdict::Kind::Refused);
+    CHECK_THAT(v.detail, Catch::Contains("without a TokenReview") && Catch::Contains(c.why));
+    CHECK(v.detail.find(c.token) == std::string::npos);
+    // Cached as the API's refusals are.
+    CHECK(run(*validator, c.token, {"aio-internal", "other"}).kind == RemoteVerdict::Kind::Refused);
+  }
+  CHECK(calls == 0);
+  // Within the clock skew allowed (60 s), and without exp at all: the API server decides.
+  CHECK(run(*validator, token(R"(["aio-internal"])", now - 10), {"aio-internal"}).kind ==
+        RemoteVerdict::Kind::Accepted);
+  CHECK(calls == 2);
+  auto no_exp =
+      jwt_test::mint(key, R"({"alg":"ES256"})", R"({"aud":"aio-internal","sub":"system:serviceaccount:ns1:sa1"})");
+  auto v = run(*validator, no_exp, {"aio-internal"});
+  CHECK(v.kind == RemoteVerdict::Kind::Accepted);
+  CHECK(v.subject == "ns1/sa1");
+  CHECK(calls == 4);
+}
+
+TEST_CASE("remote_auth: TokenReview validator, a flood of refusals does not evict an accepted review") {
+  TempDir dir;
+  KubernetesApiSettings settings{kApiUrl, dir.file("token", "broker-token"), (dir.path / "ca.crt").string()};
+  settings.max_cache_entries = 10;  // and 1 refusal
+  std::size_t calls = 0;
+  bool authenticate = true;
+  auto validator = make_token_review_validator_with(
+      [&](http::Request r, std::function<void(http::Response)> done) {
+        ++calls;
+        if (r.url != kApiUrl + kReviewPath) return done(api_answer(200, R"({"kind":"ServiceAccount"})"));
+        done(authenticate ? review_of("sa1")
+                          : api_answer(201, R"({"status":{"authenticated":false,"error":"invalid signature"}})"));
+      },
+      settings);
+  auto key = TestKey::make_ec();
+  auto good = sat(key, "k", R"(["aio-internal"])");
+  CHECK(run(*validator, good, {"aio-internal"}).kind == RemoteVerdict::Kind::Accepted);
+  CHECK(calls == 2);
+  authenticate = false;
+  for (int i = 0; i < 50; ++i) {
+    // Refused by the API (well-formed, forged), and garbage refused without a call.
+    CHECK(run(*validator, sat(key, "k", R"(["aio-internal"])", "ns1", "forged" + std::to_string(i)), {"aio-internal"})
+              .kind == RemoteVerdict::Kind::Refused);
+    CHECK(run(*validator, "garbage" + std::to_string(i), {"aio-internal"}).kind == RemoteVerdict::Kind::Refused);
+  }
+  CHECK(calls == 52);
+  auto again = run(*validator, good, {"aio-internal"});
+  CHECK(again.kind == RemoteVerdict::Kind::Accepted);  // from the cache: the API would refuse it now
+  CHECK(again.subject == "ns1/sa1");
+  CHECK(calls == 52);
+}
+
+TEST_CASE("remote_auth: TokenReview validator, its own budget of reviews in flight, and identical reviews shared") {
+  TempDir dir;
+  KubernetesApiSettings settings{kApiUrl, dir.file("token", "broker-token"), (dir.path / "ca.crt").string()};
+  settings.max_in_flight = 2;
+  DeferredApi api;
+  auto validator = make_token_review_validator_with(api.sender(), settings);
+  auto key = TestKey::make_ec();
+  std::vector<std::optional<RemoteVerdict>> verdicts(6);
+  auto start = [&](std::size_t i, const std::string& token) {
+    validator->validate(token, {"aio-internal"}, [&verdicts, i](RemoteVerdict v) { verdicts[i] = std::move(v); });
+  };
+  auto t1 = sat(key, "k", R"(["aio-internal"])", "ns1", "sa1");
+  auto t2 = sat(key, "k", R"(["aio-internal"])", "ns1", "sa2");
+  auto t3 = sat(key, "k", R"(["aio-internal"])", "ns1", "sa3");
+  start(0, t1);
+  start(1, t1);  // the same review: one call for both
+  start(2, t2);
+  CHECK(api.sent == 2);
+  // The budget is spent: Unavailable at once (0x88), nothing sent.
+  start(3, t3);
+  REQUIRE(verdicts[3]);
+  CHECK(verdicts[3]->kind == RemoteVerdict::Kind::Unavailable);
+  CHECK_THAT(verdicts[3]->detail, Catch::Contains("too many TokenReviews in flight (2)"));
+  CHECK(api.sent == 2);
+  // Still one call for t1 while it waits, though the budget is spent.
+  start(4, t1);
+  CHECK(api.sent == 2);
+  CHECK_FALSE(verdicts[0]);
+
+  api.drain();
+  CHECK(api.sent == 4);  // two reviews, two accounts
+  for (std::size_t i : {0u, 1u, 2u, 4u}) {
+    INFO(i);
+    REQUIRE(verdicts[i]);
+    CHECK(verdicts[i]->kind == RemoteVerdict::Kind::Accepted);
+    CHECK(verdicts[i]->subject == "ns1/sa1");
+  }
+  // The budget is back.
+  start(5, t3);
+  CHECK(api.sent == 5);
+  api.drain("sa3");
+  REQUIRE(verdicts[5]);
+  CHECK(verdicts[5]->kind == RemoteVerdict::Kind::Accepted);
+  CHECK(verdicts[5]->subject == "ns1/sa3");
+
+  // A failure ends the review for every waiter, and frees its slot.
+  auto t4 = sat(key, "k", R"(["aio-internal"])", "ns1", "sa4");
+  std::vector<RemoteVerdict> failed;
+  for (int i = 0; i < 3; ++i)
+    validator->validate(t4, {"aio-internal"}, [&](RemoteVerdict v) { failed.push_back(std::move(v)); });
+  REQUIRE(api.waiting.size() == 1);
+  auto [request, done] = std::move(api.waiting.front());
+  api.waiting.clear();
+  done(http::Response{false, "too many requests in flight (256)", 0, "", "", http::Response::Failure::Local});
+  REQUIRE(failed.size() == 3);
+  for (const auto& v : failed) CHECK(v.kind == RemoteVerdict::Kind::Unavailable);
+  std::optional<RemoteVerdict> after;
+  validator->validate(t4, {"aio-internal"}, [&](RemoteVerdict v) { after = std::move(v); });
+  api.drain("sa4");
+  REQUIRE(after);
+  CHECK(after->kind == RemoteVerdict::Kind::Accepted);
+}
+
 TEST_CASE("remote_auth: TokenReview validator over a fake API") {
   TempDir dir;
   auto pod_token = dir.file("token", "broker-token-1\n");
@@ -258,6 +497,7 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
   auto token = sat(key, "k", R"(["aio-internal"])");
   auto v = run(*validator, token, {"aio-internal"});
   CHECK(v.kind == RemoteVerdict::Kind::Accepted);
+  CHECK(v.subject == "ns1/sa1");  // the reviewed username's service account
   CHECK(v.attributes == std::map<std::string, std::string>{{"group", "authz-sat"}});
   REQUIRE(v.expires);
   CHECK(jwt_test::epoch(*v.expires) == in_one_hour());
@@ -273,8 +513,10 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
   CHECK(requests[1].method == "GET");
   CHECK(requests[1].url == "https://10.0.0.1:6443" + account_path);
 
-  // Cached: no call for the same token and audiences (in another order).
-  CHECK(run(*validator, token, {"aio-internal", "aio-internal"}).kind == RemoteVerdict::Kind::Accepted);
+  // Cached, subject included: no call for the same token and audiences (in another order).
+  auto cached = run(*validator, token, {"aio-internal", "aio-internal"});
+  CHECK(cached.kind == RemoteVerdict::Kind::Accepted);
+  CHECK(cached.subject == "ns1/sa1");
   CHECK(requests.size() == 2);
 
   // The pod token is re-read when the kubelet rotates it.
@@ -285,7 +527,7 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
 
   // Refused: not authenticated; cached briefly.
   answers[review_path] = answer(201, R"({"status":{"authenticated":false,"error":"token expired"}})");
-  auto bad = sat(key, "k", R"(["nope"])");
+  auto bad = sat(key, "k", R"(["aio-internal"])", "ns1", "revoked");
   auto refused = run(*validator, bad, {"aio-internal"});
   CHECK(refused.kind == RemoteVerdict::Kind::Refused);
   CHECK_THAT(refused.detail, Catch::Contains("token expired"));
@@ -300,7 +542,8 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
     CHECK(run(*validator, t, {"aio-internal"}).kind == RemoteVerdict::Kind::Unavailable);
     CHECK(run(*validator, t, {"aio-internal"}).kind == RemoteVerdict::Kind::Unavailable);
   }
-  answers[review_path] = http::Response{false, "connect: connection refused", 0, "", ""};
+  answers[review_path] =
+      http::Response{false, "connect: connection refused", 0, "", "", http::Response::Failure::Network};
   auto down = run(*validator, sat(key, "k", R"(["aio-internal"])", "ns1", "down"), {"aio-internal"});
   CHECK(down.kind == RemoteVerdict::Kind::Unavailable);
   CHECK_THAT(down.detail, Catch::Contains("connection refused"));
