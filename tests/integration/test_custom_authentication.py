@@ -17,6 +17,7 @@ import unittest
 
 import pki
 from custom_auth_server import AUTH_KEY, NO_USERNAME_KEY, CustomAuthServer
+from k8s_api_server import DEFAULT_ISSUER, mint_sat, write_jwks
 from harness import Daemon, RawClient, free_port, main, mqtt_string, packet, props, read_until_closed
 from security import API, PASSWORD_METHOD, authentication, authorization, documents, listener, passwd
 
@@ -190,21 +191,26 @@ class CustomAuthenticationTest(unittest.TestCase):
 
 
 class FallThroughTest(unittest.TestCase):
-    """[Custom, Password] with the custom server down: as the source broker, an unreachable server
-    makes the credentials not relevant, and the next method decides; after five failures in a row
-    the circuit breaker answers at once."""
+    """[Custom, ServiceAccountToken, Password] with the custom server down: as the source broker, an
+    unreachable server makes the credentials not relevant, and the next relevant method decides (a
+    K8S-SAT client by its token, a user by its password); after five failures in a row the circuit
+    breaker answers at once."""
 
     @classmethod
     def setUpClass(cls):
         cls.pki = CustomPki()
         passwd(cls.pki.secrets, "mqtt-users", "operator", "pw", group="devices")
+        cls.signer = pki.make_key(os.path.join(cls.pki.folder, "signer.key"), kind="rsa")
+        cls.jwks = os.path.join(cls.pki.folder, "jwks.json")
+        write_jwks(cls.jwks, [cls.signer])
         cls.dead_port = free_port()  # nothing listens there
         cls.port = free_port()
-        config = documents(listener([{"port": cls.port, "authn": "custom-then-password"}]),
-                           authentication("custom-then-password",
-                                          custom_method(f"https://localhost:{cls.dead_port}", headers=False)
-                                          + PASSWORD_METHOD))
-        cls.daemon = Daemon(config, extra_args=["--secrets-dir", cls.pki.secrets],
+        sat = "  - method: ServiceAccountToken\n    serviceAccountTokenSettings: {audiences: [aio-internal]}\n"
+        config = documents(listener([{"port": cls.port, "authn": "mixed"}]),
+                           authentication("mixed", custom_method(f"https://localhost:{cls.dead_port}", headers=False)
+                                          + sat + PASSWORD_METHOD))
+        cls.daemon = Daemon(config, extra_args=["--secrets-dir", cls.pki.secrets, "--sat-jwks", cls.jwks,
+                                                "--sat-issuer", DEFAULT_ISSUER],
                             wait_for="event=listening listener=secure")
 
     @classmethod
@@ -218,6 +224,11 @@ class FallThroughTest(unittest.TestCase):
             ok = mosquitto_pub(self.port, "-u", "operator", "-P", "pw", "-t", "t", "-m", "x")
             self.assertIn("received CONNACK (0)", ok.stdout)
         self.assertLess(time.time() - started, 1.5)
+        with open(self.signer) as f:
+            token = mint_sat(f.read(), DEFAULT_ISSUER, ["aio-internal"], "ns", "device")
+        sat = mosquitto_pub(self.port, "-D", "CONNECT", "authentication-method", "K8S-SAT", "-D", "CONNECT",
+                            "authentication-data", token, "-t", "t", "-m", "x")
+        self.assertIn("received CONNACK (0)", sat.stdout)
         bad = mosquitto_pub(self.port, "-u", "operator", "-P", "wrong", "-t", "t", "-m", "x")
         self.assertIn("received CONNACK (134)", bad.stdout)
         nothing = mosquitto_pub(self.port, "-t", "t", "-m", "x")
