@@ -161,6 +161,9 @@ int main(int argc, char** argv) {
     }
   }
   for (const auto& w : config.warnings) spdlog::warn("event=config_warning message=\"{}\"", w);
+#ifdef MQTTD_NO_COUNTERS
+  spdlog::warn("event=measurement_build message=\"built with MQTTD_NO_COUNTERS: /metrics counters stay at 0\"");
+#endif
   if (options.workers) config.broker.workers = *options.workers;
   spdlog::set_level(spdlog::level::from_str(options.log_level.value_or(config.log_level)));
 
