@@ -94,7 +94,16 @@ struct ProxyProtocol {
   // empty when the mode is not Disabled (checked at load: an empty list would trust no one, or
   // worse, be read as everyone).
   std::vector<AddressBlock> trusted_sources;
+  // clientCertificates (ours): Trusted makes the client certificate that a TLS-terminating
+  // balancer verified (v2 PP2_TYPE_SSL, its CN) the connection's certificate for X509
+  // authentication. Only with mode Required, trusted sources, and no tls on the port (checked at
+  // load).
+  enum class ClientCertificates { Ignored, Trusted };
+  ClientCertificates client_certificates = ClientCertificates::Ignored;
   bool enabled() const { return mode != Mode::Disabled; }
+  bool trusts_client_certificates() const {
+    return mode == Mode::Required && !trusted_sources.empty() && client_certificates == ClientCertificates::Trusted;
+  }
   bool trusts(const std::array<std::uint8_t, 16>& address) const {
     for (const auto& block : trusted_sources)
       if (block.contains(address)) return true;
@@ -156,9 +165,9 @@ struct X509AttributeEntry {
 
 // customSettings of a Custom method: the source broker's custom authentication API 0.5.0.
 struct CustomAuthSettings {
-  std::string endpoint;                   // https://host[:port][/path]
-  std::optional<std::string> ca_folder;   // caCertConfigMap: PEM CAs for the server's certificate
-  std::optional<std::string> client_cert_secret;  // auth.x509.secretRef: a folder with tls.crt, tls.key
+  std::string endpoint;                                      // https://host[:port][/path]
+  std::optional<std::string> ca_folder;                      // caCertConfigMap: PEM CAs for the server's certificate
+  std::optional<std::string> client_cert_secret;             // auth.x509.secretRef: a folder with tls.crt, tls.key
   std::vector<std::pair<std::string, std::string>> headers;  // extra HTTP headers, in file order
   bool operator==(const CustomAuthSettings&) const = default;
 };
@@ -168,7 +177,7 @@ struct AuthenticationMethod {
   Kind kind = Kind::Anonymous;
   std::string trusted_client_ca;  // X509: a folder under the secrets folder with PEM CA certificates
   std::vector<X509AttributeEntry> x509_attributes;
-  std::string password_secret;  // Password: a folder under the secrets folder holding `passwords`
+  std::string password_secret;         // Password: a folder under the secrets folder holding `passwords`
   std::vector<std::string> audiences;  // ServiceAccountToken: a token must carry one of them
   CustomAuthSettings custom;           // Custom
   bool operator==(const AuthenticationMethod&) const = default;

@@ -89,7 +89,7 @@ AddressBlock address_block(const Context& ctx, const YAML::Node& node) {
 
 ProxyProtocol read_proxy_protocol(const Context& ctx, const YAML::Node& node) {
   expect_map(ctx, node);
-  reject_unknown(ctx, node, {"mode", "trustedSources"});
+  reject_unknown(ctx, node, {"mode", "trustedSources", "clientCertificates"});
   ProxyProtocol proxy;
   if (auto n = node["mode"]) {
     auto mode = enumeration(ctx.child("mode"), n, {"Disabled", "Optional", "Required"});
@@ -106,6 +106,19 @@ ProxyProtocol read_proxy_protocol(const Context& ctx, const YAML::Node& node) {
   // with nobody listed is a mistake, never "everyone".
   if (proxy.enabled() && proxy.trusted_sources.empty())
     ctx.fail(node, "mode Optional or Required needs trustedSources: the load balancers' addresses (CIDR)");
+  if (auto n = node["clientCertificates"]) {
+    auto cctx = ctx.child("clientCertificates");
+    if (enumeration(cctx, n, {"Ignored", "Trusted"}) == "Trusted") {
+      proxy.client_certificates = ProxyProtocol::ClientCertificates::Trusted;
+      // Fail closed: a certificate is believed only from a header every connection must have,
+      // sent by a listed balancer. In Optional mode a direct client is served without a header,
+      // which is safe, but the setting would read as if the port authenticated by the balancer.
+      if (proxy.mode != ProxyProtocol::Mode::Required || proxy.trusted_sources.empty())
+        cctx.fail(n,
+                  "Trusted needs mode Required and trustedSources: only a header that every connection must "
+                  "send, from a listed load balancer, may vouch for a client certificate");
+    }
+  }
   return proxy;
 }
 
@@ -127,7 +140,17 @@ ListenerPort read_port(const Context& ctx, const YAML::Node& node) {
     p.authorization_ref_location = ctx.locate(n);
   }
   if (auto n = node["tls"]) p.tls = read_tls(ctx.child("tls"), n);
-  if (auto n = node["proxyProtocol"]) p.proxy_protocol = read_proxy_protocol(ctx.child("proxyProtocol"), n);
+  if (auto n = node["proxyProtocol"]) {
+    p.proxy_protocol = read_proxy_protocol(ctx.child("proxyProtocol"), n);
+    // A TLS port verifies client certificates itself, against the X509 method's CAs: a second
+    // source of certificates would make it unclear which one authenticates.
+    if (p.tls && p.proxy_protocol.client_certificates == ProxyProtocol::ClientCertificates::Trusted)
+      ctx.child("proxyProtocol")
+          .child("clientCertificates")
+          .fail(n["clientCertificates"],
+                "Trusted is for a port without tls behind a TLS-terminating load balancer; this port has tls "
+                "and verifies client certificates itself");
+  }
   return p;
 }
 

@@ -186,9 +186,13 @@ void cross_check(Configuration& out) {
       if (!p.authorization_ref.empty() && !out.find_authorization(p.authorization_ref))
         fail_at(p.location, path + ".authorizationRef",
                 fmt::format("BrokerAuthorization '{}' is not defined in the configuration", p.authorization_ref));
-      if (authn && authn->x509() && !p.tls)
+      // X509 needs certificates: verified by this port's TLS, or by the load balancer in front of it
+      // (proxyProtocol.clientCertificates: Trusted).
+      if (authn && authn->x509() && !p.tls && !p.proxy_protocol.trusts_client_certificates())
         fail_at(p.location, path + ".authenticationRef",
-                fmt::format("BrokerAuthentication '{}' uses X509, which needs tls on this port", p.authentication_ref));
+                fmt::format("BrokerAuthentication '{}' uses X509, which needs tls on this port (or, behind a "
+                            "TLS-terminating load balancer, proxyProtocol.clientCertificates: Trusted)",
+                            p.authentication_ref));
       // Fail closed: the source broker ignores such a policy, which would leave the port open to every client
       // while its configuration reads as if it were restricted.
       if (!p.authorization_ref.empty() && p.authentication_ref.empty())

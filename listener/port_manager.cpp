@@ -21,15 +21,19 @@ namespace mqttd {
 namespace {
 
 // Serves an accepted socket with its port's transport, on the worker's thread. `peer`: the
-// client's address from a PROXY protocol header (null: the socket's).
+// client's address from a PROXY protocol header (null: the socket's). `certificate`: the client
+// certificate a load balancer verified, on a plain port that trusts it (a TLS port verifies its
+// own, and cannot have clientCertificates: Trusted).
 void serve_transport(Broker& broker, std::size_t worker, int fd, config::PortProtocol protocol,
-                     const std::shared_ptr<ssl_ctx_st>& tls, std::uint64_t endpoint, const sockaddr_in6* peer) {
+                     const std::shared_ptr<ssl_ctx_st>& tls, std::uint64_t endpoint, const sockaddr_in6* peer,
+                     std::unique_ptr<authn::PeerCertificate> certificate = nullptr) {
+  if (tls) certificate.reset();
   if (protocol == config::PortProtocol::WebSockets) {
-    serve_websocket(broker, worker, fd, tls, endpoint, peer);
+    serve_websocket(broker, worker, fd, tls, endpoint, peer, std::move(certificate));
   } else if (tls) {
     TlsTransport::serve(broker, worker, fd, tls, endpoint, peer);
   } else {
-    TcpTransport::serve(broker, worker, fd, endpoint, peer);
+    TcpTransport::serve(broker, worker, fd, endpoint, peer, std::move(certificate));
   }
 }
 
@@ -43,10 +47,12 @@ void hand_off(Broker& broker, std::size_t worker, int fd, config::PortProtocol p
   auto& io = broker.io_context(worker);
   if (proxy) {
     boost::asio::post(io, [&broker, worker, fd, protocol, tls = std::move(tls), endpoint, proxy = std::move(proxy)] {
-      ProxyHeaderReader::serve(broker, worker, fd, proxy,
-                               [&broker, worker, protocol, tls, endpoint](int fd, const sockaddr_in6& peer) {
-                                 serve_transport(broker, worker, fd, protocol, tls, endpoint, &peer);
-                               });
+      ProxyHeaderReader::serve(
+          broker, worker, fd, proxy,
+          [&broker, worker, protocol, tls, endpoint](int fd, const sockaddr_in6& peer,
+                                                     std::unique_ptr<authn::PeerCertificate> certificate) {
+            serve_transport(broker, worker, fd, protocol, tls, endpoint, &peer, std::move(certificate));
+          });
     });
   } else {
     boost::asio::post(io, [&broker, worker, fd, protocol, tls = std::move(tls), endpoint] {
@@ -141,8 +147,10 @@ void PortManager::update_port_security(Port& port, bool connected_clients) {
     return;
   }
   auto next = security_.resolve(port.spec);
+  // Only a TLS port verifies client certificates against the X509 method's CA folder. A plain port
+  // (clientCertificates: Trusted behind a load balancer) loads nothing and waits for no folder.
   std::optional<std::string> client_ca =
-      next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
+      port.needs_tls() && next && next->authenticator ? next->authenticator->trusted_client_ca_folder() : std::nullopt;
   port.pending.reset();
   if (client_ca != port.client_ca && port.tls) {
     // The port serves TLS under the old trust. Its new security applies together with a context

@@ -13,6 +13,7 @@
 
 #include "broker/broker.hpp"
 #include "listener/connection_rate.hpp"
+#include "listener/proxy_client_certificate.hpp"
 #include "listener/proxy_protocol.hpp"
 #include "listener/socket_peer.hpp"
 
@@ -174,8 +175,7 @@ void ProxyHeaderReader::hand_over(const sockaddr_in6& peer, const proxy_protocol
   if (header && spdlog::should_log(spdlog::level::debug)) {
     std::string tls;
     if (header->tls) {
-      // Logged, not used: the broker authenticates only certificates it verified itself
-      // (docs/listeners.md, "PROXY protocol").
+      // Logged; used only on a port with clientCertificates: Trusted (client_certificate()).
       const auto& t = *header->tls;
       tls = fmt::format(
           " tls=true tls_version=\"{}\" client_certificate={} certificate_verified={} verify={} cn=\"{}\" "
@@ -190,12 +190,38 @@ void ProxyHeaderReader::hand_over(const sockaddr_in6& peer, const proxy_protocol
                                   : "connection",
                   header->authority.empty() ? "" : " authority=\"" + log_text(header->authority) + "\"", tls);
   }
+  std::unique_ptr<authn::PeerCertificate> certificate;
+  if (header && port_->settings.trusts_client_certificates()) certificate = client_certificate(peer, *header);
   done_ = true;
   int fd = poll_fd();
   // Stops watching the socket (this object is destroyed after the current batch of events) and
   // gives it, still open, to its transport, which adopts it again in this poller.
   poller_.retire(fd, this);
-  next_(fd, peer);
+  next_(fd, peer, std::move(certificate));
+}
+
+std::unique_ptr<authn::PeerCertificate> ProxyHeaderReader::client_certificate(const sockaddr_in6& peer,
+                                                                              const proxy_protocol::Header& header) {
+  // Only a trusted source's header reaches here (on_events), and the port is Required: the
+  // balancer verified the chain, and says so with verify 0 and the leaf's CN.
+  auto verdict = pp::client_certificate_of(header);
+  switch (verdict.status) {
+    case pp::ClientCertificate::Status::None:
+      return nullptr;
+    case pp::ClientCertificate::Status::Refused:
+      // The connection goes on without a certificate: the next authentication method decides.
+      if (std::uint64_t suppressed = 0; refusal_log_allowed(port_->port, verdict.reason, suppressed))
+        spdlog::warn(
+            "event=proxy_client_certificate_ignored listener={} port={} peer={} proxy={} reason=\"{}\" "
+            "suppressed={}",
+            port_->listener, port_->port, format_peer(peer), format_peer(real_peer_), verdict.reason, suppressed);
+      return nullptr;
+    case pp::ClientCertificate::Status::Accepted:
+      break;
+  }
+  spdlog::debug("event=proxy_client_certificate listener={} port={} peer={} proxy={} cn=\"{}\"", port_->listener,
+                port_->port, format_peer(peer), format_peer(real_peer_), log_text(verdict.certificate.common_name));
+  return std::make_unique<authn::PeerCertificate>(std::move(verdict.certificate));
 }
 
 void ProxyHeaderReader::refuse(const char* reason) {

@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 
+#include "authn/credentials.hpp"
 #include "config/configuration.hpp"
 #include "listener/epoll_poller.hpp"
 
@@ -45,8 +46,9 @@ struct ProxyPort {
 
 class ProxyHeaderReader final : public PollHandler {
  public:
-  // Serves the socket with its transport on this worker, the client's address as `peer`.
-  using Next = std::function<void(int fd, const sockaddr_in6& peer)>;
+  // Serves the socket with its transport on this worker, the client's address as `peer`, and the
+  // client certificate the load balancer verified when the port trusts it (else null).
+  using Next = std::function<void(int fd, const sockaddr_in6& peer, std::unique_ptr<authn::PeerCertificate>)>;
 
   // Takes the accepted socket `fd` of a port with proxyProtocol; calls `next` on this worker once
   // the header is read (or, in Optional mode, once the first bytes show there is none), or closes
@@ -69,6 +71,9 @@ class ProxyHeaderReader final : public PollHandler {
   void close_socket();
   // Hands the socket over to its transport with `peer`; `header` when one was read.
   void hand_over(const sockaddr_in6& peer, const proxy_protocol::Header* header);
+  // The certificate `header` vouches for, on a port with clientCertificates: Trusted; else null.
+  std::unique_ptr<authn::PeerCertificate> client_certificate(const sockaddr_in6& peer,
+                                                             const proxy_protocol::Header& header);
   void time_out();
 
   Broker& broker_;

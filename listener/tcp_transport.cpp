@@ -23,17 +23,18 @@ constexpr int kReadsPerEvent = 4;  // then yield to the other connections of the
 }  // namespace
 
 void TcpTransport::serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id,
-                         const sockaddr_in6* peer) {
+                         const sockaddr_in6* peer, std::unique_ptr<authn::PeerCertificate> certificate) {
   EpollPoller& poller = EpollPoller::of(broker, worker);
-  auto transport = std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id, peer);
+  auto transport =
+      std::make_unique<TcpTransport>(broker, worker, fd, poller, endpoint_id, peer, std::move(certificate));
   auto* raw = transport.get();
   raw->interest_ = EPOLLIN | EPOLLRDHUP;
   poller.adopt(std::move(transport), fd, raw->interest_);
 }
 
 TcpTransport::TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id,
-                           const sockaddr_in6* peer)
-    : Transport(endpoint_id), LingeringSocket(poller, fd) {
+                           const sockaddr_in6* peer, std::unique_ptr<authn::PeerCertificate> certificate)
+    : Transport(endpoint_id), LingeringSocket(poller, fd), certificate_(std::move(certificate)) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   peer_address_ = peer ? *peer : peer_address(fd);

@@ -22,11 +22,12 @@ class TcpTransport final : public Transport, public LingeringSocket {
  public:
   // Takes the connected socket `fd` and serves it on `worker`. Call on that worker's thread.
   // `peer`: the client's address when it is not the socket's (from a PROXY protocol header).
+  // `certificate`: the client certificate a trusted load balancer verified (PROXY protocol v2).
   static void serve(Broker& broker, std::size_t worker, int fd, std::uint64_t endpoint_id = 0,
-                    const sockaddr_in6* peer = nullptr);
+                    const sockaddr_in6* peer = nullptr, std::unique_ptr<authn::PeerCertificate> certificate = nullptr);
 
   TcpTransport(Broker& broker, std::size_t worker, int fd, EpollPoller& poller, std::uint64_t endpoint_id,
-               const sockaddr_in6* peer = nullptr);
+               const sockaddr_in6* peer = nullptr, std::unique_ptr<authn::PeerCertificate> certificate = nullptr);
   ~TcpTransport() override;
 
   void on_events(std::uint32_t events) override;
@@ -34,6 +35,7 @@ class TcpTransport final : public Transport, public LingeringSocket {
   void close() override;
   void resume_reading() override;
   const std::string& peer() const override;
+  const authn::PeerCertificate* peer_certificate() const override { return certificate_.get(); }
 
  private:
   void on_readable();
@@ -44,6 +46,8 @@ class TcpTransport final : public Transport, public LingeringSocket {
   // Whether the events, which arrived while input is paused, say that the client is gone.
   bool gone_while_paused(std::uint32_t events);
 
+  // Before connection_: the connection may ask for it while it is made.
+  std::unique_ptr<authn::PeerCertificate> certificate_;
   std::unique_ptr<ClientConnection> connection_;
   sockaddr_in6 peer_address_{};  // formatted only when a log line needs it
   std::uint32_t interest_ = 0;   // the events epoll watches for

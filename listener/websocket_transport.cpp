@@ -54,8 +54,12 @@ template <class NextLayer>
 class WebSocketTransport final : public Transport, public std::enable_shared_from_this<WebSocketTransport<NextLayer>> {
  public:
   WebSocketTransport(Broker& broker, std::size_t worker, NextLayer&& next, std::uint64_t endpoint_id, bool tls,
-                     std::string peer)
-      : Transport(endpoint_id), ws_(std::move(next)), peer_(std::move(peer)), tls_(tls) {
+                     std::string peer, std::unique_ptr<authn::PeerCertificate> certificate = nullptr)
+      : Transport(endpoint_id),
+        ws_(std::move(next)),
+        peer_certificate_(std::move(certificate)),
+        peer_(std::move(peer)),
+        tls_(tls) {
     boost::system::error_code ec;
     beast::get_lowest_layer(ws_).set_option(tcp::no_delay(true), ec);
     parser_.header_limit(kMaxRequestHeaderBytes);
@@ -258,7 +262,8 @@ class WebSocketTransport final : public Transport, public std::enable_shared_fro
 }  // namespace
 
 void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                     std::uint64_t endpoint_id, const sockaddr_in6* peer) {
+                     std::uint64_t endpoint_id, const sockaddr_in6* peer,
+                     std::unique_ptr<authn::PeerCertificate> certificate) {
   auto& io = broker.io_context(worker);
   std::string peer_text = format_peer(peer ? *peer : peer_address(fd));
   boost::system::error_code ec;
@@ -283,7 +288,7 @@ void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr
     t->start();
   } else {
     auto t = std::make_shared<WebSocketTransport<tcp::socket>>(broker, worker, std::move(socket), endpoint_id, false,
-                                                               std::move(peer_text));
+                                                               std::move(peer_text), std::move(certificate));
     t->start();
   }
 }

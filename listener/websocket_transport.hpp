@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "authn/credentials.hpp"
+
 struct ssl_ctx_st;
 struct sockaddr_in6;
 
@@ -17,7 +19,10 @@ class Broker;
 // subprotocol "mqtt", then binary frames carrying the MQTT byte stream (a packet may span frames
 // and a frame may hold several packets). WSS when `tls` is set. Call on that worker's thread.
 // `peer`: the client's address when it is not the socket's (from a PROXY protocol header).
+// `certificate`: on a plain port, the client certificate a trusted load balancer verified (PROXY
+// protocol v2); a WSS port takes the one of its own handshake instead.
 void serve_websocket(Broker& broker, std::size_t worker, int fd, std::shared_ptr<ssl_ctx_st> tls,
-                     std::uint64_t endpoint_id, const sockaddr_in6* peer = nullptr);
+                     std::uint64_t endpoint_id, const sockaddr_in6* peer = nullptr,
+                     std::unique_ptr<authn::PeerCertificate> certificate = nullptr);
 
 }  // namespace mqttd

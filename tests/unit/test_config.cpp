@@ -310,3 +310,84 @@ TEST_CASE("proxyProtocol: modes, trusted sources as address blocks, and what is 
   CHECK(refusal("{mode: Required, trustedSources: [10.0.0.0/8], trusted: []}").find("unknown field") !=
         std::string::npos);
 }
+
+namespace {
+
+// A port with `port_extra` (tls, ...) and proxyProtocol `proxy`, using BrokerAuthentication
+// `methods` (X509 with attributes, or Password) when `methods` is not empty.
+std::string x509_behind_balancer(const std::string& proxy, const std::string& port_extra = "",
+                                 const std::string& methods = "X509") {
+  std::string text =
+      "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerListener\nmetadata: {name: lb}\n"
+      "spec:\n  ports:\n  - port: 1883\n    authenticationRef: certs\n" +
+      port_extra + "    proxyProtocol: " + proxy +
+      "\n---\napiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\n"
+      "metadata: {name: certs}\nspec:\n  authenticationMethods:\n";
+  if (methods == "X509")
+    text += "  - method: X509\n    x509Settings:\n      trustedClientCaCert: client-ca\n";
+  else
+    text += "  - method: Password\n    passwordSettings: {secretRef: users}\n";
+  return text;
+}
+
+std::string refusal_of(const std::string& text) {
+  try {
+    load_from_string(text, "f.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+}  // namespace
+
+TEST_CASE("proxyProtocol.clientCertificates: Trusted only on a Required plain port, and X509 then needs no tls") {
+  const std::string tls = "    tls: {mode: Manual, manual: {secretRef: server-cert}}\n";
+  auto config =
+      load_from_string(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8], clientCertificates: "
+                                            "Trusted}"));
+  const auto& proxy = config.listeners.at(0).ports.at(0).proxy_protocol;
+  CHECK(proxy.client_certificates == ProxyProtocol::ClientCertificates::Trusted);
+  CHECK(proxy.trusts_client_certificates());
+  // The default, and Ignored written out: X509 on a plain port stays refused.
+  CHECK_FALSE(load_from_string(proxy_listener("{mode: Required, trustedSources: [10.0.0.0/8]}"))
+                  .listeners[0]
+                  .ports[0]
+                  .proxy_protocol.trusts_client_certificates());
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8]}")) ==
+        "f.yaml:6:5: BrokerListener/lb.spec.ports[0].authenticationRef: BrokerAuthentication 'certs' uses X509, which "
+        "needs tls on this port (or, behind a TLS-terminating load balancer, proxyProtocol.clientCertificates: "
+        "Trusted)");
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8], clientCertificates: "
+                                        "Ignored}"))
+            .find("uses X509, which needs tls on this port") != std::string::npos);
+  // A changed setting is another service (the port is re-bound).
+  auto a = config.listeners[0].ports[0];
+  auto b = a;
+  b.proxy_protocol.client_certificates = ProxyProtocol::ClientCertificates::Ignored;
+  CHECK_FALSE(a.same_service(b));
+  // Trusted without X509 is allowed (the certificates are then not used by anyone).
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8], clientCertificates: Trusted}",
+                                        "", "Password")) == "accepted");
+
+  // Refused: Optional mode, no trusted sources, a TLS port, an unknown value.
+  CHECK(refusal_of(x509_behind_balancer("{mode: Optional, trustedSources: [10.0.0.0/8], clientCertificates: "
+                                        "Trusted}")) ==
+        "f.yaml:8:87: BrokerListener/lb.spec.ports[0].proxyProtocol.clientCertificates: Trusted needs mode Required "
+        "and trustedSources: only a header that every connection must send, from a listed load balancer, may vouch "
+        "for a client certificate");
+  CHECK(refusal_of(x509_behind_balancer("{mode: Disabled, clientCertificates: Trusted}"))
+            .find("proxyProtocol.clientCertificates: Trusted needs mode Required") != std::string::npos);
+  CHECK(refusal_of(x509_behind_balancer("{clientCertificates: Trusted}"))
+            .find("proxyProtocol.clientCertificates: Trusted needs mode Required") != std::string::npos);
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [], clientCertificates: Trusted}"))
+            .find("needs trustedSources") != std::string::npos);
+  CHECK(refusal_of(
+            x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8], clientCertificates: Trusted}", tls)) ==
+        "f.yaml:9:87: BrokerListener/lb.spec.ports[0].proxyProtocol.clientCertificates: Trusted is for a port without "
+        "tls behind a TLS-terminating load balancer; this port has tls and verifies client certificates itself");
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8], clientCertificates: Yes}"))
+            .find("proxyProtocol.clientCertificates") != std::string::npos);
+  // A TLS port with X509 and the default setting: as before.
+  CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8]}", tls)) == "accepted");
+}
