@@ -336,8 +336,8 @@ void Authenticator::authenticate_async(OwnedCredentials credentials, ResultCallb
   continue_from(0, std::make_shared<const OwnedCredentials>(std::move(credentials)), std::move(done), may_block);
 }
 
-void Authenticator::continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> owned,
-                                  ResultCallback done, bool may_block) const {
+void Authenticator::continue_from(std::size_t first, std::shared_ptr<const OwnedCredentials> owned, ResultCallback done,
+                                  bool may_block) const {
   const Credentials c = owned->view();
   for (std::size_t i = first; i < resource_.methods.size(); ++i) {
     const auto& m = resource_.methods[i];
@@ -349,14 +349,14 @@ void Authenticator::continue_from(std::size_t first, std::shared_ptr<const Owned
         auto r = self->decide_inline(i, owned->view());
         (*shared_done)(std::move(*r));  // a username makes Password relevant: it always decides
       });
-      if (!queued)
-        (*shared_done)(from_remote(i, *owned, unavailable("the authentication thread is full")));
+      if (!queued) (*shared_done)(from_remote(i, *owned, unavailable("the authentication thread is full")));
       return;
     }
     if (m.kind == Kind::ServiceAccountToken) {
       if (c.authentication_method != kServiceAccountTokenMethod) continue;
       if (!services_.service_account_tokens) {
-        Result r = from_remote(i, *owned, unavailable("no service-account token validator (no Kubernetes API, no --sat-jwks)"));
+        Result r = from_remote(i, *owned,
+                               unavailable("no service-account token validator (no Kubernetes API, no --sat-jwks)"));
         return done(std::move(r));
       }
       services_.service_account_tokens->validate(
@@ -372,20 +372,21 @@ void Authenticator::continue_from(std::size_t first, std::shared_ptr<const Owned
         // Its settings are broken (problems(): a missing CA or client certificate). Not "not
         // relevant": skipping it would let the next method decide for clients this server would
         // refuse. Fail closed until the files appear.
-        return done(from_remote(i, *owned, unavailable("the custom method's settings are broken (see authentication_problem)")));
+        return done(from_remote(i, *owned,
+                                unavailable("the custom method's settings are broken (see authentication_problem)")));
       }
       CustomConnectInfo info;
       info.username = owned->username;
       info.password = owned->password;
       if (owned->certificate) info.certificate_chain_pem = owned->certificate->chain_pem;
-      client->check_connect(std::move(info), [self = shared_from_this(), i, owned,
-                                              done = std::move(done)](RemoteVerdict v) mutable {
-        if (v.kind == RemoteVerdict::Kind::Unreachable) {
-          // As the source broker: an unreachable server makes the credentials not relevant.
-          return self->continue_from(i + 1, std::move(owned), std::move(done), /*may_block=*/false);
-        }
-        done(self->from_remote(i, *owned, std::move(v)));
-      });
+      client->check_connect(
+          std::move(info), [self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
+            if (v.kind == RemoteVerdict::Kind::Unreachable) {
+              // As the source broker: an unreachable server makes the credentials not relevant.
+              return self->continue_from(i + 1, std::move(owned), std::move(done), /*may_block=*/false);
+            }
+            done(self->from_remote(i, *owned, std::move(v)));
+          });
       return;
     }
     if (auto r = decide_inline(i, c)) return done(std::move(*r));
@@ -411,8 +412,7 @@ void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credent
   const auto& m = resource_.methods[i];
   if (m.kind == Kind::ServiceAccountToken) {
     if (owned->authentication_method != kServiceAccountTokenMethod) return refuse("not a K8S-SAT token");
-    if (!services_.service_account_tokens)
-      return done(from_remote(i, *owned, unavailable("no token validator")));
+    if (!services_.service_account_tokens) return done(from_remote(i, *owned, unavailable("no token validator")));
     services_.service_account_tokens->validate(
         owned->authentication_data.value_or(""), m.audiences,
         [self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
@@ -423,9 +423,8 @@ void Authenticator::reauthenticate_async(std::size_t i, OwnedCredentials credent
   if (m.kind == Kind::Custom && !custom_clients_[i])
     return done(from_remote(i, *owned, unavailable("the custom method's settings are broken")));
   if (m.kind == Kind::Custom) {
-    custom_clients_[i]->check_auth([self = shared_from_this(), i, owned, done = std::move(done)](RemoteVerdict v) mutable {
-      done(self->from_remote(i, *owned, std::move(v)));
-    });
+    custom_clients_[i]->check_auth([self = shared_from_this(), i, owned, done = std::move(done)](
+                                       RemoteVerdict v) mutable { done(self->from_remote(i, *owned, std::move(v))); });
     return;
   }
   refuse(std::string(kind_name(m.kind)) + " clients cannot re-authenticate");

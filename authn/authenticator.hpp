@@ -42,7 +42,7 @@ struct Result {
   // Whom a remote method vouched for (a service account's "<namespace>/<name>"): part of the
   // identity that owns a persistent session.
   std::string subject;
-  std::string detail;                       // why, for logs
+  std::string detail;  // why, for logs
 };
 using ResultCallback = std::function<void(Result)>;
 
@@ -116,7 +116,7 @@ class Authenticator : public std::enable_shared_from_this<Authenticator> {
   config::Authentication resource_;
   std::string secrets_dir_;
   RemoteServices services_;
-  std::vector<std::optional<PasswordFile>> password_files_;  // per method (Password methods only)
+  std::vector<std::optional<PasswordFile>> password_files_;        // per method (Password methods only)
   std::vector<std::shared_ptr<CustomAuthClient>> custom_clients_;  // per method (Custom methods only)
   std::vector<std::string> watched_;
   std::vector<std::string> problems_;

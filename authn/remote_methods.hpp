@@ -23,15 +23,15 @@ struct RemoteVerdict {
     Unavailable,  // a transient failure that is not a refusal (CONNACK 0x88, AUTH 0x18)
   };
   Kind kind = Kind::Refused;
-  std::optional<std::string> username;         // only if the method vouches for one
+  std::optional<std::string> username;  // only if the method vouches for one
   // Who the credentials belong to, stable across connections (a service account's
   // "<namespace>/<name>"): part of the identity that owns a persistent session, so that another
   // account resuming the same client id starts fresh. Empty: the method names no one.
   std::string subject;
   std::map<std::string, std::string> attributes;
   std::optional<std::chrono::system_clock::time_point> expires;
-  std::optional<std::uint8_t> reason_code;     // a custom server's CONNACK reason for a refusal
-  std::string detail;                          // for logs: never a secret
+  std::optional<std::uint8_t> reason_code;  // a custom server's CONNACK reason for a refusal
+  std::string detail;                       // for logs: never a secret
 };
 using VerdictCallback = std::function<void(RemoteVerdict)>;
 

@@ -192,8 +192,8 @@ class ClientConnection {
     // The CONNECT's enhanced authentication method (K8S-SAT, or one a custom server serves): the
     // CONNACK and every AUTH carry it, and re-authentication must use it (MQTT 4.12).
     std::string enhanced_method;
-    std::size_t method_index = 0;     // the authenticator's method that admitted the client
-    bool reauthenticating = false;    // an AUTH 0x19 waits for its answer
+    std::size_t method_index = 0;   // the authenticator's method that admitted the client
+    bool reauthenticating = false;  // an AUTH 0x19 waits for its answer
   };
   std::unique_ptr<Authority> authority_;
   MessageRef will_;

@@ -49,7 +49,8 @@ void ClientConnection::authenticate(const codec::Connect& c) {
   credentials.username = c.username;
   if (c.password) credentials.password = codec::as_string(*c.password);
   if (method) credentials.authentication_method = *method;
-  if (c.properties.authentication_data) credentials.authentication_data = codec::as_string(*c.properties.authentication_data);
+  if (c.properties.authentication_data)
+    credentials.authentication_data = codec::as_string(*c.properties.authentication_data);
   credentials.certificate = transport_.peer_certificate();
   auto authenticator = authority_->security->authenticator;
   if (authenticator->decides_inline(credentials)) return on_authenticated(authenticator->authenticate(credentials));

@@ -258,15 +258,15 @@ bool Worker::submit_authentication(AuthenticationRequest request) {
       [job, worker = this] {
         const bool reauthentication = job->reauthenticate_with.has_value();
         auto deliver = [worker, connection = job->connection_id, reauthentication](authn::Result result) {
-          worker->post_task([connection, reauthentication,
-                             result = std::make_shared<authn::Result>(std::move(result))](Worker& w) {
-            ClientConnection* c = w.find_connection(connection);
-            if (!c) return;
-            if (reauthentication)
-              c->on_reauthenticated(std::move(*result));
-            else
-              c->on_authenticated(std::move(*result));
-          });
+          worker->post_task(
+              [connection, reauthentication, result = std::make_shared<authn::Result>(std::move(result))](Worker& w) {
+                ClientConnection* c = w.find_connection(connection);
+                if (!c) return;
+                if (reauthentication)
+                  c->on_reauthenticated(std::move(*result));
+                else
+                  c->on_authenticated(std::move(*result));
+              });
         };
         if (reauthentication)
           job->authenticator->reauthenticate_async(*job->reauthenticate_with, std::move(job->credentials),

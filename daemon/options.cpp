@@ -50,8 +50,6 @@ standard input (asked twice on a terminal); attributes go to authorization as th
 mqttd render-k8s prints the Kubernetes objects that run mqttd on PATH (mqttd render-k8s --help).
 )";
 
-
-
 [[noreturn]] void usage_error(const std::string& message) {
   std::cerr << "mqttd: " << message << "\n\n" << kUsage;
   std::exit(2);
@@ -163,8 +161,9 @@ Options parse_options(int argc, char** argv) {
   if (sat.jwks_file.has_value() != sat.issuer.has_value())
     usage_error("--sat-jwks and --sat-issuer go together (offline token verification needs both)");
   if (sat.service_accounts_file && !sat.jwks_file)
-    usage_error("--sat-service-accounts is for offline verification (--sat-jwks); in a cluster the "
-                "ServiceAccounts' annotations are read from the API");
+    usage_error(
+        "--sat-service-accounts is for offline verification (--sat-jwks); in a cluster the "
+        "ServiceAccounts' annotations are read from the API");
   if (sat.jwks_file && sat.api_url)
     usage_error("--sat-jwks (offline) and --k8s-api-url (TokenReview) exclude each other");
   return o;

@@ -35,8 +35,7 @@ std::optional<std::string> in_cluster_api_url() {
 
 }  // namespace
 
-RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions& options,
-                                                AuthenticationPool& pool) {
+RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions& options, AuthenticationPool& pool) {
   RemoteAuthentication out;
   out.http = std::make_unique<http::Client>();
   http::Client& client = *out.http;
@@ -47,8 +46,8 @@ RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions
     settings.jwks_file = *options.jwks_file;
     settings.service_accounts_file = options.service_accounts_file;
     out.services.service_account_tokens = remote_auth::make_offline_token_validator(std::move(settings));
-    spdlog::info("event=service_account_tokens mode=offline issuer=\"{}\" jwks={} service_accounts={}",
-                 *options.issuer, *options.jwks_file, options.service_accounts_file.value_or("none"));
+    spdlog::info("event=service_account_tokens mode=offline issuer=\"{}\" jwks={} service_accounts={}", *options.issuer,
+                 *options.jwks_file, options.service_accounts_file.value_or("none"));
   } else if (auto url = options.api_url ? options.api_url : in_cluster_api_url()) {
     remote_auth::KubernetesApiSettings settings;
     settings.url = *url;

@@ -31,7 +31,6 @@ struct RemoteAuthentication {
 
 // Throws std::runtime_error when the options name files that cannot be read (--sat-jwks,
 // --sat-service-accounts, the API token): the daemon does not start.
-RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions& options,
-                                                AuthenticationPool& pool);
+RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions& options, AuthenticationPool& pool);
 
 }  // namespace mqttd

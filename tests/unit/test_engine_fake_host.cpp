@@ -152,7 +152,8 @@ TEST_CASE("fake host: inbound PUBLISH at each QoS, acknowledged in the shortest 
     CHECK(host.published[1].message->qos() == 1);
     CHECK(host.published[2].message->topic() == "t/2");
     CHECK(host.published[2].publisher == "pub");
-    CHECK(host.metrics.messages_in[1].get() + host.metrics.messages_in[0].get() + host.metrics.messages_in[2].get() == 3);
+    CHECK(host.metrics.messages_in[1].get() + host.metrics.messages_in[0].get() + host.metrics.messages_in[2].get() ==
+          3);
   }
 }
 
@@ -185,7 +186,8 @@ TEST_CASE("fake host: Receive Maximum holds deliveries in the session until ackn
   REQUIRE(packets.size() == 1);
   CHECK(type_of(packets[0]) == PacketType::Publish);
   CHECK(host.session("window")->holdings(0).queue.empty());
-  CHECK(host.metrics.messages_out[0].get() + host.metrics.messages_out[1].get() + host.metrics.messages_out[2].get() == 3);
+  CHECK(host.metrics.messages_out[0].get() + host.metrics.messages_out[1].get() + host.metrics.messages_out[2].get() ==
+        3);
 }
 
 TEST_CASE("fake host: a full output pauses reading and drops QoS 0", "[engine][host]") {

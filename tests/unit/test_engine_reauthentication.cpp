@@ -76,8 +76,7 @@ Buffer auth_packet(Reason reason, std::optional<std::string_view> method, std::s
 
 }  // namespace
 
-TEST_CASE("enhanced authentication: K8S-SAT goes to the host; the CONNACK carries the method",
-          "[engine][reauth]") {
+TEST_CASE("enhanced authentication: K8S-SAT goes to the host; the CONNACK carries the method", "[engine][reauth]") {
   FakeHost host;
   host.security[0] = security_with({config::AuthenticationMethod::Kind::ServiceAccountToken});
   FakeClient c(host, ProtocolVersion::v5);
@@ -130,9 +129,10 @@ TEST_CASE("enhanced authentication: an unknown method gets 0x8C; an unavailable 
   }
 }
 
-TEST_CASE("re-authentication: AUTH 0x19 is checked; 0x00 moves the expiry, 0x18 on a transient failure, "
-          "DISCONNECT on a refusal",
-          "[engine][reauth]") {
+TEST_CASE(
+    "re-authentication: AUTH 0x19 is checked; 0x00 moves the expiry, 0x18 on a transient failure, "
+    "DISCONNECT on a refusal",
+    "[engine][reauth]") {
   FakeHost host;
   host.security[0] = security_with({config::AuthenticationMethod::Kind::ServiceAccountToken});
   FakeClient c(host, ProtocolVersion::v5);
