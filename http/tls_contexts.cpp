@@ -9,20 +9,15 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "tls/openssl_ptr.hpp"
+
 namespace mqttd::http {
 namespace fs = std::filesystem;
 namespace ssl = boost::asio::ssl;
 
 namespace {
 
-std::string openssl_error(const std::string& what) {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return what;
-  char text[256];
-  ERR_error_string_n(code, text, sizeof(text));
-  return what + ": " + text;
-}
+using tls::last_error;  // header-only: http/ does not link mqttd_tls
 
 // Adds every certificate of one PEM file to `store`; the number added.
 std::size_t add_pem_file(X509_STORE* store, const std::string& path) {
@@ -80,12 +75,12 @@ TlsContextOrError make_client_context(const TlsSettings& settings) {
   auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
   SSL_CTX* native = context->native_handle();
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1)
-    return {nullptr, openssl_error("cannot require TLS 1.2")};
+    return {nullptr, last_error("cannot require TLS 1.2")};
   // Renegotiation and compression are never needed for one request per connection.
   SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_verify(native, SSL_VERIFY_PEER, nullptr);
   if (settings.ca_paths.empty()) {
-    if (SSL_CTX_set_default_verify_paths(native) != 1) return {nullptr, openssl_error("the system's CAs")};
+    if (SSL_CTX_set_default_verify_paths(native) != 1) return {nullptr, last_error("the system's CAs")};
   } else {
     X509_STORE* store = SSL_CTX_get_cert_store(native);
     for (const auto& path : settings.ca_paths) {
@@ -102,11 +97,11 @@ TlsContextOrError make_client_context(const TlsSettings& settings) {
     const std::string& cert = *settings.client_certificate_file;
     const std::string& key = *settings.client_key_file;
     if (SSL_CTX_use_certificate_chain_file(native, cert.c_str()) != 1)
-      return {nullptr, openssl_error(cert + ": cannot read the client certificate")};
+      return {nullptr, last_error(cert + ": cannot read the client certificate")};
     if (SSL_CTX_use_PrivateKey_file(native, key.c_str(), SSL_FILETYPE_PEM) != 1)
-      return {nullptr, openssl_error(key + ": cannot read the client key")};
+      return {nullptr, last_error(key + ": cannot read the client key")};
     if (SSL_CTX_check_private_key(native) != 1)
-      return {nullptr, openssl_error(key + ": does not match the client certificate " + cert)};
+      return {nullptr, last_error(key + ": does not match the client certificate " + cert)};
   }
   return {std::move(context), {}};
 }
