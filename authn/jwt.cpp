@@ -519,7 +519,11 @@ Verified verify(std::string_view token, const KeySet& keys, const Expectations& 
       break;
     }
   }
-  if (kid && !kid_found) return refuse("no key with the token's kid " + quoted(view(*kid)));
+  if (kid && !kid_found) {
+    auto v = refuse("no key with the token's kid " + quoted(view(*kid)));
+    v.unknown_kid = true;
+    return v;
+  }
   if (!verified) return refuse("the signature does not verify with any " + std::string(view(*alg)) + " key");
 
   // Only a signed payload is parsed further.

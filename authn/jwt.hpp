@@ -86,6 +86,9 @@ struct Verified {
   bool ok = false;
   std::string error;  // why not, for logs; never contains the token
   Claims claims;      // set when ok
+  // Refused because the token names a `kid` no key has: perhaps the issuer rotated its keys since
+  // they were fetched.
+  bool unknown_kid = false;
 };
 
 // Verifies `token`'s structure, signature (with a key of `keys` chosen by `kid`, of the type its

@@ -38,9 +38,15 @@ Service-account tokens (K8S-SAT), for a ServiceAccountToken authentication metho
   --k8s-ca-file PATH    the CA of that API (default .../serviceaccount/ca.crt)
   --sat-jwks FILE       instead, verify tokens offline against the issuer's keys (a JWKS file,
                         re-read when it changes; RS256 and ES256); needs --sat-issuer
-  --sat-issuer ISSUER   the tokens' expected "iss" (kubectl get --raw /.well-known/openid-configuration)
+  --sat-oidc-issuer URL or verify them offline against the keys the issuer publishes: its
+                        https URL/.well-known/openid-configuration names the JWKS (fetched at
+                        start, every 10 minutes, and when a token names an unknown key); until
+                        it arrives K8S-SAT clients get 0x88. Excludes --sat-jwks
+  --sat-oidc-ca FILE    the CA of the issuer's TLS (default: the system's CAs)
+  --sat-issuer ISSUER   the tokens' expected "iss" (kubectl get --raw /.well-known/openid-configuration);
+                        with --sat-oidc-issuer, default that URL; the document's issuer must equal it
   --sat-service-accounts FILE
-                        offline: the ServiceAccounts' annotations (their aio-broker-auth/
+                        offline (either way): the ServiceAccounts' annotations (their aio-broker-auth/
                         attributes), as YAML: serviceAccounts: [{namespace, name, annotations}]
 
 mqttd passwd adds or replaces USERNAME in the password file FILE (a Password method's
@@ -146,6 +152,13 @@ Options parse_options(int argc, char** argv) {
       o.service_account_tokens.api_ca_file = value();
     } else if (arg == "--sat-jwks") {
       o.service_account_tokens.jwks_file = value();
+    } else if (arg == "--sat-oidc-issuer") {
+      o.service_account_tokens.oidc_issuer = value();
+      if (!o.service_account_tokens.oidc_issuer->starts_with("https://") ||
+          o.service_account_tokens.oidc_issuer->size() == 8)
+        usage_error("--sat-oidc-issuer must be an https:// URL");
+    } else if (arg == "--sat-oidc-ca") {
+      o.service_account_tokens.oidc_ca_file = value();
     } else if (arg == "--sat-issuer") {
       o.service_account_tokens.issuer = value();
     } else if (arg == "--sat-service-accounts") {
@@ -158,14 +171,21 @@ Options parse_options(int argc, char** argv) {
     }
   }
   const auto& sat = o.service_account_tokens;
-  if (sat.jwks_file.has_value() != sat.issuer.has_value())
+  if (sat.jwks_file && sat.oidc_issuer)
+    usage_error("--sat-jwks and --sat-oidc-issuer exclude each other (the keys come from one or the other)");
+  if (sat.jwks_file && !sat.issuer)
     usage_error("--sat-jwks and --sat-issuer go together (offline token verification needs both)");
-  if (sat.service_accounts_file && !sat.jwks_file)
+  if (sat.issuer && !sat.jwks_file && !sat.oidc_issuer)
+    usage_error("--sat-issuer is for offline verification (--sat-jwks or --sat-oidc-issuer)");
+  if (sat.oidc_ca_file && !sat.oidc_issuer) usage_error("--sat-oidc-ca goes with --sat-oidc-issuer");
+  bool offline = sat.jwks_file || sat.oidc_issuer;
+  if (sat.service_accounts_file && !offline)
     usage_error(
-        "--sat-service-accounts is for offline verification (--sat-jwks); in a cluster the "
-        "ServiceAccounts' annotations are read from the API");
-  if (sat.jwks_file && sat.api_url)
-    usage_error("--sat-jwks (offline) and --k8s-api-url (TokenReview) exclude each other");
+        "--sat-service-accounts is for offline verification (--sat-jwks or --sat-oidc-issuer); in a "
+        "cluster the ServiceAccounts' annotations are read from the API");
+  if (offline && sat.api_url)
+    usage_error(
+        "offline verification (--sat-jwks, --sat-oidc-issuer) and --k8s-api-url (TokenReview) exclude each other");
   return o;
 }
 

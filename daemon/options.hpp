@@ -11,13 +11,15 @@ namespace mqttd {
 
 // How ServiceAccountToken (K8S-SAT) tokens are checked: by the Kubernetes API's TokenReview (in a
 // pod: from KUBERNETES_SERVICE_HOST/PORT and the pod's service-account files, or the flags), or
-// offline against the issuer's keys (--sat-jwks and --sat-issuer).
+// offline against the issuer's keys (--sat-jwks and --sat-issuer, or --sat-oidc-issuer).
 struct ServiceAccountTokenOptions {
   std::optional<std::string> api_url;  // https://host:port of the Kubernetes API
   std::string api_token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
   std::string api_ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
   std::optional<std::string> issuer;
   std::optional<std::string> jwks_file;
+  std::optional<std::string> oidc_issuer;  // https URL: keys from its discovery document
+  std::optional<std::string> oidc_ca_file;
   std::optional<std::string> service_accounts_file;
 };
 

@@ -8,6 +8,7 @@
 #include "http/https_client.hpp"
 #include "remote_auth/custom_auth_client.hpp"
 #include "remote_auth/offline_token_validator.hpp"
+#include "remote_auth/oidc_key_source.hpp"
 #include "remote_auth/token_review_validator.hpp"
 
 namespace mqttd {
@@ -48,6 +49,19 @@ RemoteAuthentication make_remote_authentication(const ServiceAccountTokenOptions
     out.services.service_account_tokens = remote_auth::make_offline_token_validator(std::move(settings));
     spdlog::info("event=service_account_tokens mode=offline issuer=\"{}\" jwks={} service_accounts={}", *options.issuer,
                  *options.jwks_file, options.service_accounts_file.value_or("none"));
+  } else if (options.oidc_issuer) {
+    remote_auth::OfflineTokenSettings settings;
+    settings.issuer = options.issuer.value_or(*options.oidc_issuer);
+    settings.service_accounts_file = options.service_accounts_file;
+    remote_auth::OidcKeySourceSettings oidc;
+    oidc.issuer_url = *options.oidc_issuer;
+    oidc.expected_issuer = settings.issuer;
+    oidc.ca_file = options.oidc_ca_file;
+    auto keys = remote_auth::make_oidc_key_source(client, std::move(oidc));
+    out.services.service_account_tokens = remote_auth::make_offline_token_validator(settings, std::move(keys));
+    spdlog::info("event=service_account_tokens mode=offline issuer=\"{}\" oidc={} ca={} service_accounts={}",
+                 settings.issuer, *options.oidc_issuer, options.oidc_ca_file.value_or("system"),
+                 options.service_accounts_file.value_or("none"));
   } else if (auto url = options.api_url ? options.api_url : in_cluster_api_url()) {
     remote_auth::KubernetesApiSettings settings;
     settings.url = *url;
