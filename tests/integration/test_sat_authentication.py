@@ -4,12 +4,15 @@ connect with Authentication Method K8S-SAT and a JWT; the daemon asks a stand-in
 ServiceAccount's aio-broker-auth/ annotations as attributes, which drive seed 004's authorization
 rule. Then: audiences, expiry while connected (closed, no DISCONNECT), MQTT 5 re-authentication
 (AUTH 0x00, 0x18, DISCONNECT), the API unavailable (0x88), the review cache, a slow API that does
-not delay other clients, and the offline mode (JWKS file) with forged tokens refused."""
+not delay other clients, the offline mode (JWKS file) with forged tokens refused, and the offline mode
+with the keys from the issuer's OIDC discovery document (served over HTTPS from here)."""
 import hashlib
 import hmac
+import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -21,7 +24,7 @@ import jwt
 import pki
 from harness import Client, Daemon, RawClient, TIMEOUT, free_port, main, mqtt_string, packet, props, \
     read_until_closed
-from k8s_api_server import KubernetesApiStandIn, mint_sat, write_jwks, write_service_accounts
+from k8s_api_server import KubernetesApiStandIn, jwk_of, mint_sat, write_jwks, write_service_accounts
 from security import API, authentication, authorization, documents, listener
 
 NAMESPACE = "azure-iot-operations"
@@ -342,6 +345,121 @@ class OfflineTest(unittest.TestCase):
         r = mosquitto_pub(self.port, self.pki.mint(kid="rsa-1", expires_in=-30), "-t", "odd-numbered-orders",
                           "-m", "x")
         self.assertIn("received CONNACK (135)", r.stdout)
+
+
+class OidcIssuer:
+    """An OIDC issuer over HTTPS on loopback: /.well-known/openid-configuration and its JWKS."""
+
+    def __init__(self, cert, key):
+        self.keys = []  # [(pem path, kid)]
+        self.document_issuer = None  # None: the issuer's own URL
+        self.requests = []
+        issuer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                issuer.requests.append(self.path)
+                if self.path == "/.well-known/openid-configuration":
+                    body = {"issuer": issuer.document_issuer or issuer.url, "jwks_uri": issuer.url + "/openid/v1/jwks",
+                            "response_types_supported": ["id_token"], "id_token_signing_alg_values_supported": ["RS256"]}
+                elif self.path == "/openid/v1/jwks":
+                    body = {"keys": [jwk_of(*k) for k in issuer.keys]}
+                else:
+                    self.send_error(404)
+                    return
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class OidcDiscoveryTest(unittest.TestCase):
+    """Offline verification with the keys the issuer publishes (--sat-oidc-issuer): the daemon
+    fetches the discovery document and the JWKS it names, over HTTPS checked against --sat-oidc-ca."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = Pki()
+        cls.issuer = OidcIssuer(cls.pki.server.crt, cls.pki.server.key)
+        cls.issuer.keys = [(cls.pki.signing_key, "rsa-1")]
+        cls.accounts = os.path.join(cls.pki.folder, "service-accounts.yaml")
+        write_service_accounts(cls.accounts, {(NAMESPACE, "mqtt-client"): {"aio-broker-auth/group": "authz-sat"}})
+        cls.port, cls.open_port = free_port(), free_port()
+        cls.daemon = Daemon(sat_config(cls.port, cls.open_port),
+                            extra_args=["--sat-oidc-issuer", cls.issuer.url, "--sat-oidc-ca", cls.pki.ca.crt,
+                                        "--sat-service-accounts", cls.accounts],
+                            wait_for="event=listening listener=secure")
+        cls.daemon.wait_for_log("event=oidc_keys_fetched")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.daemon.__exit__(None, None, None)
+        cls.issuer.stop()
+        cls.pki.cleanup()
+
+    def mint(self, key=None, kid="rsa-1", issuer=None, **kwargs):
+        with open(key or self.pki.signing_key) as f:
+            return mint_sat(f.read(), issuer or self.issuer.url, ["aio-internal"], NAMESPACE, "mqtt-client", kid=kid,
+                            **kwargs)
+
+    def test_a_token_verified_with_the_published_keys(self):
+        r = mosquitto_pub(self.port, self.mint(), "-t", "odd-numbered-orders", "-m", "x")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("received CONNACK (0)", r.stdout)
+        self.assertRegex(r.stdout, PUBACK_OK)  # the attribute from the service-accounts file
+        self.assertIn("/.well-known/openid-configuration", self.issuer.requests)
+        self.assertIn("/openid/v1/jwks", self.issuer.requests)
+
+    def test_forged_and_foreign_tokens_are_refused(self):
+        other_key = pki.make_key(os.path.join(self.pki.folder, "forger-oidc.key"), kind="rsa")
+        for token in (self.mint(key=other_key), self.mint(issuer="https://kubernetes.default.svc.cluster.local"),
+                      self.mint(expires_in=-600)):
+            r = mosquitto_pub(self.port, token, "-t", "odd-numbered-orders", "-m", "x")
+            self.assertIn("received CONNACK (135)", r.stdout)
+
+
+class OidcDiscoveryIssuerMismatchTest(unittest.TestCase):
+    """A discovery document naming another issuer brings no keys: K8S-SAT clients get 0x88 Server
+    unavailable, never accepted."""
+
+    def test_no_keys_means_unavailable(self):
+        p = Pki()
+        issuer = OidcIssuer(p.server.crt, p.server.key)
+        issuer.keys = [(p.signing_key, "rsa-1")]
+        issuer.document_issuer = "https://somebody.else"
+        port, open_port = free_port(), free_port()
+        try:
+            with Daemon(sat_config(port, open_port),
+                        extra_args=["--sat-oidc-issuer", issuer.url, "--sat-oidc-ca", p.ca.crt],
+                        wait_for="event=listening listener=secure") as daemon:
+                daemon.wait_for_log("event=oidc_keys_fetch_failed")
+                with open(p.signing_key) as f:
+                    token = mint_sat(f.read(), issuer.url, ["aio-internal"], NAMESPACE, "mqtt-client", kid="rsa-1")
+                r = mosquitto_pub(port, token, "-t", "odd-numbered-orders", "-m", "x")
+                self.assertIn("received CONNACK (136)", r.stdout)
+                self.assertNotIn("/openid/v1/jwks", issuer.requests)
+        finally:
+            issuer.stop()
+            p.cleanup()
 
 
 if __name__ == "__main__":
