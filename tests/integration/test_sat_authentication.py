@@ -236,7 +236,7 @@ class TokenReviewTest(unittest.TestCase):
         bystander = Client(self.open_port, "bystander")
         bystander.connect()
         bystander.disconnect()
-        self.assertLess(time.time() - started, 1.0)
+        self.assertLess(time.time() - started, 2.0)  # the review waits 3 s: a stalled worker would show it
         slow.join()
 
 
