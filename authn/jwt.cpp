@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "authn/openssl_deleter.hpp"
+
 namespace mqttd::authn::jwt {
 namespace {
 
@@ -21,12 +23,7 @@ namespace json = boost::json;
 using Clock = std::chrono::system_clock;
 
 template <auto Free>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using Deleter = OpensslDeleter<Free>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, Deleter<EVP_PKEY_CTX_free>>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, Deleter<EVP_MD_CTX_free>>;

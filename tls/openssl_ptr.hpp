@@ -9,15 +9,12 @@
 #include <memory>
 #include <string>
 
+#include "authn/openssl_deleter.hpp"
+
 namespace mqttd::tls {
 
 template <auto Free>
-struct Deleter {
-  template <class T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
+using Deleter = OpensslDeleter<Free>;
 
 using KeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
