@@ -274,7 +274,12 @@ std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credenti
       return r;
     }
     case Kind::Anonymous:
+      if (!m.internal_client_id.empty() && c.client_id != m.internal_client_id) {
+        r.detail = "not the daemon's own client";
+        return r;  // NotAuthorized
+      }
       r.outcome = Result::Outcome::Accepted;
+      r.principal.attributes = m.internal_attributes;
       return r;
     case Kind::ServiceAccountToken:
     case Kind::Custom:

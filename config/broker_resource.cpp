@@ -233,13 +233,17 @@ void read_broker(const Context& ctx, const YAML::Node& spec, Configuration& out)
     if (auto check = diag["selfCheck"]) {
       auto sctx = dctx.child("selfCheck");
       expect_map(sctx, check);
-      reject_unknown(sctx, check, {"mode", "intervalSeconds", "timeoutSeconds"});
+      reject_unknown(sctx, check, {"mode", "intervalSeconds", "timeoutSeconds", "authorizationRef"});
       auto& sc = out.diagnostics.self_check;
       if (auto m = check["mode"]) sc.enabled = enumeration(sctx.child("mode"), m, {"Enabled", "Disabled"}) == "Enabled";
       if (auto n = check["intervalSeconds"])
         sc.interval = std::chrono::seconds(integer(sctx.child("intervalSeconds"), n, 30, 300));
       if (auto n = check["timeoutSeconds"])
         sc.timeout = std::chrono::seconds(integer(sctx.child("timeoutSeconds"), n, 5, 120));
+      if (auto n = check["authorizationRef"]) {
+        sc.authorization_ref = object_name(sctx.child("authorizationRef"), n);
+        sc.authorization_ref_location = sctx.locate(n);
+      }
     }
     if (auto traces = diag["traces"]) read_traces(dctx.child("traces"), traces, out);
   }

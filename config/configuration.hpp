@@ -180,6 +180,11 @@ struct AuthenticationMethod {
   std::string password_secret;         // Password: a folder under the secrets folder holding `passwords`
   std::vector<std::string> audiences;  // ServiceAccountToken: a token must carry one of them
   CustomAuthSettings custom;           // Custom
+  // Anonymous on the daemon's internal ports only; never read from YAML. When set, the only client
+  // id the method admits (any other is refused with 0x87), and the attributes it gives that client,
+  // so that a BrokerAuthorization can name the daemon's own client by attribute.
+  std::string internal_client_id;
+  std::map<std::string, std::string> internal_attributes;
   bool operator==(const AuthenticationMethod&) const = default;
 };
 
@@ -207,7 +212,14 @@ struct SelfCheck {
   bool enabled = true;
   std::chrono::seconds interval{30};  // 30..300
   std::chrono::seconds timeout{15};   // 5..120
-  bool operator==(const SelfCheck&) const = default;
+  // mqttd's own field: a BrokerAuthorization that decides what the self-check client may do
+  // instead of the built-in rule (empty: the built-in rule).
+  std::string authorization_ref;
+  Location authorization_ref_location;
+  bool operator==(const SelfCheck& o) const {
+    return enabled == o.enabled && interval == o.interval && timeout == o.timeout &&
+           authorization_ref == o.authorization_ref;
+  }
 };
 
 // What the daemon serves about itself: Prometheus metrics and the health probes share one port.

@@ -160,6 +160,10 @@ void cross_check(Configuration& out) {
       fail_at(c.location, "Certificate/" + c.name + ".spec.secretName",
               fmt::format("secret '{}' is already written by {}", c.spec.secret_name, it->second));
   }
+  if (const auto& check = out.diagnostics.self_check;
+      !check.authorization_ref.empty() && !out.find_authorization(check.authorization_ref))
+    fail_at(check.authorization_ref_location, "Broker.spec.diagnostics.selfCheck.authorizationRef",
+            fmt::format("BrokerAuthorization '{}' is not defined in the configuration", check.authorization_ref));
   for (const auto& l : out.listeners) {
     auto [it, fresh] = by_service_type.emplace(l.service_type, &l);
     if (!fresh)

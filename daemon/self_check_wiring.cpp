@@ -28,13 +28,16 @@ std::string random_client_id() {
   return id;
 }
 
-// Anonymous clients, but the policy's one rule names one client id: any other gets CONNACK 0x87,
-// and that one may only connect, and publish and subscribe to the self-check topic.
+// One anonymous client id, refused to any other (CONNACK 0x87), with the attribute a
+// BrokerAuthorization named by selfCheck.authorizationRef matches it by. The built-in policy's one
+// rule lets it only connect, and publish and subscribe to the self-check topic.
 std::shared_ptr<const PortSecurity> self_check_security(const std::string& client_id) {
   config::Authentication authentication;
   authentication.name = kSelfCheckListener;
   config::AuthenticationMethod anonymous;
   anonymous.kind = config::AuthenticationMethod::Kind::Anonymous;
+  anonymous.internal_client_id = client_id;
+  anonymous.internal_attributes = {{kSelfCheckAttribute, kSelfCheckAttributeValue}};
   authentication.methods.push_back(anonymous);
   authz::RuleSpec rule;
   rule.principals.client_ids = {client_id};
@@ -68,9 +71,12 @@ std::unique_ptr<ops::SelfCheck> make_self_check(boost::asio::io_context& io, Por
   s.timeout = settings.timeout;
   s.client_id = random_client_id();
   s.topic = kSelfCheckTopic;
-  ports.add_internal_port(kSelfCheckListener, self_check_security(s.client_id));
-  spdlog::info("event=self_check_enabled listener={} client_id={} topic={} interval_seconds={} timeout_seconds={}",
-               kSelfCheckListener, logged_client_id(s.client_id), s.topic, s.interval.count(), s.timeout.count());
+  ports.add_internal_port(kSelfCheckListener, self_check_security(s.client_id), settings.authorization_ref);
+  spdlog::info(
+      "event=self_check_enabled listener={} client_id={} topic={} interval_seconds={} timeout_seconds={} "
+      "authorization={}",
+      kSelfCheckListener, logged_client_id(s.client_id), s.topic, s.interval.count(), s.timeout.count(),
+      settings.authorization_ref.empty() ? "built-in" : settings.authorization_ref);
   return std::make_unique<ops::SelfCheck>(
       io, std::move(s), [&ports] { return ports.internal_port(kSelfCheckListener); }, std::move(report));
 }

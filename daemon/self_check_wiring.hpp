@@ -20,6 +20,10 @@ class PortManager;
 // The source broker's reserved self-check topic.
 inline constexpr const char* kSelfCheckTopic = "azedge/dmqtt/selftest";
 inline constexpr const char* kSelfCheckListener = "selfcheck";
+// The attribute of the self-check's principal, for a BrokerAuthorization that selfCheck's
+// authorizationRef names (docs/operations.md "Self-check").
+inline constexpr const char* kSelfCheckAttribute = "mqttd-role";
+inline constexpr const char* kSelfCheckAttributeValue = "self-check";
 
 // Adds the internal port to `ports` (it opens at the next apply()) and returns the client, not
 // started yet. Null when `settings` disables the self-check: then there is no port either.

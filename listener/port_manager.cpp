@@ -77,6 +77,7 @@ struct PortManager::Port {
   // A port of the daemon's own clients: fixed security, not reported, kept through reloads.
   bool internal = false;
   std::shared_ptr<const PortSecurity> internal_security;
+  std::string internal_authorization_ref;  // a BrokerAuthorization whose policy replaces its own
   bool optional_without_ipv6 = false;
   bool skipped = false;  // optional, and the host has no IPv6: dropped after the attempt
   std::uint64_t endpoint_id = 0;
@@ -143,7 +144,18 @@ std::string PortManager::tls_stamp(const Port& port, const std::optional<std::st
 
 void PortManager::update_port_security(Port& port, bool connected_clients) {
   if (port.internal) {
-    security_.install(port.endpoint_id, port.internal_security, connected_clients);
+    if (port.internal_authorization_ref.empty()) {
+      security_.install(port.endpoint_id, port.internal_security, connected_clients);
+      return;
+    }
+    bool found = false;
+    auto security = security_.with_policy(*port.internal_security, port.internal_authorization_ref, found);
+    if (!found)
+      spdlog::warn(
+          "event=internal_port_policy_missing listener={} authorization={} message=\"the BrokerAuthorization is "
+          "not defined: the port's clients may do nothing\"",
+          port.listener, port.internal_authorization_ref);
+    security_.install(port.endpoint_id, std::move(security), connected_clients);
     return;
   }
   auto next = security_.resolve(port.spec);
@@ -218,14 +230,17 @@ void PortManager::add_command_line_port(std::string address, std::uint16_t port,
   ports_.push_back(std::move(p));
 }
 
-void PortManager::add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security) {
+void PortManager::add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security,
+                                    std::string authorization_ref) {
   auto p = std::make_unique<Port>();
   p->listener = std::move(listener);
   p->address = "127.0.0.1";  // loopback only, whatever --bind-address says
   p->internal = true;
   p->internal_security = std::move(security);
+  p->internal_authorization_ref = std::move(authorization_ref);
   p->endpoint_id = next_endpoint_id_++;
-  update_port_security(*p, false);
+  // A named policy is found by apply(), which installs it before the port opens.
+  if (p->internal_authorization_ref.empty()) update_port_security(*p, false);
   ports_.push_back(std::move(p));
 }
 

@@ -45,8 +45,11 @@ class PortManager {
   // clients (the self-check): named `listener`, with `security` installed as given (the
   // configuration never replaces it), left out of port_states() (readiness must not depend on the
   // port that checks it), kept through reloads like the --listen ports, and opened by the next
-  // apply() before them. Failing to bind it is not fatal: it is retried at each poll.
-  void add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security);
+  // apply() before them. Failing to bind it is not fatal: it is retried at each poll. With an
+  // `authorization_ref`, the policy of that BrokerAuthorization (as each apply() finds it)
+  // replaces `security`'s own.
+  void add_internal_port(std::string listener, std::shared_ptr<const PortSecurity> security,
+                         std::string authorization_ref = {});
   // The port number of the internal port `listener`; 0 while it is not open.
   std::uint16_t internal_port(const std::string& listener) const;
   // Makes the open ports match `config`, then opens the command-line ports not open yet. Returns

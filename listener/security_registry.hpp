@@ -41,6 +41,11 @@ class SecurityRegistry {
   // The security that `port`'s references name now; null for a port with neither (anonymous
   // clients, no authorization), as a port of the command line is.
   std::shared_ptr<const PortSecurity> resolve(const config::ListenerPort& port) const;
+  // `base` (an internal port's own authenticator) with the policy of the BrokerAuthorization
+  // `authorization_ref` instead of base's policy. When no such resource exists (a reload removed
+  // it) the policy refuses everything, and `found` says so: fail closed.
+  std::shared_ptr<const PortSecurity> with_policy(const PortSecurity& base, const std::string& authorization_ref,
+                                                  bool& found) const;
   // Registers `security` for the port `endpoint_id` with the broker when it differs from the one
   // registered (authenticator or policy). With `connected_clients`, the broker then re-binds the
   // principals of that port's connections and disconnects those whose permissions changed.
@@ -62,6 +67,7 @@ class SecurityRegistry {
   std::map<std::string, AuthenticatorEntry> authenticators_;
   std::map<std::string, std::pair<config::Authorization, std::shared_ptr<const authz::Policy>>> policies_;
   std::map<std::uint64_t, std::shared_ptr<const PortSecurity>> installed_;
+  mutable std::shared_ptr<const authz::Policy> refuse_all_;  // made on first use
 };
 
 }  // namespace mqttd

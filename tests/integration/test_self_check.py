@@ -6,8 +6,8 @@ import time
 import unittest
 
 import prometheus_text
-from harness import Bystander, Client, Daemon, RawClient, free_port, main, wait_until
-from security import listener
+from harness import Bystander, Client, Daemon, RawClient, check_config, free_port, main, wait_until
+from security import authorization, documents, listener
 from test_operations import get, scrape
 
 BROKER = "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: Broker\nmetadata: {name: default}\nspec:\n"
@@ -102,7 +102,8 @@ class SelfCheckTest(unittest.TestCase):
             # Even a client id that looks like the self-check's.
             RawClient(port).connect("mqttd-selfcheck-" + "0" * 32, expect=0x87)
             # The refusal is logged with the client's id; the self-check's own id never is.
-            d.wait_for_log("event=connect_denied client_id=intruder")
+            d.wait_for_log('event=authentication_failed client_id=intruder peer=127.0.0.1:')
+            self.assertIn('reason="not the daemon\'s own client"', d.logs())
             self.assertIsNone(SECRET_ID.search(d.logs()))
 
     def test_a_reload_keeps_the_internal_port_and_its_security(self):
@@ -117,6 +118,51 @@ class SelfCheckTest(unittest.TestCase):
             self.assertEqual(before, internal_port(d))
             RawClient(before).connect("intruder", expect=0x87)
             self.assertEqual(get(d.metrics_port, "/readyz"), (200, "ok\n"))
+
+    def test_a_policy_that_blocks_the_topic_fails_the_check_and_a_reload_restores_it(self):
+        broker = BROKER + "  diagnostics:\n    selfCheck: {authorizationRef: self-check-policy}\n"
+        blocking = authorization("self-check-policy", SELF_CHECK_RULE.format(publish="other/topic"))
+        allowing = authorization("self-check-policy", SELF_CHECK_RULE.format(publish="azedge/dmqtt/selftest"))
+        with Daemon(documents(broker, blocking), diagnostics=True) as d:
+            bystander = Bystander(d.port)
+            d.wait_for_log("event=self_check_enabled")
+            self.assertIn("authorization=self-check-policy", d.logs())
+            wait_until(lambda: get(d.metrics_port, "/readyz")[0] == 503 and "PUBACK" in get(d.metrics_port, "/readyz")[1],
+                       timeout=10, what="self-check failure")
+            self.assertIn("self-check failed: PUBACK 0x87", get(d.metrics_port, "/readyz")[1])
+            d.wait_for_log('event=self_check_failed detail="PUBACK 0x87"')
+            # The operator fixes the policy: the next run (within 5 s of a failure) passes.
+            d.write_config(documents(broker, allowing))
+            d.wait_for_log("event=config_reloaded")
+            wait_until(lambda: get(d.metrics_port, "/readyz") == (200, "ok\n"), timeout=10, what="recovered")
+            d.wait_for_log("event=self_check_recovered")
+            # A policy that grants nothing to the self-check's attribute: not even CONNECT.
+            d.write_config(documents(broker, authorization("self-check-policy", SELF_CHECK_RULE.replace(
+                "self-check}", "someone-else}").format(publish="azedge/dmqtt/selftest"))))
+            wait_until(lambda: "CONNACK 0x87" in get(d.metrics_port, "/readyz")[1], timeout=45,
+                       what="self-check refused at CONNECT")
+            # The port still admits only the self-check's id, whatever the policy says.
+            RawClient(internal_port(d)).connect("intruder", expect=0x87)
+            bystander.finish(self)
+
+    def test_an_authorization_ref_that_names_nothing_is_a_load_error(self):
+        code, out = check_config(BROKER + "  diagnostics:\n    selfCheck:\n      authorizationRef: nowhere\n")
+        self.assertNotEqual(code, 0)
+        self.assertIn("FILE:7:25: Broker.spec.diagnostics.selfCheck.authorizationRef: BrokerAuthorization 'nowhere' "
+                      "is not defined in the configuration", out)
+
+
+# A rule for the self-check's principal (by its attribute) that lets it publish only to {publish}.
+SELF_CHECK_RULE = """    - principals:
+        attributes:
+        - {{mqttd-role: self-check}}
+      brokerResources:
+      - method: Connect
+      - method: Subscribe
+        topics: [azedge/dmqtt/selftest]
+      - method: Publish
+        topics: [{publish}]
+"""
 
 
 if __name__ == "__main__":

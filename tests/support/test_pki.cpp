@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "tests/support/https_test_server.hpp"
+#include "tls/certificate_authority.hpp"
 
 namespace mqttd::test {
 

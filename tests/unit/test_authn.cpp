@@ -138,3 +138,32 @@ TEST_CASE("every refusal costs the same scrypt: no user enumeration by timing") 
   CHECK(median(times[1]) / reference < 2.0);
   std::filesystem::remove_all(folder);
 }
+
+TEST_CASE("an internal port's Anonymous method admits one client id and gives it its attributes") {
+  mqttd::config::Authentication resource;
+  resource.name = "selfcheck";
+  AuthenticationMethod anonymous;
+  anonymous.kind = AuthenticationMethod::Kind::Anonymous;
+  anonymous.internal_client_id = "mqttd-selfcheck-0123";
+  anonymous.internal_attributes = {{"mqttd-role", "self-check"}};
+  resource.methods = {anonymous};
+  auto authenticator = Authenticator::create(resource, "");
+  Credentials own{"mqttd-selfcheck-0123", std::nullopt, std::nullopt, std::nullopt, std::nullopt, nullptr};
+  auto r = authenticator->authenticate(own);
+  CHECK(r.outcome == Result::Outcome::Accepted);
+  CHECK(r.principal.attributes == std::map<std::string, std::string>{{"mqttd-role", "self-check"}});
+  for (std::string other : {"intruder", "mqttd-selfcheck-012", "mqttd-selfcheck-01234", ""}) {
+    Credentials c{other, std::nullopt, std::nullopt, std::nullopt, std::nullopt, nullptr};
+    auto refused = authenticator->authenticate(c);
+    CHECK(refused.outcome == Result::Outcome::NotAuthorized);
+    CHECK(refused.principal.attributes.empty());
+  }
+  // A configured Anonymous method (no internal id) admits everyone, with no attributes.
+  anonymous.internal_client_id.clear();
+  anonymous.internal_attributes.clear();
+  resource.methods = {anonymous};
+  Credentials any{"anyone", std::nullopt, std::nullopt, std::nullopt, std::nullopt, nullptr};
+  auto open = Authenticator::create(resource, "")->authenticate(any);
+  CHECK(open.outcome == Result::Outcome::Accepted);
+  CHECK(open.principal.attributes.empty());
+}
