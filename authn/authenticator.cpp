@@ -158,6 +158,16 @@ RemoteVerdict unavailable(std::string detail) {
 
 bool is_remote(Kind kind) { return kind == Kind::ServiceAccountToken || kind == Kind::Custom; }
 
+// The attributes a configured method or a remote service gave, without the reserved one (noted in
+// `detail` when it was there).
+std::map<std::string, std::string> without_reserved(std::map<std::string, std::string> attributes,
+                                                    std::string& detail) {
+  if (attributes.erase(std::string(kReservedAttribute)) > 0)
+    detail +=
+        std::string(detail.empty() ? "" : "; ") + "reserved attribute " + std::string(kReservedAttribute) + " dropped";
+  return attributes;
+}
+
 const char* kind_name(Kind kind) {
   switch (kind) {
     case Kind::X509:
@@ -231,8 +241,8 @@ std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credenti
         auto normalized = normalize_dn(subject);
         for (const auto& [dn, entry] : x509_subjects_[i])
           if (dn == normalized) {
-            r.principal.attributes = entry->attributes;
             r.detail = "attributes from '" + entry->name + "'";
+            r.principal.attributes = without_reserved(entry->attributes, r.detail);
             return r;
           }
       }
@@ -270,7 +280,7 @@ std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credenti
       }
       r.outcome = Result::Outcome::Accepted;
       r.principal.username = username;
-      r.principal.attributes = entry->attributes;
+      r.principal.attributes = without_reserved(entry->attributes, r.detail);
       return r;
     }
     case Kind::Anonymous:
@@ -321,7 +331,7 @@ Result Authenticator::from_remote(std::size_t i, const OwnedCredentials& c, Remo
         // name a token holder merely claims.
         r.principal.username = v.username;
       }
-      r.principal.attributes = std::move(v.attributes);
+      r.principal.attributes = without_reserved(std::move(v.attributes), r.detail);
       r.expires = v.expires;
       r.subject = std::move(v.subject);
       break;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -59,6 +60,11 @@ struct RemoteServices {
   // take more (the client then gets 0x88 Server unavailable). Null: on the calling thread.
   std::function<bool(std::function<void()>)> run_slow;
 };
+
+// The attribute that marks the daemon's own clients (the self-check: `mqttd-role: self-check`),
+// which a BrokerAuthorization may grant to. Reserved: only an internal port's Anonymous method
+// gives it; certificates, password files, service accounts and custom servers cannot (dropped).
+inline constexpr std::string_view kReservedAttribute = "mqttd-role";
 
 // A distinguished name reduced to sorted "TYPE=value" pairs, so that "CN = a, OU = b" and
 // OpenSSL's "OU=b,CN=a" compare equal.

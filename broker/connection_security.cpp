@@ -135,9 +135,9 @@ void ClientConnection::on_authenticated(authn::Result result) {
       return refuse_connect(Reason::NotAuthorized, "not authorized to publish the will topic");
     }
   }
-  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={}",
+  spdlog::debug("event=authenticated client_id={} peer={} method={} username={} attributes={} detail=\"{}\"",
                 logged_client_id(client_id), transport_.peer(), result.method, principal.username.value_or(""),
-                principal.attributes.size());
+                principal.attributes.size(), result.detail);
   host_.claim_session(*this, connect_phase_->client_id, clean_start_);
 }
 

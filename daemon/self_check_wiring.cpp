@@ -37,7 +37,7 @@ std::shared_ptr<const PortSecurity> self_check_security(const std::string& clien
   config::AuthenticationMethod anonymous;
   anonymous.kind = config::AuthenticationMethod::Kind::Anonymous;
   anonymous.internal_client_id = client_id;
-  anonymous.internal_attributes = {{kSelfCheckAttribute, kSelfCheckAttributeValue}};
+  anonymous.internal_attributes = {{std::string(kSelfCheckAttribute), kSelfCheckAttributeValue}};
   authentication.methods.push_back(anonymous);
   authz::RuleSpec rule;
   rule.principals.client_ids = {client_id};

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 
+#include "authn/authenticator.hpp"
 #include "config/configuration.hpp"
 #include "ops/self_check.hpp"
 
@@ -22,7 +23,7 @@ inline constexpr const char* kSelfCheckTopic = "azedge/dmqtt/selftest";
 inline constexpr const char* kSelfCheckListener = "selfcheck";
 // The attribute of the self-check's principal, for a BrokerAuthorization that selfCheck's
 // authorizationRef names (docs/operations.md "Self-check").
-inline constexpr const char* kSelfCheckAttribute = "mqttd-role";
+inline constexpr std::string_view kSelfCheckAttribute = authn::kReservedAttribute;
 inline constexpr const char* kSelfCheckAttributeValue = "self-check";
 
 // Adds the internal port to `ports` (it opens at the next apply()) and returns the client, not

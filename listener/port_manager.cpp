@@ -239,8 +239,15 @@ void PortManager::add_internal_port(std::string listener, std::shared_ptr<const 
   p->internal_security = std::move(security);
   p->internal_authorization_ref = std::move(authorization_ref);
   p->endpoint_id = next_endpoint_id_++;
-  // A named policy is found by apply(), which installs it before the port opens.
-  if (p->internal_authorization_ref.empty()) update_port_security(*p, false);
+  if (p->internal_authorization_ref.empty()) {
+    update_port_security(*p, false);
+  } else {
+    // The named policy is found by apply(), which installs it before the port opens; until then
+    // the port is registered with a policy that refuses everything, never with none (which would
+    // admit everyone).
+    bool found = false;
+    security_.install(p->endpoint_id, security_.with_policy(*p->internal_security, {}, found), false);
+  }
   ports_.push_back(std::move(p));
 }
 

@@ -167,3 +167,39 @@ TEST_CASE("an internal port's Anonymous method admits one client id and gives it
   CHECK(open.outcome == Result::Outcome::Accepted);
   CHECK(open.principal.attributes.empty());
 }
+
+TEST_CASE("the reserved attribute mqttd-role is dropped from what a configured method gives") {
+  auto folder = std::filesystem::temp_directory_path() / ("mqttd-authn-reserved-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(folder / "users");
+  std::ofstream(folder / "users" / "passwords")
+      << "dev:" << hash_password("pw") << ":mqttd-role=self-check,building=17\n";
+  mqttd::config::Authentication resource;
+  resource.name = "a";
+  AuthenticationMethod x509;
+  x509.kind = AuthenticationMethod::Kind::X509;
+  x509.x509_attributes = {{"leaf", "CN = fan", {{"mqttd-role", "self-check"}, {"city", "seattle"}}}};
+  AuthenticationMethod password;
+  password.kind = AuthenticationMethod::Kind::Password;
+  password.password_secret = "users";
+  resource.methods = {x509, password};
+  auto authenticator = Authenticator::create(resource, folder.string());
+  REQUIRE(authenticator->problems().empty());
+
+  PeerCertificate fan{{"CN=fan"}, "fan", {}, {}};
+  Credentials with_cert{"c1", std::nullopt, std::nullopt, std::nullopt, std::nullopt, &fan};
+  auto r = authenticator->authenticate(with_cert);
+  CHECK(r.outcome == Result::Outcome::Accepted);
+  CHECK(r.principal.attributes == std::map<std::string, std::string>{{"city", "seattle"}});
+  CHECK_THAT(r.detail, Catch::Contains("reserved attribute mqttd-role dropped"));
+
+  OwnedCredentials user;
+  user.client_id = "c2";
+  user.username = "dev";
+  user.password = "pw";
+  Result answer;
+  authenticator->authenticate_async(
+      user, [&](Result got) { answer = std::move(got); }, true);
+  CHECK(answer.outcome == Result::Outcome::Accepted);
+  CHECK(answer.principal.attributes == std::map<std::string, std::string>{{"building", "17"}});
+  std::filesystem::remove_all(folder);
+}
