@@ -37,6 +37,7 @@ void for_each_level(std::string_view filter, Fn&& fn) {
 
 void SubscriptionIndex::add(const SessionPtr& session, std::string_view filter, const SubscriptionOptions& options,
                             std::string_view share_name, std::shared_ptr<const std::string> share_filter) {
+  ++version_;  // the match cache's pointers may move
   Node* node = root_.get();
   for_each_level(filter, [&](std::string_view level) {
     std::unique_ptr<Node>* slot;
@@ -96,6 +97,7 @@ SharedGroup* SubscriptionIndex::find_group(std::string_view filter, std::string_
 }
 
 bool SubscriptionIndex::remove(const Session* session, std::string_view filter, std::string_view share_name) {
+  ++version_;  // the match cache's pointers may dangle
   // Walk down remembering the path, so that nodes left empty can be pruned on the way back.
   std::vector<std::pair<Node*, std::string_view>> path;
   Node* node = root_.get();

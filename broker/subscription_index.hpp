@@ -68,6 +68,11 @@ class SubscriptionIndex {
 
   std::size_t subscription_count() const { return count_; }
 
+  // The match cache (below): how many topics it can hold, and the limits of what it keeps.
+  static constexpr std::size_t kCacheSlots = 256;
+  static constexpr std::size_t kCacheMaxTopic = 256;  // bytes
+  static constexpr std::size_t kCacheMaxMatches = 8;  // subscribers and groups together
+
  private:
   struct Node {
     std::unordered_map<std::string, std::unique_ptr<Node>, StringHash, std::equal_to<>> children;
@@ -94,18 +99,93 @@ class SubscriptionIndex {
     for (auto& group : node.groups) g(group);
   }
 
+  // What match() found for one topic while the trie had version `version`: pointers into the
+  // trie's nodes, valid while no add() or remove() ran (each advances version_, which makes
+  // every entry stale at once). It saves the walk, a hash and a compare per level, for topics
+  // that come again and again: a state store client's response topic (nine levels), a sensor's
+  // telemetry topic. Only short topics with few matches are kept, so the cache stays under
+  // 100 KB per replica; a fan-out to many subscribers costs its deliveries, not its walk.
+  struct CacheEntry {
+    std::uint64_t version = 0;  // 0: never filled
+    std::string topic;
+    // In the walk's order: a subscriber, or a group (the other pointer null).
+    std::vector<std::pair<const Subscriber*, SharedGroup*>> matches;
+  };
+  template <typename OnSubscriber, typename OnGroup>
+  void walk(std::string_view topic, OnSubscriber&& on_subscriber, OnGroup&& on_group);
+
   std::unique_ptr<Node> root_;
   std::size_t count_ = 0;
+  std::uint64_t version_ = 1;
+  std::vector<CacheEntry> cache_;  // kCacheSlots entries, made at the first match
+  // Nested match() calls (a callback that matches again) walk the trie: the entry the outer call
+  // reads must not be refilled under it.
+  unsigned depth_ = 0;
   // match()'s explicit stack, kept between calls so that matching allocates nothing: a topic of
   // thousands of levels must not cost a stack frame per level.
   std::vector<Frame> stack_;
 };
 
+// From the cache when the topic is there and the trie has not changed since; else the walk, whose
+// result is kept when it is small. Same calls in the same order either way.
+template <typename OnSubscriber, typename OnGroup>
+void SubscriptionIndex::match(std::string_view topic, OnSubscriber&& s, OnGroup&& g) {
+  if (depth_ > 0 || topic.size() > kCacheMaxTopic) {
+    ++depth_;
+    walk(topic, s, g);
+    --depth_;
+    return;
+  }
+  if (cache_.empty()) cache_.resize(kCacheSlots);
+  CacheEntry& entry = cache_[std::hash<std::string_view>{}(topic) % kCacheSlots];
+  ++depth_;
+  if (entry.version == version_ && entry.topic == topic) {
+    for (auto [sub, group] : entry.matches) {
+      if (sub) {
+        s(*sub);
+      } else {
+        g(*group);
+      }
+    }
+    --depth_;
+    return;
+  }
+  const std::uint64_t walked_at = version_;
+  bool keep = true;
+  entry.matches.clear();
+  auto record = [&](const Subscriber* sub, SharedGroup* group) {
+    if (!keep) return;
+    if (entry.matches.size() == kCacheMaxMatches) {
+      keep = false;
+      return;
+    }
+    entry.matches.emplace_back(sub, group);
+  };
+  walk(
+      topic,
+      [&](const Subscriber& sub) {
+        record(&sub, nullptr);
+        s(sub);
+      },
+      [&](SharedGroup& group) {
+        record(nullptr, &group);
+        g(group);
+      });
+  --depth_;
+  // Kept only if no callback changed the trie meanwhile (none does today).
+  if (keep && version_ == walked_at) {
+    entry.topic.assign(topic);
+    entry.version = version_;
+  } else {
+    entry.version = 0;
+  }
+}
+
 // Depth first, '+' before the literal level (the order deliveries are made in). Topics
 // beginning with '$' are not matched by '+' or '#' at the first level. A callback may match
 // again: a nested call uses the stack above `base`.
 template <typename OnSubscriber, typename OnGroup>
-void SubscriptionIndex::match(std::string_view topic, OnSubscriber&& s, OnGroup&& g) {
+void SubscriptionIndex::walk(std::string_view topic, OnSubscriber&& s, OnGroup&& g) {
   const std::size_t base = stack_.size();
   stack_.push_back(Frame{root_.get(), topic, false, true});
   while (stack_.size() > base) {

@@ -1,8 +1,10 @@
 // Topic matching: the subscription index and the retained store, including the '$' rules and
 // shared subscriptions.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "broker/retained_store.hpp"
 #include "broker/session.hpp"
@@ -167,4 +169,104 @@ TEST_CASE("Topic levels: a 40000-level topic and filter do not recurse in the su
   CHECK(plain.empty());
   CHECK(removed);
   CHECK(after == std::set<std::string>{"a", "c"});
+}
+
+namespace {
+
+// Every call the index makes for `topic`, in order (the cache must repeat the walk exactly).
+std::vector<std::string> calls(SubscriptionIndex& index, std::string_view topic) {
+  std::vector<std::string> out;
+  index.match(
+      topic, [&](const Subscriber& s) { out.push_back(s.session->client_id + ":" + std::to_string(s.options.qos)); },
+      [&](SharedGroup& g) { out.push_back("group:" + g.name + ":" + std::to_string(g.members.size())); });
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the match cache answers exactly as the trie, through every change", "[topics]") {
+  // Random adds and removes on one index; after each, a question asked twice (the second answer
+  // comes from the cache when the first was kept) and compared with an index built afresh from
+  // the live subscriptions, which has never cached anything.
+  std::vector<std::string> filters = {"a/b", "a/+", "a/#", "+/b", "#", "a/b/c", "+/+/c", "x/y", "a//b", "$SYS/#"};
+  std::vector<std::string> topics = {"a/b", "a/c", "a/b/c", "x/b", "x/y", "a//b", "$SYS/x", "a", "z/z/c"};
+  std::vector<std::shared_ptr<Session>> sessions;
+  for (int i = 0; i < 6; ++i) sessions.push_back(std::make_shared<Session>("s" + std::to_string(i), 0));
+  SubscriptionIndex cached;
+  std::vector<std::tuple<int, std::string, std::string, std::uint8_t>> live;  // session, filter, group, qos
+  std::uint64_t seed = 12345;
+  auto next = [&](std::uint64_t n) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (seed >> 33) % n;
+  };
+  for (int step = 0; step < 3000; ++step) {
+    int session = static_cast<int>(next(sessions.size()));
+    std::string filter = filters[next(filters.size())];
+    std::string group = next(4) == 0 ? "g" + std::to_string(next(2)) : "";
+    auto qos = static_cast<std::uint8_t>(next(3));
+    if (next(3) != 0) {
+      cached.add(sessions[session], filter, SubscriptionOptions{qos}, group,
+                 group.empty() ? nullptr : std::make_shared<const std::string>("$share/" + group + "/" + filter));
+      // A subscription added again keeps its place and takes the new options, as in the index.
+      auto same = std::find_if(live.begin(), live.end(), [&](auto& t) {
+        return std::get<0>(t) == session && std::get<1>(t) == filter && std::get<2>(t) == group;
+      });
+      if (same != live.end()) {
+        std::get<3>(*same) = qos;
+      } else {
+        live.emplace_back(session, filter, group, qos);
+      }
+    } else {
+      cached.remove(sessions[session].get(), filter, group);
+      std::erase_if(live, [&](auto& t) {
+        return std::get<0>(t) == session && std::get<1>(t) == filter && std::get<2>(t) == group;
+      });
+    }
+    std::string topic = topics[next(topics.size())];
+    SubscriptionIndex fresh;  // the same subscriptions, in the same order, never matched before
+    for (auto& [s, f, g, q] : live)
+      fresh.add(sessions[s], f, SubscriptionOptions{q}, g,
+                g.empty() ? nullptr : std::make_shared<const std::string>("$share/" + g + "/" + f));
+    auto expected = calls(fresh, topic);
+    INFO("step " << step << " topic " << topic);
+    auto first = calls(cached, topic);   // from the cache when an earlier question filled it
+    auto second = calls(cached, topic);  // from the cache when it kept the first answer
+    REQUIRE(second == first);            // the same calls in the same order
+    // The same calls as an index that never cached (its groups' order may differ: a group
+    // emptied and made again goes last, which the replay above does not reproduce).
+    std::sort(first.begin(), first.end());
+    std::sort(expected.begin(), expected.end());
+    REQUIRE(first == expected);
+  }
+}
+
+TEST_CASE("the match cache keeps neither long topics nor many matches, and survives nested matches", "[topics]") {
+  SubscriptionIndex index;
+  std::vector<std::shared_ptr<Session>> many;
+  for (std::size_t i = 0; i < SubscriptionIndex::kCacheMaxMatches + 2; ++i) {
+    many.push_back(std::make_shared<Session>("m" + std::to_string(i), 0));
+    index.add(many.back(), "fan/+", {});
+  }
+  CHECK(matching(index, "fan/out").size() == SubscriptionIndex::kCacheMaxMatches + 2);
+  CHECK(matching(index, "fan/out").size() == SubscriptionIndex::kCacheMaxMatches + 2);
+  std::string long_topic = "long/" + std::string(SubscriptionIndex::kCacheMaxTopic, 'x');
+  auto l = std::make_shared<Session>("l", 0);
+  index.add(l, "long/#", {});
+  CHECK(matching(index, long_topic) == std::set<std::string>{"l"});
+  CHECK(matching(index, long_topic) == std::set<std::string>{"l"});
+  // A callback that matches another topic while the outer match reads its cache entry.
+  auto a = std::make_shared<Session>("a", 0);
+  index.add(a, "n/1", {});
+  CHECK(matching(index, "n/1") == std::set<std::string>{"a"});  // now cached
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::string> seen;
+    index.match(
+        "n/1",
+        [&](const Subscriber& s) {
+          seen.push_back(s.session->client_id);
+          for (std::size_t k = 0; k < 300; ++k) matching(index, "n/" + std::to_string(k + 2));
+        },
+        [&](SharedGroup&) {});
+    CHECK(seen == std::vector<std::string>{"a"});
+  }
 }
