@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "broker/session.hpp"
 #include "broker/worker.hpp"
 #include "statestore/engine.hpp"
@@ -13,14 +15,6 @@ namespace mqttd {
 namespace {
 
 constexpr std::string_view kContentType = "application/octet-stream";
-
-std::uint64_t wall_milliseconds() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
-statestore::RequestTime current_time() { return {wall_milliseconds(), Clock::now()}; }
 
 }  // namespace
 
@@ -98,6 +92,23 @@ class StateStoreShard::Notifier final : public statestore::NotificationSink {
   codec::Buffer properties_;
 };
 
+namespace {
+
+// The time of a request on `worker`'s shard.
+statestore::RequestTime current_time(const Worker& worker) {
+  // One clock read per request instead of two (a clock read was 2.3% of a request's time): the
+  // wall clock is the one the worker read at its last tick plus the steady time since. A step of
+  // the wall clock (NTP) reaches versions at the next tick, within 250 ms; the HLC keeps versions
+  // increasing either way, and expiry uses the steady clock alone.
+  const Clock::time_point steady = Clock::now();
+  const auto wall =
+      worker.wall_now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(steady - worker.now());
+  const auto wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+  return {static_cast<std::uint64_t>(std::max<std::int64_t>(wall_ms, 0)), steady};
+}
+
+}  // namespace
+
 StateStoreShard::StateStoreShard(Worker& worker, statestore::Quota& quota)
     : worker_(worker), notifier_(std::make_unique<Notifier>(worker)) {
   statestore::Engine::Limits limits;
@@ -137,7 +148,7 @@ void StateStoreShard::execute(const StateStoreCall& call) {
     context.connection_id = call.connection_id;
     context.subscriber = call.session;
     context.registrations = call.registrations;
-    version = engine_->execute(command, context, current_time(), answer_);
+    version = engine_->execute(command, context, current_time(worker_), answer_);
   }
   char version_text[statestore::Hlc::kMaxText];
   std::size_t version_size = version ? version->to_chars(version_text) : 0;
@@ -147,7 +158,7 @@ void StateStoreShard::execute(const StateStoreCall& call) {
   worker_.publish(answer, call.client_id);
 }
 
-void StateStoreShard::expire() { engine_->expire(current_time()); }
+void StateStoreShard::expire() { engine_->expire(current_time(worker_)); }
 
 void StateStoreShard::connection_closed(std::uint64_t connection_id) { engine_->connection_closed(connection_id); }
 

@@ -83,6 +83,9 @@ bool has_wildcard(std::string_view s) {
 bool valid_topic_name(std::string_view topic) { return !topic.empty() && !has_wildcard(topic); }
 
 bool more_levels_than(std::string_view topic, std::size_t max_levels) {
+  // A topic of n bytes has at most n + 1 levels: most topics are shorter than the limit and need
+  // no counting (counting was 2.3% of a state store request).
+  if (topic.size() < max_levels) return false;
   std::size_t levels = 1;
   for (const char *p = topic.data(), *end = p + topic.size();
        (p = static_cast<const char*>(std::memchr(p, '/', end - p))) != nullptr; ++p)

@@ -1,4 +1,5 @@
 // Codec round trips for every packet and property, and the reaction to malformed input.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -509,4 +510,22 @@ TEST_CASE("UTF-8 and topic rules", "[codec]") {
   CHECK_FALSE(parse_shared_filter("$share//a", sf));
   CHECK_FALSE(parse_shared_filter("$share/g+/a", sf));
   CHECK_FALSE(parse_shared_filter("$share/g/a#", sf));
+}
+
+TEST_CASE("more_levels_than counts levels exactly at and around the limit", "[codec]") {
+  using mqttd::codec::more_levels_than;
+  // Compared with a plain count of '/' + 1, for every topic made of '/' and 'a' up to 10 bytes.
+  for (std::size_t limit = 1; limit <= 6; ++limit) {
+    for (std::size_t size = 0; size <= 10; ++size) {
+      for (unsigned bits = 0; bits < (1u << size); ++bits) {
+        std::string topic;
+        for (std::size_t i = 0; i < size; ++i) topic += (bits >> i) & 1 ? '/' : 'a';
+        std::size_t levels = 1 + static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/'));
+        INFO("topic '" << topic << "' limit " << limit);
+        REQUIRE(more_levels_than(topic, limit) == (levels > limit));
+      }
+    }
+  }
+  CHECK_FALSE(more_levels_than(std::string(127, '/'), 128));  // 128 levels
+  CHECK(more_levels_than(std::string(128, '/'), 128));        // 129 levels
 }
