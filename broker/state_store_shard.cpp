@@ -6,6 +6,7 @@
 
 #include "broker/session.hpp"
 #include "broker/worker.hpp"
+#include "codec/wire.hpp"
 #include "statestore/engine.hpp"
 #include "statestore/memory_backend.hpp"
 #include "statestore/resp3.hpp"
@@ -46,6 +47,25 @@ OwnedStateStoreCall::OwnedStateStoreCall(const StateStoreCall& call) : call_(cal
   call_.command = nullptr;
 }
 
+void encode_answer_properties(std::string_view content_type, std::optional<Bytes> correlation,
+                              std::span<const codec::UserProperty> user_properties, codec::Buffer& out) {
+  std::size_t size = 3 + content_type.size() + (correlation ? 3 + correlation->size() : 0);
+  for (const auto& up : user_properties) size += 5 + up.key.size() + up.value.size();
+  out.resize(size);
+  codec::Writer w(out.data());
+  w.u8(static_cast<std::uint8_t>(codec::PropertyId::ContentType));
+  w.string(content_type);
+  if (correlation) {
+    w.u8(static_cast<std::uint8_t>(codec::PropertyId::CorrelationData));
+    w.binary(*correlation);
+  }
+  for (const auto& up : user_properties) {
+    w.u8(static_cast<std::uint8_t>(codec::PropertyId::UserProperty));
+    w.string(up.key);
+    w.string(up.value);
+  }
+}
+
 MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
                                     std::string_view version, Clock::time_point expires_at, bool directed,
                                     codec::Buffer& scratch) {
@@ -56,12 +76,7 @@ MessageRef make_state_store_message(std::string_view topic, std::string_view pay
     user[n++] = {"__protVer", "1.0"};
   }
   if (!version.empty()) user[n++] = {"__ts", version};
-  codec::Properties p;
-  p.content_type = kContentType;
-  if (correlation) p.correlation_data = *correlation;
-  p.user_properties = std::span<const codec::UserProperty>(user, n);
-  scratch.resize(codec::properties_size(p));
-  codec::encode_property_contents(p, scratch.data());
+  encode_answer_properties(kContentType, correlation, std::span<const codec::UserProperty>(user, n), scratch);
   MessageFields f;
   f.topic = topic;
   f.payload = Bytes(reinterpret_cast<const std::byte*>(payload.data()), payload.size());

@@ -6,7 +6,10 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "broker/connection_host.hpp"
 #include "broker/state_store_call.hpp"
@@ -25,6 +28,13 @@ class Quota;
 MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
                                     std::string_view version, Clock::time_point expires_at, bool directed,
                                     codec::Buffer& scratch);
+
+// The properties of such a message, written in the codec's property order (content type,
+// correlation data, user properties): the bytes codec::encode_property_contents would write for
+// them, without visiting every absent property twice (3% of a state store request). Replaces
+// `out`'s contents.
+void encode_answer_properties(std::string_view content_type, std::optional<Bytes> correlation,
+                              std::span<const codec::UserProperty> user_properties, codec::Buffer& out);
 
 class Worker;
 

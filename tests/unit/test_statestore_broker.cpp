@@ -1,12 +1,15 @@
 // The state store inside the broker: requests handed to another worker's shard are bounded, and a
 // broker stopped with keys and waiting requests frees them in order (the quota outlives the
 // shards). The broker's workers are not started: the test calls them on its own thread.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 
 #include "broker/broker.hpp"
 #include "broker/state_store_call.hpp"
+#include "broker/state_store_shard.hpp"
 #include "broker/worker.hpp"
+#include "codec/encode.hpp"
 #include "statestore/key_hash.hpp"
 #include "statestore/memory_backend.hpp"
 
@@ -82,4 +85,31 @@ TEST_CASE("state store: the backlog counts what a waiting request holds, its tim
   call.key = remote;
   REQUIRE(broker.worker(0).state_store_request(call));
   CHECK(broker.worker(1).state_store_backlog.load() >= 120'000);
+}
+
+TEST_CASE("an answer's properties are the bytes the codec's generic encoder writes", "[statestore]") {
+  std::vector<std::byte> correlation_bytes(300);
+  for (std::size_t i = 0; i < correlation_bytes.size(); ++i) correlation_bytes[i] = std::byte(i * 7);
+  mqttd::codec::UserProperty all[3] = {{"__stat", "200"}, {"__protVer", "1.0"}, {"__ts", "1733356800000:3:node"}};
+  for (std::size_t users = 0; users <= 3; ++users) {
+    for (std::size_t correlation_size : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{300}}) {
+      for (bool with_correlation : {false, true}) {
+        std::optional<mqttd::Bytes> correlation;
+        if (with_correlation) correlation = mqttd::Bytes(correlation_bytes.data(), correlation_size);
+        std::span<const mqttd::codec::UserProperty> user(all, users);
+        mqttd::codec::Properties p;
+        p.content_type = "application/octet-stream";
+        if (correlation) p.correlation_data = *correlation;
+        p.user_properties = user;
+        mqttd::codec::Buffer generic(mqttd::codec::properties_size(p));
+        mqttd::codec::encode_property_contents(p, generic.data());
+        mqttd::codec::Buffer direct;
+        direct.resize(7);  // replaced, not appended to
+        mqttd::encode_answer_properties("application/octet-stream", correlation, user, direct);
+        INFO("users " << users << " correlation " << with_correlation << "/" << correlation_size);
+        REQUIRE(direct.size() == generic.size());
+        CHECK(std::equal(direct.data(), direct.data() + direct.size(), generic.data()));
+      }
+    }
+  }
 }
