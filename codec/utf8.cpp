@@ -18,15 +18,30 @@ inline bool plain_ascii(const unsigned char* p) {
   return ((v | ((v - kOnes) & ~v)) & kHighBits) == 0;
 }
 
+// The last `n` (< 8) bytes at `p` in one word, the other bytes set to `fill`: the eight-byte
+// tests then cover a string's tail too, instead of a loop over its last bytes (most strings in
+// a packet are shorter than eight bytes, or end with a few).
+inline const unsigned char* tail_word(const unsigned char* p, std::size_t n, unsigned char fill,
+                                      unsigned char (&word)[8]) {
+  std::memset(word, fill, sizeof word);
+  std::memcpy(word, p, n);
+  return word;
+}
+
 }  // namespace
 
 bool valid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
   while (p < end) {
-    if (end - p >= 8 && plain_ascii(p)) {
-      p += 8;
-      continue;
+    if (end - p >= 8) {
+      if (plain_ascii(p)) {
+        p += 8;
+        continue;
+      }
+    } else {
+      unsigned char word[8];
+      if (plain_ascii(tail_word(p, static_cast<std::size_t>(end - p), 0x01, word))) return true;
     }
     unsigned c = *p;
     if (c < 0x80) {
@@ -69,10 +84,17 @@ bool has_wildcard(std::string_view s) {
   auto has_zero = [](std::uint64_t v) { return ((v - kOnes) & ~v & kHighBits) != 0; };
   const char* p = s.data();
   const char* end = p + s.size();
-  for (; end - p >= 8; p += 8) {
+  auto candidate = [&](const void* at) {
     std::uint64_t v;
-    std::memcpy(&v, p, sizeof v);
-    if (has_zero(v ^ (kOnes * '+')) || has_zero(v ^ (kOnes * '#'))) break;
+    std::memcpy(&v, at, sizeof v);
+    return has_zero(v ^ (kOnes * '+')) || has_zero(v ^ (kOnes * '#'));
+  };
+  for (; end - p >= 8; p += 8)
+    if (candidate(p)) break;
+  if (end - p < 8 && p < end) {
+    unsigned char word[8];
+    if (!candidate(tail_word(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p), 'a', word)))
+      return false;
   }
   for (; p < end; ++p)
     if (*p == '+' || *p == '#') return true;
