@@ -104,8 +104,8 @@ class SubscriptionIndex {
   // every entry stale at once). It saves the walk, a hash and a compare per level, for topics
   // that come again and again: a state store client's response topic (nine levels), a sensor's
   // telemetry topic. Only short topics with few matches are kept, so the cache stays under
-  // 200 KB per replica (256 topics of at most 256 bytes); a fan-out to many subscribers costs its deliveries, not its
-  // walk.
+  // about 200 KB per replica (256 topics of at most 256 bytes); a fan-out to many subscribers
+  // costs its deliveries, not its walk.
   struct CacheEntry {
     std::uint64_t version = 0;  // 0: never filled
     std::string topic;

@@ -245,8 +245,7 @@ void PortManager::add_internal_port(std::string listener, std::shared_ptr<const 
     // The named policy is found by apply(), which installs it before the port opens; until then
     // the port is registered with a policy that refuses everything, never with none (which would
     // admit everyone).
-    bool found = false;
-    security_.install(p->endpoint_id, security_.with_policy(*p->internal_security, {}, found), false);
+    security_.install(p->endpoint_id, security_.refusing_all(*p->internal_security), false);
   }
   ports_.push_back(std::move(p));
 }

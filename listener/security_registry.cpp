@@ -87,17 +87,21 @@ std::shared_ptr<const PortSecurity> SecurityRegistry::resolve(const config::List
 std::shared_ptr<const PortSecurity> SecurityRegistry::with_policy(const PortSecurity& base,
                                                                   const std::string& authorization_ref,
                                                                   bool& found) const {
-  auto security = std::make_shared<PortSecurity>();
-  security->authenticator = base.authenticator;
   auto it = policies_.find(authorization_ref);
   found = it != policies_.end();
-  if (found) {
-    security->policy = it->second.second;
-  } else {
-    // A policy without rules: no principal matches, so nothing is allowed, not even CONNECT.
-    if (!refuse_all_) refuse_all_ = authz::Policy::compile(authz::PolicySpec{});
-    security->policy = refuse_all_;
-  }
+  if (!found) return refusing_all(base);
+  auto security = std::make_shared<PortSecurity>();
+  security->authenticator = base.authenticator;
+  security->policy = it->second.second;
+  return security;
+}
+
+std::shared_ptr<const PortSecurity> SecurityRegistry::refusing_all(const PortSecurity& base) const {
+  // A policy without rules: no principal matches, so nothing is allowed, not even CONNECT.
+  if (!refuse_all_) refuse_all_ = authz::Policy::compile(authz::PolicySpec{});
+  auto security = std::make_shared<PortSecurity>();
+  security->authenticator = base.authenticator;
+  security->policy = refuse_all_;
   return security;
 }
 

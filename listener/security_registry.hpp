@@ -46,6 +46,8 @@ class SecurityRegistry {
   // it) the policy refuses everything, and `found` says so: fail closed.
   std::shared_ptr<const PortSecurity> with_policy(const PortSecurity& base, const std::string& authorization_ref,
                                                   bool& found) const;
+  // `base`'s authenticator with a policy that refuses everything, CONNECT included.
+  std::shared_ptr<const PortSecurity> refusing_all(const PortSecurity& base) const;
   // Registers `security` for the port `endpoint_id` with the broker when it differs from the one
   // registered (authenticator or policy). With `connected_clients`, the broker then re-binds the
   // principals of that port's connections and disconnects those whose permissions changed.
