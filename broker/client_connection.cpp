@@ -74,6 +74,7 @@ void ClientConnection::process_and_keep(codec::Bytes data) {
 
 void ClientConnection::process(codec::Bytes& data) {
   in_process_ = true;
+  host_.begin_work_unit();
   struct Reset {
     bool& flag;
     ConnectionHost& host;

@@ -88,6 +88,11 @@ class ConnectionHost {
   Clock::time_point now() const { return now_; }
   std::chrono::system_clock::time_point wall_now() const { return wall_now_; }
   const BrokerSettings& settings() const { return settings_; }
+  // Counts the units of work begun on this host: one read's packets, a few tasks from other
+  // workers. What runs within one unit may share one reading of the clock (the state store reads
+  // it once per unit instead of once per request).
+  std::uint64_t work_unit() const { return work_unit_; }
+  void begin_work_unit() { ++work_unit_; }
 
   // --- scratch buffers, shared by the connections of one host ---
   codec::DecodeScratch& scratch() { return scratch_; }
@@ -180,6 +185,7 @@ class ConnectionHost {
   codec::DecodeScratch scratch_;
   codec::Buffer encode_scratch_;
   std::vector<std::byte> read_buffer_;
+  std::uint64_t work_unit_ = 0;
   OutputBufferPool output_buffers_;
 };
 

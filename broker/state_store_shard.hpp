@@ -19,6 +19,7 @@ namespace mqttd {
 namespace statestore {
 class Engine;
 class Quota;
+struct RequestTime;
 }  // namespace statestore
 
 // Encodes a state store answer or notification: QoS 1, Content Type application/octet-stream,
@@ -53,7 +54,15 @@ class StateStoreShard {
 
  private:
   class Notifier;
+  // The time of the requests of the worker's current unit of work (ConnectionHost::work_unit):
+  // the clock is read once per unit, not once per request (2.7% of a request's time). A unit is
+  // one read's packets or 64 tasks, well under a millisecond of requests.
+  statestore::RequestTime request_time();
+
   Worker& worker_;
+  std::uint64_t time_unit_ = static_cast<std::uint64_t>(-1);
+  std::uint64_t time_wall_ms_ = 0;
+  Clock::time_point time_steady_{};
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<statestore::Engine> engine_;
   std::string answer_;

@@ -2,6 +2,9 @@
 
 #include <cstdint>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mqttd::codec {
 
@@ -10,38 +13,43 @@ namespace {
 constexpr std::uint64_t kOnes = 0x0101010101010101ull;
 constexpr std::uint64_t kHighBits = 0x8080808080808080ull;
 
-// Eight bytes at a time: true if all are ASCII and none is zero (the common case of every string
-// in every packet, so it is worth not looking at bytes one by one).
-inline bool plain_ascii(const unsigned char* p) {
+inline std::uint64_t load8(const unsigned char* p) {
   std::uint64_t v;
   std::memcpy(&v, p, sizeof v);
-  return ((v | ((v - kOnes) & ~v)) & kHighBits) == 0;
+  return v;
 }
 
-// The last `n` (< 8) bytes at `p` in one word, the other bytes set to `fill`: the eight-byte
-// tests then cover a string's tail too, instead of a loop over its last bytes (most strings in
-// a packet are shorter than eight bytes, or end with a few).
-inline const unsigned char* tail_word(const unsigned char* p, std::size_t n, unsigned char fill,
-                                      unsigned char (&word)[8]) {
-  std::memset(word, fill, sizeof word);
-  std::memcpy(word, p, n);
-  return word;
+// Eight bytes at once: true if all are ASCII and none is zero (the common case of every string
+// in every packet, so it is worth not looking at bytes one by one).
+inline bool plain_ascii(std::uint64_t v) { return ((v | ((v - kOnes) & ~v)) & kHighBits) == 0; }
+
+inline bool has_zero_byte(std::uint64_t v) { return ((v - kOnes) & ~v & kHighBits) != 0; }
+
+inline bool has_wildcard_byte(std::uint64_t v) {
+  return has_zero_byte(v ^ (kOnes * '+')) || has_zero_byte(v ^ (kOnes * '#'));
 }
 
-}  // namespace
+// The n (1..7) bytes at p, some of them repeated, as one word made of nothing else: a test of
+// "some byte is bad" on the word answers it for the n bytes, without reading past them and
+// without a memcpy of variable size (a library call: most strings in a packet are that short,
+// and the call was most of their check).
+inline std::uint64_t short_word(const unsigned char* p, std::size_t n) {
+  if (n >= 4) {
+    std::uint32_t head, tail;
+    std::memcpy(&head, p, 4);
+    std::memcpy(&tail, p + n - 4, 4);
+    return head | std::uint64_t{tail} << 32;
+  }
+  std::uint32_t w = p[0] | std::uint32_t{p[n / 2]} << 8 | std::uint32_t{p[n - 1]} << 16 | std::uint32_t{p[0]} << 24;
+  return w | std::uint64_t{w} << 32;
+}
 
-bool valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const auto* end = p + s.size();
+// The byte-by-byte reading, from the first word that is not plain ASCII.
+bool valid_utf8_from(const unsigned char* p, const unsigned char* end) {
   while (p < end) {
-    if (end - p >= 8) {
-      if (plain_ascii(p)) {
-        p += 8;
-        continue;
-      }
-    } else {
-      unsigned char word[8];
-      if (plain_ascii(tail_word(p, static_cast<std::size_t>(end - p), 0x01, word))) return true;
+    if (end - p >= 8 && plain_ascii(load8(p))) {
+      p += 8;
+      continue;
     }
     unsigned c = *p;
     if (c < 0x80) {
@@ -76,30 +84,64 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-namespace {
-// find_first_of("+#") calls memchr once per character; this is on every PUBLISH, so eight bytes
-// are looked at together: a byte equal to '+' or '#' becomes zero after the XOR, and the usual
-// zero-byte test finds it.
-bool has_wildcard(std::string_view s) {
-  auto has_zero = [](std::uint64_t v) { return ((v - kOnes) & ~v & kHighBits) != 0; };
-  const char* p = s.data();
-  const char* end = p + s.size();
-  auto candidate = [&](const void* at) {
-    std::uint64_t v;
-    std::memcpy(&v, at, sizeof v);
-    return has_zero(v ^ (kOnes * '+')) || has_zero(v ^ (kOnes * '#'));
-  };
-  for (; end - p >= 8; p += 8)
-    if (candidate(p)) break;
-  if (end - p < 8 && p < end) {
-    unsigned char word[8];
-    if (!candidate(tail_word(reinterpret_cast<const unsigned char*>(p), static_cast<std::size_t>(end - p), 'a', word)))
-      return false;
+// Where the first word holding a byte that fails the test may start (nullptr: no such byte).
+// Sixteen bytes at a time with SSE2 (every x86-64 has it), else eight; the last bytes are read as
+// the string's last sixteen or eight (overlapping bytes already read) or, under eight, as a
+// short_word, so no byte is ever looked at alone on the fast path.
+template <typename Test>
+inline const unsigned char* first_bad_word(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  if (s.size() < 8) return s.empty() || !Test::bad_word(short_word(p, s.size())) ? nullptr : p;
+#if defined(__SSE2__)
+  if (s.size() >= 16) {
+    for (; end - p >= 16; p += 16)
+      if (Test::bad_block(p)) return p;
+    return p == end || !Test::bad_block(end - 16) ? nullptr : p;
   }
-  for (; p < end; ++p)
-    if (*p == '+' || *p == '#') return true;
-  return false;
+#endif
+  for (; end - p >= 8; p += 8)
+    if (Test::bad_word(load8(p))) return p;
+  return p == end || !Test::bad_word(load8(end - 8)) ? nullptr : p;
 }
+
+#if defined(__SSE2__)
+inline __m128i load16(const unsigned char* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+#endif
+
+struct NotPlainAscii {
+  static bool bad_word(std::uint64_t v) { return !plain_ascii(v); }
+#if defined(__SSE2__)
+  static bool bad_block(const unsigned char* p) {
+    __m128i v = load16(p);
+    return (_mm_movemask_epi8(v) | _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()))) != 0;
+  }
+#endif
+};
+
+struct Wildcard {
+  static bool bad_word(std::uint64_t v) { return has_wildcard_byte(v); }
+#if defined(__SSE2__)
+  static bool bad_block(const unsigned char* p) {
+    __m128i v = load16(p);
+    __m128i hits = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')), _mm_cmpeq_epi8(v, _mm_set1_epi8('#')));
+    return _mm_movemask_epi8(hits) != 0;
+  }
+#endif
+};
+
+}  // namespace
+
+bool valid_utf8(std::string_view s) {
+  const auto* bad = first_bad_word<NotPlainAscii>(s);
+  return !bad || valid_utf8_from(bad, reinterpret_cast<const unsigned char*>(s.data()) + s.size());
+}
+
+namespace {
+// find_first_of("+#") calls memchr once per character; this is on every PUBLISH, so sixteen or
+// eight bytes are looked at together (in a word, a byte equal to '+' or '#' becomes zero after
+// the XOR, and the usual zero-byte test finds it).
+bool has_wildcard(std::string_view s) { return first_bad_word<Wildcard>(s) != nullptr; }
 }  // namespace
 
 bool valid_topic_name(std::string_view topic) { return !topic.empty() && !has_wildcard(topic); }

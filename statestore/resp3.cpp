@@ -6,16 +6,20 @@ namespace mqttd::statestore::resp3 {
 
 namespace {
 
-// Reads "<digits>\r\n" at `pos` (after the type byte); false on a sign, overflow, or no CRLF.
+// Reads "<digits>\r\n" at `pos` (after the type byte); false on a sign, no digit, no CRLF, or a
+// length longer than the whole payload (which cannot be right, and keeps the number small).
+// Digit by digit: lengths are a few digits, and find("\r\n") with from_chars cost a library
+// call each.
 bool read_length(std::string_view s, std::size_t& pos, std::size_t& value) {
-  std::size_t end = s.find("\r\n", pos);
-  if (end == std::string_view::npos || end == pos) return false;
+  std::size_t i = pos;
   std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data() + pos, s.data() + end, v);
-  if (ec != std::errc() || p != s.data() + end) return false;
-  if (v > s.size()) return false;  // longer than the whole payload: cannot be right
+  for (; i < s.size() && static_cast<unsigned char>(s[i] - '0') < 10; ++i) {
+    v = v * 10 + static_cast<unsigned char>(s[i] - '0');
+    if (v > s.size()) return false;
+  }
+  if (i == pos || s.size() - i < 2 || s[i] != '\r' || s[i + 1] != '\n') return false;
   value = static_cast<std::size_t>(v);
-  pos = end + 2;
+  pos = i + 2;
   return true;
 }
 

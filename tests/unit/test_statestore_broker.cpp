@@ -1,9 +1,14 @@
 // The state store inside the broker: requests handed to another worker's shard are bounded, and a
 // broker stopped with keys and waiting requests frees them in order (the quota outlives the
-// shards). The broker's workers are not started: the test calls them on its own thread.
+// shards); the clock is read once per unit of work. The broker's workers are not started: the
+// test calls them on its own thread.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "broker/broker.hpp"
 #include "broker/state_store_call.hpp"
@@ -85,6 +90,39 @@ TEST_CASE("state store: the backlog counts what a waiting request holds, its tim
   call.key = remote;
   REQUIRE(broker.worker(0).state_store_request(call));
   CHECK(broker.worker(1).state_store_backlog.load() >= 120'000);
+}
+
+TEST_CASE("state store: the clock is read once per unit of work, and again in the next one", "[statestore][broker]") {
+  BrokerSettings settings;
+  settings.workers = 1;
+  Broker broker(settings);
+  Worker& worker = broker.worker(0);
+  const auto wall_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  std::string ts = fmt::format("{:015}:00000:client", wall_ms);
+  auto run = [&](const std::string& payload) {
+    StateStoreCall call;
+    call.payload = payload;
+    call.response_topic = "clients/c/response";
+    call.client_id = "c";
+    call.timestamp = ts;
+    call.key = "k";
+    REQUIRE(worker.state_store_request(call));
+  };
+  const std::string get = "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+  worker.begin_work_unit();
+  run("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nPX\r\n$2\r\n20\r\n");  // 20 ms to live
+  CHECK(broker.state_store_quota().keys() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  // Still the unit of the SET: its requests share one time, so the key has not expired for them.
+  run(get);
+  CHECK(broker.state_store_quota().keys() == 1);
+  // The next unit (the next read from a socket, the next tasks) reads the clock: the GET finds the
+  // key expired, and removes it.
+  worker.begin_work_unit();
+  run(get);
+  CHECK(broker.state_store_quota().keys() == 0);
 }
 
 TEST_CASE("an answer's properties are the bytes the codec's generic encoder writes", "[statestore]") {

@@ -85,19 +85,20 @@ bool reference_utf8(std::string_view s) {
 TEST_CASE("valid_utf8 and valid_topic_name agree with a byte-by-byte reading at every length and position", "[codec]") {
   using mqttd::codec::valid_topic_name;
   using mqttd::codec::valid_utf8;
-  // Every string of up to 3 bytes over bytes that matter, each placed after 0..9 ASCII bytes
-  // (so that it falls in the eight-byte blocks, across their edge, and in the tail).
+  // Every string of up to 3 bytes over bytes that matter, each placed after 0..17 ASCII bytes
+  // and followed by 0, 5 or 13 (so that it falls in the sixteen- and eight-byte blocks, across
+  // their edges, in the overlapping last block and in the short words of strings under eight).
   const unsigned char alphabet[] = {0x00, 0x01, 'a',  '+',  '#',  '/',  0x7F, 0x80, 0xBF, 0xC0, 0xC2,
                                     0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x90};
   const std::size_t n = sizeof alphabet;
-  for (std::size_t prefix = 0; prefix <= 9; ++prefix) {
+  for (std::size_t prefix = 0; prefix <= 17; ++prefix) {
     for (std::size_t len = 0; len <= 3; ++len) {
       std::size_t combos = 1;
       for (std::size_t k = 0; k < len; ++k) combos *= n;
       for (std::size_t c = 0; c < combos; ++c) {
         std::string s(prefix, 'x');
         for (std::size_t k = 0, v = c; k < len; ++k, v /= n) s += static_cast<char>(alphabet[v % n]);
-        for (std::size_t suffix : {std::size_t{0}, std::size_t{5}}) {
+        for (std::size_t suffix : {std::size_t{0}, std::size_t{5}, std::size_t{13}}) {
           std::string t = s + std::string(suffix, 'y');
           INFO("bytes " << t.size() << " prefix " << prefix << " combo " << c);
           REQUIRE(valid_utf8(t) == reference_utf8(t));
