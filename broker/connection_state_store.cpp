@@ -73,9 +73,9 @@ std::optional<Reason> ClientConnection::handle_state_store_request(const codec::
     host_.metrics.state_store_refused.increment();
     std::string payload;
     statestore::resp3::append_error(payload, error);
-    host_.publish(make_state_store_message(response_topic, payload, call.correlation_data, {}, call.response_expires_at,
-                                           false, host_.encode_scratch()),
-                  client_id());
+    host_.publish(
+        make_state_store_message(response_topic, payload, call.correlation_data, {}, call.response_expires_at, false),
+        client_id());
     return Reason::Success;
   };
   statestore::resp3::Arguments args;

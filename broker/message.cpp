@@ -7,13 +7,13 @@
 
 namespace mqttd {
 
-MessageRef Message::create(const MessageFields& f) {
-  std::size_t extra = f.topic.size() + f.forward_properties.size() + f.payload.size();
+Message* Message::allocate(const MessageFields& f, std::size_t properties_size, bool copy_properties) {
+  std::size_t extra = f.topic.size() + properties_size + f.payload.size();
   // Header and bytes in one block; the block is released by MessageRef::release.
   void* block = ::operator new(sizeof(Message) + extra);
   auto* m = ::new (block) Message();
   m->topic_size_ = static_cast<std::uint32_t>(f.topic.size());
-  m->properties_size_ = static_cast<std::uint32_t>(f.forward_properties.size());
+  m->properties_size_ = static_cast<std::uint32_t>(properties_size);
   m->payload_size_ = static_cast<std::uint32_t>(f.payload.size());
   m->qos_ = f.qos;
   m->retain_ = f.retain;
@@ -23,10 +23,14 @@ MessageRef Message::create(const MessageFields& f) {
   std::byte* out = m->data();
   if (!f.topic.empty()) std::memcpy(out, f.topic.data(), f.topic.size());
   out += f.topic.size();
-  if (!f.forward_properties.empty()) std::memcpy(out, f.forward_properties.data(), f.forward_properties.size());
-  out += f.forward_properties.size();
+  if (copy_properties && properties_size > 0) std::memcpy(out, f.forward_properties.data(), properties_size);
+  out += properties_size;
   if (!f.payload.empty()) std::memcpy(out, f.payload.data(), f.payload.size());
-  return MessageRef(m);
+  return m;
+}
+
+MessageRef Message::create(const MessageFields& f) {
+  return MessageRef(allocate(f, f.forward_properties.size(), true));
 }
 
 std::uint32_t Message::remaining_expiry_seconds(Clock::time_point now) const {
@@ -39,7 +43,11 @@ std::uint32_t Message::remaining_expiry_seconds(Clock::time_point now) const {
 }
 
 void MessageRef::release() {
-  if (p_ && p_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  // The last reference frees without a locked instruction: no other thread holds one with which
+  // to add to the count (an answer sent once and acknowledged, the common case). The acquire load
+  // orders the free after the other holders' releases, as the fetch_sub would.
+  if (p_ &&
+      (p_->refs_.load(std::memory_order_acquire) == 1 || p_->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)) {
     p_->~Message();
     ::operator delete(static_cast<void*>(p_));
   }

@@ -39,6 +39,11 @@ class Message {
  public:
   // One allocation holds the header and the topic, property and payload bytes.
   static MessageRef create(const MessageFields& fields);
+  // The same with `properties_size` bytes of properties that write(std::byte*) writes in place
+  // (fields.forward_properties is not read): a message whose properties are made for it, a state
+  // store answer, is written once rather than encoded elsewhere and copied.
+  template <typename WriteProperties>
+  static MessageRef create(const MessageFields& fields, std::size_t properties_size, WriteProperties&& write);
 
   std::string_view topic() const { return {reinterpret_cast<const char*>(data()), topic_size_}; }
   Bytes forward_properties() const { return {data() + topic_size_, properties_size_}; }
@@ -60,6 +65,9 @@ class Message {
   Message() = default;
   const std::byte* data() const { return reinterpret_cast<const std::byte*>(this + 1); }
   std::byte* data() { return reinterpret_cast<std::byte*>(this + 1); }
+  // A message with the fields' topic and payload and room for `properties_size` bytes of
+  // properties, which are copied from fields.forward_properties when `copy_properties`.
+  static Message* allocate(const MessageFields& fields, std::size_t properties_size, bool copy_properties);
 
   std::atomic<std::uint32_t> refs_{1};
   std::uint32_t topic_size_ = 0;
@@ -98,5 +106,13 @@ class MessageRef {
   void release();
   Message* p_ = nullptr;
 };
+
+template <typename WriteProperties>
+MessageRef Message::create(const MessageFields& fields, std::size_t properties_size, WriteProperties&& write) {
+  Message* m = allocate(fields, properties_size, false);
+  MessageRef ref(m);  // owned from here, should `write` throw
+  write(m->data() + m->topic_size_);
+  return ref;
+}
 
 }  // namespace mqttd

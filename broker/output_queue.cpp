@@ -147,7 +147,7 @@ void OutputQueue::clear() {
   b.own.clear();
   b.head = 0;
   // Kept, emptied, for the next burst unless a burst made them large.
-  if (b.own.capacity() > kKeepOwnBytes) std::vector<std::byte>().swap(b.own);
+  if (b.own.capacity() > kKeepOwnBytes) Buffers::Bytes().swap(b.own);
   if (b.segments.capacity() > kKeepSegments) std::vector<Segment>().swap(b.segments);
 }
 

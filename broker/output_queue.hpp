@@ -10,6 +10,8 @@
 #include <sys/uio.h>
 
 #include <memory>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "broker/message.hpp"
@@ -67,8 +69,29 @@ class OutputQueue {
   std::size_t pending_ = 0;
 };
 
+// An allocator whose value-less construct() leaves bytes as they are: append() grows the buffer
+// by what the caller then writes, and std::vector's resize() would zero it first (a memset per
+// packet written).
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  using std::allocator<T>::allocator;
+  template <typename U>
+  void construct(U* p) noexcept(std::is_nothrow_default_constructible_v<U>) {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
 struct OutputQueue::Buffers {
-  std::vector<std::byte> own;
+  using Bytes = std::vector<std::byte, UninitializedAllocator<std::byte>>;
+  Bytes own;
   std::vector<Segment> segments;
   std::size_t head = 0;  // first unsent segment (written bytes are cut off its front)
 };

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "broker/session.hpp"
 #include "broker/worker.hpp"
@@ -47,44 +48,68 @@ OwnedStateStoreCall::OwnedStateStoreCall(const StateStoreCall& call) : call_(cal
   call_.command = nullptr;
 }
 
-void encode_answer_properties(std::string_view content_type, std::optional<Bytes> correlation,
-                              std::span<const codec::UserProperty> user_properties, codec::Buffer& out) {
-  std::size_t size = 3 + content_type.size() + (correlation ? 3 + correlation->size() : 0);
-  for (const auto& up : user_properties) size += 5 + up.key.size() + up.value.size();
-  out.resize(size);
-  codec::Writer w(out.data());
-  w.u8(static_cast<std::uint8_t>(codec::PropertyId::ContentType));
-  w.string(content_type);
+namespace {
+
+// The constant runs of those properties, as the codec encodes them (property id, then a two-byte
+// length before each string).
+constexpr std::string_view kContentTypeProperty(
+    "\x03\x00\x18"
+    "application/octet-stream",
+    27);
+constexpr std::string_view kAnswerStatusProperties(
+    "\x26\x00\x06__stat\x00\x03"
+    "200"
+    "\x26\x00\x09__protVer\x00\x03"
+    "1.0",
+    31);
+constexpr std::string_view kTimestampKey("\x26\x00\x04__ts", 7);
+
+std::byte* put(std::byte* out, std::string_view constant) {
+  std::memcpy(out, constant.data(), constant.size());
+  return out + constant.size();
+}
+
+std::byte* put_length(std::byte* out, std::size_t n) {
+  out[0] = static_cast<std::byte>(n >> 8);
+  out[1] = static_cast<std::byte>(n & 0xFF);
+  return out + 2;
+}
+
+}  // namespace
+
+std::size_t StateStoreProperties::size() const {
+  return kContentTypeProperty.size() + (correlation ? 3 + correlation->size() : 0) +
+         (directed ? 0 : kAnswerStatusProperties.size()) +
+         (version.empty() ? 0 : kTimestampKey.size() + 2 + version.size());
+}
+
+void StateStoreProperties::write(std::byte* out) const {
+  static_assert(kContentTypeProperty.size() == 3 + kContentType.size());
+  out = put(out, kContentTypeProperty);
   if (correlation) {
-    w.u8(static_cast<std::uint8_t>(codec::PropertyId::CorrelationData));
-    w.binary(*correlation);
+    *out++ = static_cast<std::byte>(codec::PropertyId::CorrelationData);
+    out = put_length(out, correlation->size());
+    if (!correlation->empty()) std::memcpy(out, correlation->data(), correlation->size());
+    out += correlation->size();
   }
-  for (const auto& up : user_properties) {
-    w.u8(static_cast<std::uint8_t>(codec::PropertyId::UserProperty));
-    w.string(up.key);
-    w.string(up.value);
+  if (!directed) out = put(out, kAnswerStatusProperties);
+  if (!version.empty()) {
+    out = put(out, kTimestampKey);
+    out = put_length(out, version.size());
+    std::memcpy(out, version.data(), version.size());
   }
 }
 
 MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
-                                    std::string_view version, Clock::time_point expires_at, bool directed,
-                                    codec::Buffer& scratch) {
-  codec::UserProperty user[3];
-  std::size_t n = 0;
-  if (!directed) {
-    user[n++] = {"__stat", "200"};
-    user[n++] = {"__protVer", "1.0"};
-  }
-  if (!version.empty()) user[n++] = {"__ts", version};
-  encode_answer_properties(kContentType, correlation, std::span<const codec::UserProperty>(user, n), scratch);
+                                    std::string_view version, Clock::time_point expires_at, bool directed) {
+  const StateStoreProperties properties{correlation, version, directed};
   MessageFields f;
   f.topic = topic;
   f.payload = Bytes(reinterpret_cast<const std::byte*>(payload.data()), payload.size());
-  f.forward_properties = scratch;
   f.qos = 1;
   f.expires_at = expires_at;
   f.directed = directed;
-  return Message::create(f);
+  return Message::create(f, properties.size(), [&](std::byte* out) { properties.write(out); });
 }
 
 // Sends notifications to the sessions that registered, directly (not through the index).
@@ -96,15 +121,13 @@ class StateStoreShard::Notifier final : public statestore::NotificationSink {
     auto session = std::static_pointer_cast<Session>(watcher.subscriber);
     if (!session) return;
     version_text_ = version.to_string();
-    worker_.deliver_directed(
-        session, make_state_store_message(topic, payload, std::nullopt, version_text_, {}, true, properties_),
-        watcher.connection_id);
+    worker_.deliver_directed(session, make_state_store_message(topic, payload, std::nullopt, version_text_, {}, true),
+                             watcher.connection_id);
   }
 
  private:
   Worker& worker_;
   std::string version_text_;
-  codec::Buffer properties_;
 };
 
 namespace {
@@ -167,9 +190,9 @@ void StateStoreShard::execute(const StateStoreCall& call) {
   }
   char version_text[statestore::Hlc::kMaxText];
   std::size_t version_size = version ? version->to_chars(version_text) : 0;
-  MessageRef answer = make_state_store_message(call.response_topic, answer_, call.correlation_data,
-                                               std::string_view(version_text, version_size), call.response_expires_at,
-                                               false, properties_);
+  MessageRef answer =
+      make_state_store_message(call.response_topic, answer_, call.correlation_data,
+                               std::string_view(version_text, version_size), call.response_expires_at, false);
   worker_.publish(answer, call.client_id);
 }
 

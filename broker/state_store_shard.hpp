@@ -22,20 +22,24 @@ class Quota;
 struct RequestTime;
 }  // namespace statestore
 
-// Encodes a state store answer or notification: QoS 1, Content Type application/octet-stream,
-// the Correlation Data if any, user properties __stat=200 and __protVer=1.0 for an answer, and
-// __ts when `version` is given. A notification is `directed`: it goes to one session, never
-// through the subscription index.
-MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
-                                    std::string_view version, Clock::time_point expires_at, bool directed,
-                                    codec::Buffer& scratch);
+// The properties of a state store answer or notification, in the codec's property order: Content
+// Type application/octet-stream, the Correlation Data if any, then user properties __stat=200 and
+// __protVer=1.0 for an answer (not `directed`) and __ts when `version` is not empty. The bytes
+// codec::encode_property_contents writes for them, written in place with a few fixed-size copies
+// (the generic encoder visits every absent property twice, and a copy of each small string
+// is a library call).
+struct StateStoreProperties {
+  std::optional<Bytes> correlation;
+  std::string_view version;
+  bool directed = false;
+  std::size_t size() const;
+  void write(std::byte* out) const;
+};
 
-// The properties of such a message, written in the codec's property order (content type,
-// correlation data, user properties): the bytes codec::encode_property_contents would write for
-// them, without visiting every absent property twice (3% of a state store request). Replaces
-// `out`'s contents.
-void encode_answer_properties(std::string_view content_type, std::optional<Bytes> correlation,
-                              std::span<const codec::UserProperty> user_properties, codec::Buffer& out);
+// Makes a state store answer or notification: QoS 1, the properties above. A notification is
+// `directed`: it goes to one session, never through the subscription index.
+MessageRef make_state_store_message(std::string_view topic, std::string_view payload, std::optional<Bytes> correlation,
+                                    std::string_view version, Clock::time_point expires_at, bool directed);
 
 class Worker;
 
@@ -66,7 +70,6 @@ class StateStoreShard {
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<statestore::Engine> engine_;
   std::string answer_;
-  codec::Buffer properties_;
 };
 
 }  // namespace mqttd

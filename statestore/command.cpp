@@ -1,7 +1,6 @@
 #include "statestore/command.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <limits>
 
@@ -9,9 +8,10 @@ namespace mqttd::statestore {
 
 namespace {
 
+// ASCII case folding inline (std::toupper is a library call per byte, and reads the locale).
 bool equals_word(std::string_view s, std::string_view upper) {
   return s.size() == upper.size() && std::equal(s.begin(), s.end(), upper.begin(), [](char a, char b) {
-           return std::toupper(static_cast<unsigned char>(a)) == b;
+           return (a >= 'a' && a <= 'z' ? static_cast<char>(a - ('a' - 'A')) : a) == b;
          });
 }
 

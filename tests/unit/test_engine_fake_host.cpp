@@ -1,5 +1,6 @@
 // The connection engine alone: a ClientConnection on a fake host (tests/support/fake_host.hpp),
 // driven by byte vectors, with no threads, no Broker and no clock but the one the test moves.
+#include <fmt/format.h>
 #include <unistd.h>
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -175,7 +176,7 @@ TEST_CASE("fake host: Receive Maximum holds deliveries in the session until ackn
   FakeClient c(host, ProtocolVersion::v5);
   c.connect("window", true, 60, [](Connect& connect) { connect.properties.receive_maximum = 2; });
   c.written();
-  for (int i = 0; i < 3; ++i) c.engine().send(delivery("w", "m" + std::to_string(i), 1));
+  for (int i = 0; i < 3; ++i) c.engine().send(delivery("w", fmt::format("m{}", i), 1));
   auto packets = c.packets();
   REQUIRE(packets.size() == 2);  // the window
   CHECK(host.enqueued == 1);     // the third waits in the session, through the host's queue policy

@@ -125,28 +125,47 @@ TEST_CASE("state store: the clock is read once per unit of work, and again in th
   CHECK(broker.state_store_quota().keys() == 0);
 }
 
-TEST_CASE("an answer's properties are the bytes the codec's generic encoder writes", "[statestore]") {
+TEST_CASE("an answer's and a notification's properties are the bytes the codec's generic encoder writes",
+          "[statestore]") {
   std::vector<std::byte> correlation_bytes(300);
   for (std::size_t i = 0; i < correlation_bytes.size(); ++i) correlation_bytes[i] = std::byte(i * 7);
-  mqttd::codec::UserProperty all[3] = {{"__stat", "200"}, {"__protVer", "1.0"}, {"__ts", "1733356800000:3:node"}};
-  for (std::size_t users = 0; users <= 3; ++users) {
-    for (std::size_t correlation_size : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{300}}) {
-      for (bool with_correlation : {false, true}) {
-        std::optional<mqttd::Bytes> correlation;
-        if (with_correlation) correlation = mqttd::Bytes(correlation_bytes.data(), correlation_size);
-        std::span<const mqttd::codec::UserProperty> user(all, users);
-        mqttd::codec::Properties p;
-        p.content_type = "application/octet-stream";
-        if (correlation) p.correlation_data = *correlation;
-        p.user_properties = user;
-        mqttd::codec::Buffer generic(mqttd::codec::properties_size(p));
-        mqttd::codec::encode_property_contents(p, generic.data());
-        mqttd::codec::Buffer direct;
-        direct.resize(7);  // replaced, not appended to
-        mqttd::encode_answer_properties("application/octet-stream", correlation, user, direct);
-        INFO("users " << users << " correlation " << with_correlation << "/" << correlation_size);
-        REQUIRE(direct.size() == generic.size());
-        CHECK(std::equal(direct.data(), direct.data() + direct.size(), generic.data()));
+  const std::string long_version = "1733356800000:3:" + std::string(256, 'n');
+  for (bool directed : {false, true}) {
+    for (std::string_view version :
+         {std::string_view(), std::string_view("1733356800000:3:node"), std::string_view(long_version)}) {
+      for (std::size_t correlation_size : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{300}}) {
+        for (bool with_correlation : {false, true}) {
+          std::optional<mqttd::Bytes> correlation;
+          if (with_correlation) correlation = mqttd::Bytes(correlation_bytes.data(), correlation_size);
+          std::vector<mqttd::codec::UserProperty> user;
+          if (!directed) user = {{"__stat", "200"}, {"__protVer", "1.0"}};
+          if (!version.empty()) user.push_back({"__ts", version});
+          mqttd::codec::Properties p;
+          p.content_type = "application/octet-stream";
+          if (correlation) p.correlation_data = *correlation;
+          p.user_properties = user;
+          mqttd::codec::Buffer generic(mqttd::codec::properties_size(p));
+          mqttd::codec::encode_property_contents(p, generic.data());
+
+          mqttd::StateStoreProperties direct{correlation, version, directed};
+          INFO("directed " << directed << " version " << version.size() << " correlation " << with_correlation << "/"
+                           << correlation_size);
+          REQUIRE(direct.size() == generic.size());
+          mqttd::codec::Buffer written(direct.size() + 1, std::byte{0xEE});
+          direct.write(written.data());
+          CHECK(std::equal(generic.begin(), generic.end(), written.begin()));
+          CHECK(written.back() == std::byte{0xEE});  // nothing past its size
+
+          // And in a message: topic and payload around them, unchanged.
+          auto message =
+              mqttd::make_state_store_message("clients/c/response", "+OK\r\n", correlation, version, {}, directed);
+          CHECK(message->topic() == "clients/c/response");
+          CHECK(mqttd::codec::as_string(message->payload()) == "+OK\r\n");
+          REQUIRE(message->forward_properties().size() == generic.size());
+          CHECK(std::equal(generic.begin(), generic.end(), message->forward_properties().begin()));
+          CHECK(message->directed() == directed);
+          CHECK(message->qos() == 1);
+        }
       }
     }
   }

@@ -1,6 +1,8 @@
 // The state store's wire forms: HLC text (parse, print, the update rule) and RESP3 (requests,
 // answers), with the SDKs' vectors (../shared/reference/statestore-vectors.md), and the fast
 // parsers against plain readings of the same rules over many generated texts.
+#include <fmt/format.h>
+
 #include <catch2/catch.hpp>
 #include <charconv>
 #include <optional>
@@ -244,4 +246,49 @@ TEST_CASE("hlc and resp3: the one-pass parsers agree with from_chars and find() 
     }
   }
   CHECK(accepted > 10000);
+}
+
+TEST_CASE("hlc: numbers of every length print padded and parse back, as fmt and from_chars do", "[statestore]") {
+  std::mt19937_64 random(7);
+  std::vector<std::uint64_t> values = {0,
+                                       1,
+                                       9,
+                                       10,
+                                       99,
+                                       100,
+                                       99999,
+                                       100000,
+                                       2147483647,
+                                       999999999999999,
+                                       1000000000000000,
+                                       10000000000000000000ull,
+                                       18446744073709551615ull};
+  for (std::uint64_t p = 1; p <= 1'000'000'000'000'000'000ull; p *= 10) {
+    values.push_back(p - 1);
+    values.push_back(p);
+    values.push_back(p + 1);
+  }
+  for (int i = 0; i < 20000; ++i) values.push_back(random() >> (random() % 64));
+  for (std::uint64_t ms : values) {
+    std::uint64_t counter = ms % (kMaxCounter + 1);
+    Hlc h{ms, counter, "node"};
+    std::string expected = fmt::format("{:015}:{:05}:node", ms, counter);
+    INFO("ms " << ms);
+    REQUIRE(h.to_string() == expected);
+    char text[Hlc::kMaxText];
+    REQUIRE(std::string_view(text, h.to_chars(text)) == expected);
+    // Read back padded, unpadded, and with extra leading zeros.
+    for (const std::string& form :
+         {expected, fmt::format("{}:{}:node", ms, counter), fmt::format("0000000{}.5:{}:node", ms, counter)}) {
+      auto parsed = HlcView::parse(form);
+      auto reference = reference_hlc(form);
+      REQUIRE(parsed.has_value());
+      REQUIRE(reference.has_value());
+      CHECK(parsed->ms == ms);
+      CHECK(parsed->counter == counter);
+    }
+  }
+  CHECK_FALSE(HlcView::parse("18446744073709551616:0:n"));  // 2^64
+  CHECK_FALSE(HlcView::parse("99999999999999999999:0:n"));
+  CHECK(HlcView::parse("000000000000000000000000000000018446744073709551615:0:n"));  // leading zeros fit
 }
