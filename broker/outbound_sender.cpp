@@ -1,6 +1,8 @@
 #include "broker/outbound_sender.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include <spdlog/spdlog.h>
 
@@ -172,7 +174,9 @@ bool OutboundSender::write_publish(const MessageRef& message, std::uint8_t qos, 
     return false;
   }
   output_.take_buffers_from(host_.output_buffers());
-  codec::Writer w(output_.append(total - m.payload().size()));
+  const std::size_t header_size = total - m.payload().size();
+  std::byte* const header = output_.append(header_size);
+  codec::Writer w(header);
   w.u8(static_cast<std::uint8_t>(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0)));
   w.varint(static_cast<std::uint32_t>(remaining));
   w.string(topic);
@@ -193,6 +197,14 @@ bool OutboundSender::write_publish(const MessageRef& message, std::uint8_t qos, 
       w.u8(static_cast<std::uint8_t>(codec::PropertyId::SubscriptionIdentifier));
       w.varint(subscription_ids[i]);
     }
+  }
+  // The queue's buffer is not zeroed when it grows, and it held other clients' packets: a header
+  // that wrote fewer bytes than it counted would send what was there before. Never expected; if
+  // it ever happens, stop rather than leak.
+  if (w.position() != header + header_size) [[unlikely]] {
+    std::fprintf(stderr, "mqttd: PUBLISH header of %zu bytes counted as %zu\n",
+                 static_cast<std::size_t>(w.position() - header), header_size);
+    std::abort();
   }
   output_.append_payload(message, m.payload());
   host_.metrics.messages_out[qos].increment();
