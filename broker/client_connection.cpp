@@ -108,6 +108,10 @@ void ClientConnection::process(codec::Bytes& data) {
       return;
     }
     framer_.expect(0);
+    // A unit of work is a run of state store requests and the acknowledgements between them: any
+    // other packet may do much more (a SUBSCRIBE's retained messages), so what follows it reads
+    // the clock again (a PUBLISH elsewhere than the state store starts one after it is routed).
+    if (h.type != PacketType::Publish && h.type != PacketType::Puback) host_.begin_work_unit();
     handle_packet(h, data.subspan(h.header_size, h.remaining_length));
     data = data.subspan(total);
   }
@@ -246,6 +250,7 @@ void ClientConnection::handle_publish(const codec::FixedHeader& h, codec::Bytes 
   MessageRef msg = Message::create(f);
   host_.metrics.messages_in[p.qos].increment();
   std::size_t receivers = host_.publish(msg, client_id());
+  host_.begin_work_unit();  // a fan-out may have taken a while
   if (receivers == ConnectionHost::kRetainRefused) {
     // The retained store is full: v5 says so (0x97 Quota exceeded); 3.1.1 cannot, so it gets an
     // ordinary acknowledgement and the message is dropped, as a denied publish is.

@@ -197,7 +197,8 @@ void StateStoreShard::execute(const StateStoreCall& call) {
 }
 
 statestore::RequestTime StateStoreShard::request_time() {
-  if (time_unit_ != worker_.work_unit()) {
+  if (time_unit_ != worker_.work_unit() || ++requests_at_time_ > kRequestsPerClockRead) {
+    requests_at_time_ = 1;
     statestore::RequestTime t = current_time(worker_);
     time_wall_ms_ = t.wall_ms;
     time_steady_ = t.now;

@@ -58,13 +58,16 @@ class StateStoreShard {
 
  private:
   class Notifier;
-  // The time of the requests of the worker's current unit of work (ConnectionHost::work_unit):
-  // the clock is read once per unit, not once per request (2.7% of a request's time). A unit is
-  // one read's packets or 64 tasks, well under a millisecond of requests.
+  // The time of the requests of the worker's current unit of work (ConnectionHost::work_unit),
+  // and of at most kRequestsPerClockRead of them: the clock is read once per unit, not once per
+  // request (2.7% of a request's time). A unit is a run of one read's state store requests and
+  // acknowledgements, or up to 64 tasks from other workers: with the count, tens of microseconds.
   statestore::RequestTime request_time();
+  static constexpr unsigned kRequestsPerClockRead = 64;
 
   Worker& worker_;
   std::uint64_t time_unit_ = static_cast<std::uint64_t>(-1);
+  unsigned requests_at_time_ = 0;
   std::uint64_t time_wall_ms_ = 0;
   Clock::time_point time_steady_{};
   std::unique_ptr<Notifier> notifier_;

@@ -186,6 +186,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
   // The state store: what reached the shard (copied), and which connections' registrations ended.
   bool state_store_request(const StateStoreCall& call) override {
     state_store_calls.push_back(std::make_shared<OwnedStateStoreCall>(call));
+    state_store_units.push_back(work_unit());
     return state_store_accepts;
   }
   bool state_store_accepts = true;
@@ -193,6 +194,7 @@ class FakeHost final : private FakeHostSettings, public ConnectionHost {
     state_store_closed.push_back(connection_id);
   }
   std::vector<std::shared_ptr<OwnedStateStoreCall>> state_store_calls;
+  std::vector<std::uint64_t> state_store_units;  // the unit of work each call came in
   std::vector<std::uint64_t> state_store_closed;
 
  private:

@@ -123,6 +123,16 @@ TEST_CASE("state store: the clock is read once per unit of work, and again in th
   worker.begin_work_unit();
   run(get);
   CHECK(broker.state_store_quota().keys() == 0);
+
+  // And at most 64 requests share one reading, however long the unit: the SET and 63 GETs see the
+  // key alive; the 65th request reads the clock and finds it expired.
+  worker.begin_work_unit();
+  run("*5\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n$2\r\nPX\r\n$2\r\n20\r\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  for (int i = 0; i < 63; ++i) run(get);
+  CHECK(broker.state_store_quota().keys() == 1);
+  run(get);
+  CHECK(broker.state_store_quota().keys() == 0);
 }
 
 TEST_CASE("an answer's and a notification's properties are the bytes the codec's generic encoder writes",
