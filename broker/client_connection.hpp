@@ -32,6 +32,11 @@ class Transport;
 
 class ClientConnection {
  public:
+  // At most this many re-authentications (AUTH 0x19, or 0x18 after a transient failure) per
+  // window: beyond, DISCONNECT 0x96 (Message rate too high) and limit=reauthentication_rate.
+  static constexpr unsigned kMaxReauthentications = 5;
+  static constexpr auto kReauthenticationWindow = std::chrono::seconds(10);
+
   // Files itself with the host, which gives its id.
   ClientConnection(ConnectionHost& host, Transport& transport);
   ~ClientConnection();
@@ -194,6 +199,11 @@ class ClientConnection {
     std::string enhanced_method;
     std::size_t method_index = 0;   // the authenticator's method that admitted the client
     bool reauthenticating = false;  // an AUTH 0x19 waits for its answer
+    // Re-authentications begun in the window starting at reauthentication_window: each may cost
+    // a question to a remote service (and a place in the shared authentication queue), so a
+    // client that loops on AUTH (0x19, 0x18 after a transient failure, 0x19...) is bounded.
+    Clock::time_point reauthentication_window{};
+    unsigned reauthentications_in_window = 0;
   };
   std::unique_ptr<Authority> authority_;
   MessageRef will_;

@@ -210,6 +210,16 @@ void ClientConnection::reauthenticate(const codec::Auth& a) {
     // An X.509 client was authenticated by its TLS handshake: nothing in an AUTH can renew that.
     return disconnect(Reason::BadAuthenticationMethod, "this client's method cannot re-authenticate");
   }
+  if (host_.now() - authority.reauthentication_window >= kReauthenticationWindow) {
+    authority.reauthentication_window = host_.now();
+    authority.reauthentications_in_window = 0;
+  }
+  if (++authority.reauthentications_in_window > kMaxReauthentications) {
+    host_.limit_reached(
+        Limit::ReauthenticationRate, client_id(),
+        fmt::format("more than {} re-authentications in {} s", kMaxReauthentications, kReauthenticationWindow.count()));
+    return disconnect(Reason::MessageRateTooHigh, "re-authenticating too often");
+  }
   AuthenticationRequest request;
   request.connection_id = id_;
   request.authenticator = authenticator;

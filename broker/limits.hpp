@@ -24,6 +24,7 @@ enum class Limit : std::size_t {
   ConnectionRate,          // new connections per source address per second
   PendingAuthentications,  // the authentication thread's queue is full
   StateStoreBacklog,       // requests waiting for another worker's state store shard
+  ReauthenticationRate,    // a connection's AUTH 0x19/0x18 beyond kMaxReauthentications per window
   Count
 };
 
@@ -41,7 +42,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::Count)> k
     "retained_bytes",
     "connection_rate",
     "pending_authentications",
-    "state_store_backlog"};
+    "state_store_backlog",
+    "reauthentication_rate"};
 
 constexpr std::string_view limit_name(Limit l) { return kLimitNames[static_cast<std::size_t>(l)]; }
 

@@ -204,6 +204,28 @@ class TokenReviewTest(unittest.TestCase):
         kind, _, body = raw.read_packet()
         self.assertEqual((kind, body[0]), (15, 0x00))
 
+    def test_a_client_looping_on_reauthentication_is_disconnected_and_a_bystander_keeps_working(self):
+        bystander = RawClient(self.port)
+        bystander.connect("bystander", properties=sat_properties(self.pki.mint()))
+        raw = RawClient(self.port)
+        raw.connect("looper", properties=sat_properties(self.pki.mint()))
+        self.api.fail_status = 500
+        try:
+            for i in range(5):  # the API is down: each gets 0x18, and the client asks again at once
+                raw.send(auth_packet(0x19, self.pki.mint(name="mqtt-client", expires_in=1800 - i)))
+                kind, _, body = raw.read_packet()
+                self.assertEqual((kind, body[0]), (15, 0x18))
+            raw.send(auth_packet(0x19, self.pki.mint(name="mqtt-client", expires_in=1700)))
+            kind, _, body = raw.read_packet()
+            self.assertEqual((kind, body[0]), (14, 0x96))  # DISCONNECT Message rate too high
+            self.assertEqual(read_until_closed(raw.sock), b"")
+            self.assertIn('who="looper"', self.daemon.wait_for_log("limit=reauthentication_rate"))
+        finally:
+            self.api.fail_status = None
+        bystander.publish("odd-numbered-orders", b"x", qos=1, packet_id=5)
+        kind, _, _ = bystander.read_packet()
+        self.assertEqual(kind, 4)  # PUBACK
+
     def test_reauthentication_as_another_account_rebinds_and_may_refuse(self):
         raw = RawClient(self.port)
         raw.connect("switcher", properties=sat_properties(self.pki.mint()))

@@ -2,6 +2,7 @@
 // CONNACK and AUTH packets carrying it, and MQTT 5 re-authentication (AUTH 0x19) answered with
 // AUTH 0x00, AUTH 0x18 or DISCONNECT, on a fake host that records the checks and lets the test
 // answer them (tests/support/fake_host.hpp).
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "codec/decode.hpp"
@@ -217,5 +218,44 @@ TEST_CASE("re-authentication: another method, a client without enhanced authenti
     c.send(auth_packet(Reason::ReAuthenticate, "K8S-SAT", "x"));
     CHECK(decode_bytes<Disconnect>(c.packets().at(0), decode_disconnect).reason == Reason::BadAuthenticationMethod);
     CHECK(host.authentications.size() == 1);
+  }
+}
+
+TEST_CASE("re-authentication: a client looping on AUTH is bounded per window, and the window moves",
+          "[engine][reauth]") {
+  FakeHost host;
+  host.security[0] = security_with({config::AuthenticationMethod::Kind::ServiceAccountToken});
+  FakeClient c(host, ProtocolVersion::v5);
+  connect_with_token(c);
+  host.answer_authentication(0, accepted(0, std::nullopt));
+  REQUIRE(type_of(c.packets().at(0)) == PacketType::Connack);
+  authn::Result unavailable;
+  unavailable.outcome = authn::Result::Outcome::Unavailable;
+  // The remote service is down: each AUTH 0x19 gets 0x18, and the client tries again at once.
+  auto round = [&](std::size_t check) {
+    c.send(auth_packet(Reason::ReAuthenticate, "K8S-SAT", "token"));
+    REQUIRE(host.authentications.size() == check + 1);
+    host.answer_authentication(check, unavailable);
+    auto packets = c.packets();
+    REQUIRE(packets.size() == 1);
+    CHECK(decode_bytes<Auth>(packets[0], decode_auth).reason == Reason::ContinueAuthentication);
+  };
+  const auto max = ClientConnection::kMaxReauthentications;
+  for (std::size_t i = 1; i <= max; ++i) round(i);
+
+  SECTION("one more in the window: DISCONNECT 0x96, no question asked, the limit counted") {
+    c.send(auth_packet(Reason::ReAuthenticate, "K8S-SAT", "token"));
+    CHECK(host.authentications.size() == max + 1);
+    auto packets = c.packets();
+    REQUIRE(packets.size() == 1);
+    CHECK(decode_bytes<Disconnect>(packets[0], decode_disconnect).reason == Reason::MessageRateTooHigh);
+    CHECK(c.close_requested());
+    CHECK(std::count(host.limits.begin(), host.limits.end(), Limit::ReauthenticationRate) == 1);
+  }
+  SECTION("after the window, as many again") {
+    host.advance(ClientConnection::kReauthenticationWindow);
+    for (std::size_t i = max + 1; i <= 2 * max; ++i) round(i);
+    CHECK_FALSE(c.close_requested());
+    CHECK(host.limits.empty());
   }
 }
