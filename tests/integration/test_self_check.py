@@ -144,6 +144,8 @@ class SelfCheckTest(unittest.TestCase):
             # The port still admits only the self-check's id, whatever the policy says.
             RawClient(internal_port(d)).connect("intruder", expect=0x87)
             bystander.finish(self)
+            # The policy was there at every reload: no warning that it is missing.
+            self.assertNotIn("internal_port_policy_missing", d.logs())
 
     def test_an_authorization_ref_that_names_nothing_is_a_load_error(self):
         code, out = check_config(BROKER + "  diagnostics:\n    selfCheck:\n      authorizationRef: nowhere\n")
