@@ -182,7 +182,8 @@ class TokenReviewValidator : public authn::TokenValidator, public std::enable_sh
     v.subject = name;  // from the reviewed username, system:serviceaccount:<namespace>:<name>
     v.expires = expires;
     v.detail = "service account " + name;
-    cache_.put(key, v, expires, Clock::now());
+    const auto now = Clock::now();
+    cache_.put(key, v, std::min(expires, now + settings_.accepted_cache_time), now);
     finish(key, std::move(v));
   }
 

@@ -28,6 +28,11 @@ struct KubernetesApiSettings {
   std::chrono::milliseconds file_check_interval{1000};
   // Accepted reviews cached; refusals get a tenth of it besides (VerdictCache).
   std::size_t max_cache_entries = 10000;
+  // How long an accepted review answers again without asking (never past the token's `exp`): a
+  // token revoked meanwhile (its pod deleted, its ServiceAccount removed) or a ServiceAccount whose
+  // annotations changed is seen at the next CONNECT after at most this, as the API server's own
+  // webhook token cache does (2 minutes by default).
+  std::chrono::milliseconds accepted_cache_time{std::chrono::minutes(2)};
   // Reviews in flight (each a TokenReview, then the ServiceAccount); beyond it a validation
   // answers Unavailable at once (CONNACK 0x88, AUTH 0x18). Below the shared HTTPS client's bound
   // (256), so that custom authentication endpoints keep requests of their own.

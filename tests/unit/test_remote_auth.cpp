@@ -145,14 +145,14 @@ TEST_CASE("remote_auth: offline validator") {
   CHECK(run(*slow, token, {"aio-internal"}).kind == RemoteVerdict::Kind::Accepted);
 
   // Creation fails with the file and the problem named.
-  CHECK_THROWS_WITH(make_offline_token_validator({kIssuer, (dir.path / "none.json").string()}),
+  CHECK_THROWS_WITH(make_offline_token_validator({kIssuer, (dir.path / "none.json").string(), std::nullopt}),
                     Catch::Contains("none.json"));
   auto bad = dir.file("bad.json", R"({"keys":[]})");
-  CHECK_THROWS_WITH(make_offline_token_validator({kIssuer, bad}),
+  CHECK_THROWS_WITH(make_offline_token_validator({kIssuer, bad, std::nullopt}),
                     Catch::Contains("bad.json") && Catch::Contains("no usable key"));
   auto bad_accounts = dir.file("bad.yaml", "serviceAccounts: 3");
   CHECK_THROWS_WITH(make_offline_token_validator({kIssuer, jwks, bad_accounts}), Catch::Contains("bad.yaml"));
-  CHECK_THROWS(make_offline_token_validator({"", jwks}));
+  CHECK_THROWS(make_offline_token_validator({"", jwks, std::nullopt}));
 }
 
 TEST_CASE("remote_auth: TokenReview JSON") {
@@ -513,7 +513,8 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
   CHECK(requests[1].method == "GET");
   CHECK(requests[1].url == "https://10.0.0.1:6443" + account_path);
 
-  // Cached, subject included: no call for the same token and audiences (in another order).
+  // Cached, subject included: no call for the same token and audiences (in another order), for
+  // settings.accepted_cache_time (below), not until the token's exp.
   auto cached = run(*validator, token, {"aio-internal", "aio-internal"});
   CHECK(cached.kind == RemoteVerdict::Kind::Accepted);
   CHECK(cached.subject == "ns1/sa1");
@@ -568,4 +569,45 @@ TEST_CASE("remote_auth: TokenReview validator over a fake API") {
   CHECK_THROWS_WITH(
       make_token_review_validator_with([](auto, auto) {}, {"https://x", (dir.path / "missing").string(), "ca"}),
       Catch::Contains("missing"));
+}
+
+TEST_CASE("remote_auth: TokenReview validator, an accepted review is asked again after the cache time") {
+  TempDir dir;
+  auto pod_token = dir.file("token", "broker-token-1\n");
+  KubernetesApiSettings settings{"https://10.0.0.1:6443", pod_token, (dir.path / "ca.crt").string()};
+  settings.file_check_interval = std::chrono::milliseconds(0);
+  settings.accepted_cache_time = std::chrono::milliseconds(300);
+  std::size_t calls = 0;
+  bool authenticated = true;
+  auto validator = make_token_review_validator_with(
+      [&](http::Request r, std::function<void(http::Response)> done) {
+        ++calls;
+        http::Response a;
+        a.ok = true;
+        a.content_type = "application/json";
+        if (r.method == "POST") {
+          a.status = 201;
+          a.body = authenticated ? R"({"status":{"authenticated":true,
+              "user":{"username":"system:serviceaccount:ns1:sa1"},"audiences":["aio-internal"]}})"
+                                 : R"({"status":{"authenticated":false,"error":"token has been invalidated"}})";
+        } else {
+          a.status = 200;
+          a.body = R"({"kind":"ServiceAccount","metadata":{}})";
+        }
+        done(a);
+      },
+      settings);
+  auto key = TestKey::make_ec();
+  auto token = sat(key, "k", R"(["aio-internal"])");  // valid for an hour
+  CHECK(run(*validator, token, {"aio-internal"}).kind == RemoteVerdict::Kind::Accepted);
+  CHECK(calls == 2);
+  CHECK(run(*validator, token, {"aio-internal"}).kind == RemoteVerdict::Kind::Accepted);
+  CHECK(calls == 2);  // from the cache
+  // The pod is deleted: the API server now refuses the token. Past the cache time, so does mqttd.
+  authenticated = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  auto revoked = run(*validator, token, {"aio-internal"});
+  CHECK(revoked.kind == RemoteVerdict::Kind::Refused);
+  CHECK_THAT(revoked.detail, Catch::Contains("invalidated"));
+  CHECK(calls == 3);
 }
