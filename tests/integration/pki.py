@@ -28,8 +28,8 @@ class Cert:
 
 
 def make_cert(folder, name, parent=None, ca=False, sans=(), kind="ec", days=365, subject=None):
-    """A certificate named `name` (CN, unless `subject` gives the whole subject), signed by
-    `parent` (a Cert) or self-signed."""
+    """A certificate named `name` (CN, unless `subject` gives the whole subject, UTF-8 allowed),
+    signed by `parent` (a Cert) or self-signed."""
     key = make_key(os.path.join(folder, f"{name}.key"), kind)
     crt = os.path.join(folder, f"{name}.crt")
     subject = subject or f"/CN={name}"
@@ -44,11 +44,11 @@ def make_cert(folder, name, parent=None, ca=False, sans=(), kind="ec", days=365,
             f.write("subjectAltName=" + ",".join(sans) + "\n")
         f.write("subjectKeyIdentifier=hash\n")
     if parent is None:
-        _run("req", "-x509", "-new", "-key", key, "-subj", subject, "-days", str(days), "-out", crt,
+        _run("req", "-utf8", "-x509", "-new", "-key", key, "-subj", subject, "-days", str(days), "-out", crt,
              "-extensions", "v3", "-config", _req_config(folder, ext))
     else:
         csr = os.path.join(folder, f"{name}.csr")
-        _run("req", "-new", "-key", key, "-subj", subject, "-out", csr)
+        _run("req", "-utf8", "-new", "-key", key, "-subj", subject, "-out", csr)
         _run("x509", "-req", "-in", csr, "-CA", parent.crt, "-CAkey", parent.key, "-set_serial",
              str(int.from_bytes(os.urandom(8), "big")), "-days", str(days), "-extfile", ext, "-out", crt)
     return Cert(crt, key, name)

@@ -149,6 +149,10 @@ ATTRIBUTES = """  - method: X509
           subject: "CN = smart-fan"
           attributes:
             building: "17"
+        cafe-fan:
+          subject: "OU = Bâtiment Été, CN = café-fan"
+          attributes:
+            building: "17"
 """
 
 X509_RULES = """    - principals:
@@ -192,9 +196,11 @@ class X509Test(unittest.TestCase):
                                          subject="/CN=Contoso Intermediate CA")
         cls.fan = pki.make_cert(cls.pki, "smart-fan", parent=cls.intermediate)
         cls.lock = pki.make_cert(cls.pki, "smart-lock", parent=cls.intermediate)
+        # Non-ASCII: OpenSSL prints this subject as "CN=caf\\C3\\A9-fan,OU=B\\C3\\A2timent \\C3\\89t\\C3\\A9".
+        cls.cafe = pki.make_cert(cls.pki, "cafe-fan", parent=cls.intermediate, subject="/OU=Bâtiment Été/CN=café-fan")
         stranger_root = pki.make_cert(cls.pki, "stranger-root", ca=True)
         cls.stranger = pki.make_cert(cls.pki, "stranger", parent=stranger_root)
-        for leaf in (cls.fan, cls.lock):  # the client sends its chain: leaf, then intermediate
+        for leaf in (cls.fan, cls.lock, cls.cafe):  # the client sends its chain: leaf, then intermediate
             with open(leaf.crt + ".chain", "w") as f:
                 f.write(leaf.pem() + cls.intermediate.pem())
         cls.port, cls.mixed_port = free_port(), free_port()
@@ -228,6 +234,13 @@ class X509Test(unittest.TestCase):
         # smart-fan's own entry matched first: it does not get the intermediate's city.
         denied = self.pub(self.fan, "cities/seattle/fan")
         self.assertIn("received PUBACK (Mid: 1, RC:135)", denied.stdout)
+
+    def test_a_non_ascii_subject_matches_its_configured_entry(self):
+        # Its own entry (building 17), not the intermediate's (city seattle) found further up.
+        ok = self.pub(self.cafe, "buildings/17/cafe")
+        self.assertIn("received CONNACK (0)", ok.stdout, ok.stderr)
+        self.assertRegex(ok.stdout, r"received PUBACK \(Mid: 1, RC:(0|16)\)")
+        self.assertIn("RC:135", self.pub(self.cafe, "cities/seattle/cafe").stdout)
 
     def test_username_is_the_leaf_cn_and_attributes_come_from_up_the_chain(self):
         self.assertRegex(self.pub(self.lock, "locks/smart-lock").stdout, r"RC:(0|16)\)")

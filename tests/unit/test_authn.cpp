@@ -48,6 +48,25 @@ TEST_CASE("distinguished names compare whatever their order and spacing") {
   CHECK(normalize_dn("CN = a\\, b") == normalize_dn("CN=a\\, b"));
 }
 
+TEST_CASE("distinguished names: RFC 4514 hex escapes are bytes, as OpenSSL prints non-ASCII names") {
+  // OpenSSL's XN_FLAG_RFC2253 writes UTF-8 "café" as caf\C3\A9; the configuration has it raw.
+  CHECK(normalize_dn("CN=caf\\C3\\A9,O=Contoso") == normalize_dn("O = Contoso, CN = caf\xC3\xA9"));
+  CHECK(normalize_dn("CN=caf\\c3\\a9") == normalize_dn("CN=caf\xC3\xA9"));  // hex in either case
+  CHECK(normalize_dn("CN=a\\2Cb") == normalize_dn("CN=a\\,b"));             // an escaped comma is data
+  CHECK(normalize_dn("CN=a\\2Cb") != normalize_dn("CN=a,b"));
+  CHECK(normalize_dn("CN=ab\\G") == normalize_dn("CN=abG"));  // not two hex digits: the character
+  // Escaped spaces at either end are part of the value; unescaped ones are not.
+  CHECK(normalize_dn("CN=\\ a\\ ") != normalize_dn("CN=a"));
+  CHECK(normalize_dn("CN =  a  ") == normalize_dn("CN=a"));
+  CHECK(normalize_dn("CN=\\ a\\ ") == normalize_dn("CN=\\20a\\20"));
+  // Long type names as OpenSSL's short ones.
+  CHECK(normalize_dn("localityName=Seattle, stateOrProvinceName=WA") == normalize_dn("L=Seattle,ST=WA"));
+  // A decoded newline or backslash cannot end a pair or make another one.
+  CHECK(normalize_dn("CN=x\\0AOU=admins") != normalize_dn("CN=x,OU=admins"));
+  CHECK(normalize_dn("CN=x\\0AOU=admins").find('\n') == normalize_dn("CN=x\\0AOU=admins").size() - 1);
+  CHECK(normalize_dn("CN=a\\5C") == normalize_dn("CN=a\\\\"));
+}
+
 TEST_CASE("methods are tried in order; relevance decides who answers") {
   auto folder = std::filesystem::temp_directory_path() / ("mqttd-authn-" + std::to_string(::getpid()));
   std::filesystem::create_directories(folder / "users");
