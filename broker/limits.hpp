@@ -25,6 +25,7 @@ enum class Limit : std::size_t {
   PendingAuthentications,  // the authentication thread's queue is full
   StateStoreBacklog,       // requests waiting for another worker's state store shard
   ReauthenticationRate,    // a connection's AUTH 0x19/0x18 beyond kMaxReauthentications per window
+  WorkerBacklog,           // deliveries for a worker behind by Worker::kMaxInboxDeliveryBytes, dropped
   Count
 };
 
@@ -43,7 +44,8 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Limit::Count)> k
     "connection_rate",
     "pending_authentications",
     "state_store_backlog",
-    "reauthentication_rate"};
+    "reauthentication_rate",
+    "worker_backlog"};
 
 constexpr std::string_view limit_name(Limit l) { return kLimitNames[static_cast<std::size_t>(l)]; }
 

@@ -94,17 +94,46 @@ void Worker::flush() {
   for (std::size_t w = 0; w < outbox_.size(); ++w) {
     auto& batch = outbox_[w];
     if (batch.empty()) continue;
+    // What the batch holds: each delivery, and each message once (a message's deliveries are
+    // together: one publish() queues them all).
+    std::vector<std::size_t>& costs = outbox_costs_;
+    costs.clear();
+    const Message* previous = nullptr;
+    for (const auto& d : batch) {
+      const Message* m = d.delivery.message.get();
+      costs.push_back(sizeof(RemoteDelivery) + (m != previous && m ? m->stored_size() : 0));
+      previous = m;
+    }
     Worker& target = broker_.worker(w);
     bool wake;
+    std::size_t admitted = batch.size();
     {
       std::lock_guard lock(target.inbox_mutex_);
-      if (target.inbox_deliveries_.empty()) {
+      std::size_t bytes = target.inbox_delivery_bytes_;
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (bytes + costs[i] > kMaxInboxDeliveryBytes) {
+          admitted = i;
+          break;
+        }
+        bytes += costs[i];
+      }
+      target.inbox_delivery_bytes_ = bytes;
+      if (target.inbox_deliveries_.empty() && admitted == batch.size()) {
         target.inbox_deliveries_.swap(batch);
       } else {
-        for (auto& d : batch) target.inbox_deliveries_.push_back(std::move(d));
+        for (std::size_t i = 0; i < admitted; ++i) target.inbox_deliveries_.push_back(std::move(batch[i]));
       }
-      wake = !target.inbox_wake_posted_;
-      target.inbox_wake_posted_ = true;
+      wake = admitted > 0 && !target.inbox_wake_posted_;
+      if (wake) target.inbox_wake_posted_ = true;
+    }
+    if (admitted < batch.size()) {
+      // The target worker is behind by kMaxInboxDeliveryBytes: these deliveries are dropped (as a
+      // full session queue drops), rather than held without bound.
+      std::size_t dropped = batch.size() - admitted;
+      for (std::size_t i = 0; i < dropped; ++i) metrics.drop(DropReason::WorkerBacklog);
+      limit_reached(
+          Limit::WorkerBacklog, fmt::format("worker {}", index()),
+          fmt::format("{} deliveries for worker {} dropped: {} bytes wait for it", dropped, w, kMaxInboxDeliveryBytes));
     }
     batch.clear();
     if (wake) boost::asio::post(target.io_, [&target] { target.drain_inbox(); });
@@ -157,6 +186,7 @@ void Worker::drain_inbox() {
     std::lock_guard lock(inbox_mutex_);
     drained_tasks_.swap(inbox_tasks_);
     drained_deliveries_.swap(inbox_deliveries_);
+    inbox_delivery_bytes_ = 0;
     inbox_wake_posted_ = false;
   }
   // A unit of work per 64 tasks: a task's state store request then sees the clock as read at most

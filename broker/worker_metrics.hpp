@@ -35,10 +35,11 @@ enum class DropReason : std::uint8_t {
   NotAuthorized,  // the publisher may not publish it, or the subscriber may no longer receive it
   SessionEnded,   // its session or connection ended before delivery (QoS 0, notifications)
   RetainedLimit,  // a retained message over the retained store's bounds
+  WorkerBacklog,  // the subscriber's worker was behind by Worker::kMaxInboxDeliveryBytes
   Count
 };
 inline constexpr std::array<const char*, static_cast<std::size_t>(DropReason::Count)> kDropReasonNames = {
-    "queue_full", "too_large", "expired", "not_authorized", "session_ended", "retained_limit"};
+    "queue_full", "too_large", "expired", "not_authorized", "session_ended", "retained_limit", "worker_backlog"};
 
 // Which permission an authorization decision was about.
 enum class AuthorizationAction : std::uint8_t { Connect, Publish, Subscribe, StateStore, Count };
