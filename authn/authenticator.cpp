@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <cctype>
 
 namespace mqttd::authn {
 namespace {
@@ -70,6 +71,22 @@ void append_value(std::string& out, std::string_view value) {
   }
 }
 
+// A type (a name or an OID) as the normalized form writes it: anything but letters, digits, '.'
+// and '-' as \\XX, so that no type can hold the '=' that ends it, or a value's escapes.
+void append_type(std::string& out, std::string_view type) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : type) {
+    auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '.' || c == '-') {
+      out += c;
+    } else {
+      out += '\\';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    }
+  }
+}
+
 }  // namespace
 
 std::string normalize_dn(std::string_view dn) {
@@ -79,7 +96,9 @@ std::string normalize_dn(std::string_view dn) {
   std::size_t value_end = 0;  // past the last byte that is not an unescaped space or tab
   auto flush = [&] {
     if (in_value) {
-      std::string pair = short_type(upper(trim(type))) + "=";
+      std::string pair;
+      append_type(pair, short_type(upper(trim(type))));
+      pair += '=';
       append_value(pair, std::string_view(value).substr(0, value_end));
       pairs.push_back(std::move(pair));
     }
@@ -298,7 +317,7 @@ std::optional<Result> Authenticator::decide_inline(std::size_t i, const Credenti
       for (const auto& subject : c.certificate->subjects) {
         auto normalized = normalize_dn(subject);
         for (const auto& [dn, entry] : x509_subjects_[i])
-          if (dn == normalized) {
+          if (dn == normalized && !dn.empty()) {  // an empty subject matches nothing
             r.detail = "attributes from '" + entry->name + "'";
             r.principal.attributes = without_reserved(entry->attributes, r.detail);
             return r;

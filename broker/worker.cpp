@@ -94,46 +94,49 @@ void Worker::flush() {
   for (std::size_t w = 0; w < outbox_.size(); ++w) {
     auto& batch = outbox_[w];
     if (batch.empty()) continue;
-    // What the batch holds: each delivery, and each message once (a message's deliveries are
-    // together: one publish() queues them all).
-    std::vector<std::size_t>& costs = outbox_costs_;
-    costs.clear();
-    const Message* previous = nullptr;
-    for (const auto& d : batch) {
-      const Message* m = d.delivery.message.get();
-      costs.push_back(sizeof(RemoteDelivery) + (m != previous && m ? m->stored_size() : 0));
-      previous = m;
-    }
     Worker& target = broker_.worker(w);
     bool wake;
-    std::size_t admitted = batch.size();
+    std::size_t dropped = 0;
     {
       std::lock_guard lock(target.inbox_mutex_);
+      // What the inbox holds: each delivery, and each message once per run of its deliveries
+      // (one publish() queues them together). QoS 0 stops at kMaxInboxDeliveryBytes; QoS 1 and 2
+      // go on to kMaxInboxReliableBytes, so that a QoS 0 flood cannot make other clients lose
+      // acknowledged messages. An empty inbox takes one delivery whatever its size.
       std::size_t bytes = target.inbox_delivery_bytes_;
+      const Message* counted = nullptr;
+      const bool all_fit = target.inbox_deliveries_.empty();
+      std::size_t kept = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (bytes + costs[i] > kMaxInboxDeliveryBytes) {
-          admitted = i;
-          break;
+        const Message* m = batch[i].delivery.message.get();
+        std::size_t cost = sizeof(RemoteDelivery) + (m && m != counted ? m->stored_size() : 0);
+        std::size_t limit = batch[i].delivery.qos == 0 ? kMaxInboxDeliveryBytes : kMaxInboxReliableBytes;
+        if (bytes != 0 && bytes + cost > limit) {
+          ++dropped;
+          continue;
         }
-        bytes += costs[i];
+        bytes += cost;
+        counted = m;
+        if (kept != i) batch[kept] = std::move(batch[i]);
+        ++kept;
       }
+      batch.resize(kept);
       target.inbox_delivery_bytes_ = bytes;
-      if (target.inbox_deliveries_.empty() && admitted == batch.size()) {
+      if (all_fit) {
         target.inbox_deliveries_.swap(batch);
       } else {
-        for (std::size_t i = 0; i < admitted; ++i) target.inbox_deliveries_.push_back(std::move(batch[i]));
+        for (auto& d : batch) target.inbox_deliveries_.push_back(std::move(d));
       }
-      wake = admitted > 0 && !target.inbox_wake_posted_;
+      wake = kept > 0 && !target.inbox_wake_posted_;
       if (wake) target.inbox_wake_posted_ = true;
     }
-    if (admitted < batch.size()) {
-      // The target worker is behind by kMaxInboxDeliveryBytes: these deliveries are dropped (as a
-      // full session queue drops), rather than held without bound.
-      std::size_t dropped = batch.size() - admitted;
+    if (dropped > 0) {
+      // The target worker is that far behind: these deliveries are dropped (as a full session
+      // queue drops), rather than held without bound.
       for (std::size_t i = 0; i < dropped; ++i) metrics.drop(DropReason::WorkerBacklog);
-      limit_reached(
-          Limit::WorkerBacklog, fmt::format("worker {}", index()),
-          fmt::format("{} deliveries for worker {} dropped: {} bytes wait for it", dropped, w, kMaxInboxDeliveryBytes));
+      limit_reached(Limit::WorkerBacklog, fmt::format("worker {}", index()),
+                    fmt::format("{} deliveries for worker {} dropped: it is {} bytes behind", dropped, w,
+                                kMaxInboxDeliveryBytes));
     }
     batch.clear();
     if (wake) boost::asio::post(target.io_, [&target] { target.drain_inbox(); });

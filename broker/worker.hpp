@@ -116,7 +116,8 @@ class Worker final : public ConnectionHost {
   // Deliveries from other workers waiting in this worker's inbox, in bytes (each delivery, and
   // each message once per batch): a worker slower than its producers (a flood from clients of
   // other workers) would otherwise hold every message they route to it.
-  static constexpr std::size_t kMaxInboxDeliveryBytes = 64u << 20;
+  static constexpr std::size_t kMaxInboxDeliveryBytes = 64u << 20;   // QoS 0 stops here
+  static constexpr std::size_t kMaxInboxReliableBytes = 256u << 20;  // QoS 1 and 2 here
   std::atomic<std::uint64_t> state_store_backlog{0};
 
   // --- cross-thread (any thread) ---
@@ -177,7 +178,6 @@ class Worker final : public ConnectionHost {
   std::vector<ClientConnection*> to_flush_;
   bool flush_posted_ = false;
   std::vector<std::vector<RemoteDelivery>> outbox_;  // per target worker
-  std::vector<std::size_t> outbox_costs_;            // flush()'s scratch
   std::vector<Match> matches_;                       // scratch for publish()
 
   struct PendingIndexChange {
@@ -191,7 +191,7 @@ class Worker final : public ConnectionHost {
   std::mutex inbox_mutex_;
   std::vector<RemoteDelivery> inbox_deliveries_;
   // What inbox_deliveries_ holds (each delivery, each message once per batch); guarded by
-  // inbox_mutex_. Past kMaxInboxDeliveryBytes, producers drop what they would add (flush()).
+  // inbox_mutex_. Past its bounds, producers drop what they would add (flush()).
   std::size_t inbox_delivery_bytes_ = 0;
   std::vector<std::function<void(Worker&)>> inbox_tasks_;
   bool inbox_wake_posted_ = false;

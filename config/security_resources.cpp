@@ -9,6 +9,35 @@
 namespace mqttd::config {
 namespace {
 
+// Whether every part of `dn` (split at unescaped ',' and '+') has a type, then an unescaped '='
+// (RFC 4514; a backslash escapes the next character). A subject without any such part would
+// normalize to nothing and match a certificate whose subject is empty.
+bool distinguished_name(std::string_view dn) {
+  bool has_type = false, has_equals = false, any = false;
+  for (std::size_t i = 0; i <= dn.size(); ++i) {
+    if (i == dn.size() || ((dn[i] == ',' || dn[i] == '+'))) {
+      if (!has_type || !has_equals) return false;
+      any = true;
+      has_type = has_equals = false;
+      continue;
+    }
+    char c = dn[i];
+    if (c == '\\') {
+      if (i + 1 == dn.size()) return false;  // nothing to escape
+      ++i;  // the escaped character belongs to the type or the value, never a separator
+      if (!has_equals) has_type = true;
+      continue;
+    }
+    if (c == '=' && !has_equals) {
+      has_equals = has_type;
+      if (!has_type) return false;
+    } else if (!has_equals && c != ' ' && c != '\t') {
+      has_type = true;
+    }
+  }
+  return any;
+}
+
 std::optional<std::string> base64_decode(const std::string& in) {
   auto value = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -131,10 +160,11 @@ AuthenticationMethod read_method(const Context& ctx, const YAML::Node& node) {
           e.name = entry_name;
           if (!kv.second["subject"]) ectx.fail(kv.second, "missing field 'subject'");
           e.subject = text(ectx.child("subject"), kv.second["subject"]);
-          if (e.subject.find('=') == std::string::npos)
+          if (!distinguished_name(e.subject))
             ectx.child("subject").fail(kv.second["subject"],
                                        "a subject is a distinguished name such as "
-                                       "\"CN = smart-fan, OU = Engineering\"");
+                                       "\"CN = smart-fan, OU = Engineering\": every part TYPE = value, "
+                                       "separated by ',' or '+' ('\\' escapes a character)");
           if (auto a = kv.second["attributes"]) e.attributes = string_map(ectx.child("attributes"), a);
           m.x509_attributes.push_back(std::move(e));
         }

@@ -65,6 +65,11 @@ TEST_CASE("distinguished names: RFC 4514 hex escapes are bytes, as OpenSSL print
   CHECK(normalize_dn("CN=x\\0AOU=admins") != normalize_dn("CN=x,OU=admins"));
   CHECK(normalize_dn("CN=x\\0AOU=admins").find('\n') == normalize_dn("CN=x\\0AOU=admins").size() - 1);
   CHECK(normalize_dn("CN=a\\5C") == normalize_dn("CN=a\\\\"));
+  // Nor can an escaped '=' in a type: "A\=B=v" is not type A with value "B=v".
+  CHECK(normalize_dn("A\\3DB=v") != normalize_dn("A=B=v"));
+  CHECK(normalize_dn("A\\=B=v") != normalize_dn("A=B=v"));
+  // A subject with no TYPE=value pair normalizes to nothing (the configuration refuses it).
+  CHECK(normalize_dn("x\\=y").empty());
 }
 
 TEST_CASE("methods are tried in order; relevance decides who answers") {

@@ -391,3 +391,22 @@ TEST_CASE("proxyProtocol.clientCertificates: Trusted only on a Required plain po
   // A TLS port with X509 and the default setting: as before.
   CHECK(refusal_of(x509_behind_balancer("{mode: Required, trustedSources: [10.0.0.0/8]}", tls)) == "accepted");
 }
+
+TEST_CASE("X509 authorizationAttributes: a subject is TYPE = value parts, or a load error naming it") {
+  auto with_subject = [](const std::string& subject) {
+    return "apiVersion: mqttbroker.iotoperations.azure.com/v1\nkind: BrokerAuthentication\n"
+           "metadata: {name: certs}\nspec:\n  authenticationMethods:\n"
+           "  - method: X509\n    x509Settings:\n      trustedClientCaCert: client-ca\n"
+           "      authorizationAttributes:\n        fan:\n          subject: '" +
+           subject + "'\n          attributes: {building: '17'}\n";
+  };
+  for (const char* ok : {"CN = smart-fan", "CN=a, OU=b", "CN=a+OU=b", "CN=caf\\C3\\A9", "CN=a\\,b", "CN=a=b"})
+    CHECK(refusal_of(with_subject(ok)) == "accepted");
+  // An escaped '=' is no separator: "x\=y" has no pair, and would match an empty subject.
+  for (const char* bad : {"x\\=y", "CN=a, OU", "CN=a,", "=a", "CN=a\\", "smart-fan"}) {
+    INFO(bad);
+    CHECK_THAT(refusal_of(with_subject(bad)),
+               Catch::Contains("f.yaml:11:20: ") &&
+                   Catch::Contains("authorizationAttributes.fan.subject: a subject is a distinguished name"));
+  }
+}

@@ -57,9 +57,18 @@ TEST_CASE("worker inbox: deliveries for a worker that is behind stop at the boun
   CHECK(dropped_for_backlog(producer) <= 11);
   CHECK(broker.stats().limit(Limit::WorkerBacklog) == 1);
 
-  // Worker 1 still has not run: everything more is dropped.
+  // Worker 1 still has not run: more QoS 0 is dropped; QoS 1 still goes in, to its own bound.
   const auto before = dropped_for_backlog(producer);
   deliver_batch(1000, 5);
+  CHECK(dropped_for_backlog(producer) == before + 5);
+  for (int i = 0; i < 5; ++i) {
+    Delivery d;
+    d.message = message_of(1 << 20, 1500 + i);
+    d.qos = 1;
+    producer.deliver(session, std::move(d));
+  }
+  producer.io().poll();
+  producer.io().restart();
   CHECK(dropped_for_backlog(producer) == before + 5);
 
   // Worker 1 drains its inbox (into the session's own bounded queue): room again.
@@ -79,6 +88,19 @@ TEST_CASE("worker inbox: deliveries for a worker that is behind stop at the boun
   }
   producer.io().poll();
   producer.io().restart();
+  CHECK(dropped_for_backlog(producer) == before + 5);
+  consumer.io().poll();
+  consumer.io().restart();
+
+  // A message larger than the bound still reaches an empty inbox (one delivery of it).
+  static const std::string huge(Worker::kMaxInboxDeliveryBytes + 1, 'h');
+  MessageFields f;
+  f.topic = "huge";
+  f.payload = Bytes(reinterpret_cast<const std::byte*>(huge.data()), huge.size());
+  Delivery big;
+  big.message = Message::create(f);
+  producer.deliver(session, std::move(big));
+  producer.io().poll();
   CHECK(dropped_for_backlog(producer) == before + 5);
   consumer.io().poll();
 }
