@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "authn/credentials.hpp"
+#include "authn/distinguished_name.hpp"
 #include "authn/password_file.hpp"
 #include "authn/remote_methods.hpp"
 #include "authz/principal.hpp"
@@ -65,10 +66,6 @@ struct RemoteServices {
 // which a BrokerAuthorization may grant to. Reserved: only an internal port's Anonymous method
 // gives it; certificates, password files, service accounts and custom servers cannot (dropped).
 inline constexpr std::string_view kReservedAttribute = "mqttd-role";
-
-// A distinguished name reduced to sorted "TYPE=value" pairs, so that "CN = a, OU = b" and
-// OpenSSL's "OU=b,CN=a" compare equal.
-std::string normalize_dn(std::string_view dn);
 
 class Authenticator : public std::enable_shared_from_this<Authenticator> {
  public:
