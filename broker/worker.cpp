@@ -105,7 +105,7 @@ void Worker::flush() {
       // acknowledged messages. An empty inbox takes one delivery whatever its size.
       std::size_t bytes = target.inbox_delivery_bytes_;
       const Message* counted = nullptr;
-      const bool all_fit = target.inbox_deliveries_.empty();
+      const bool inbox_was_empty = target.inbox_deliveries_.empty();
       std::size_t kept = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const Message* m = batch[i].delivery.message.get();
@@ -122,7 +122,7 @@ void Worker::flush() {
       }
       batch.resize(kept);
       target.inbox_delivery_bytes_ = bytes;
-      if (all_fit) {
+      if (inbox_was_empty) {
         target.inbox_deliveries_.swap(batch);
       } else {
         for (auto& d : batch) target.inbox_deliveries_.push_back(std::move(d));
