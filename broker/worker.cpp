@@ -102,21 +102,29 @@ void Worker::flush() {
       // What the inbox holds: each delivery, and each message once per run of its deliveries
       // (one publish() queues them together). QoS 0 stops at kMaxInboxDeliveryBytes; QoS 1 and 2
       // go on to kMaxInboxReliableBytes, so that a QoS 0 flood cannot make other clients lose
-      // acknowledged messages. An empty inbox takes one delivery whatever its size.
+      // acknowledged messages. An empty inbox takes one delivery whatever its size, and the
+      // further deliveries of a message already taken are judged without its bytes (they are paid
+      // for): a message larger than the bound reaches each of its subscribers there.
       std::size_t bytes = target.inbox_delivery_bytes_;
       const Message* counted = nullptr;
+      std::size_t counted_size = 0;
       const bool inbox_was_empty = target.inbox_deliveries_.empty();
       std::size_t kept = 0;
       for (std::size_t i = 0; i < batch.size(); ++i) {
         const Message* m = batch[i].delivery.message.get();
-        std::size_t cost = sizeof(RemoteDelivery) + (m && m != counted ? m->stored_size() : 0);
+        const bool paid = m && m == counted;
+        std::size_t cost = sizeof(RemoteDelivery) + (m && !paid ? m->stored_size() : 0);
         std::size_t limit = batch[i].delivery.qos == 0 ? kMaxInboxDeliveryBytes : kMaxInboxReliableBytes;
-        if (bytes != 0 && bytes + cost > limit) {
+        std::size_t judged = paid ? bytes - counted_size : bytes;
+        if (bytes != 0 && judged + cost > limit) {
           ++dropped;
           continue;
         }
         bytes += cost;
-        counted = m;
+        if (!paid) {
+          counted = m;
+          counted_size = m ? m->stored_size() : 0;
+        }
         if (kept != i) batch[kept] = std::move(batch[i]);
         ++kept;
       }
@@ -135,8 +143,9 @@ void Worker::flush() {
       // queue drops), rather than held without bound.
       for (std::size_t i = 0; i < dropped; ++i) metrics.drop(DropReason::WorkerBacklog);
       limit_reached(Limit::WorkerBacklog, fmt::format("worker {}", index()),
-                    fmt::format("{} deliveries for worker {} dropped: it is {} bytes behind", dropped, w,
-                                kMaxInboxDeliveryBytes));
+                    fmt::format("{} deliveries for worker {} dropped: its inbox is at its bound ({} bytes for "
+                                "QoS 0, {} for QoS 1 and 2)",
+                                dropped, w, kMaxInboxDeliveryBytes, kMaxInboxReliableBytes));
     }
     batch.clear();
     if (wake) boost::asio::post(target.io_, [&target] { target.drain_inbox(); });
